@@ -1,0 +1,230 @@
+/**
+ * The KVM_RUN loop of one vCPU (spec §4.1), running on that vCPU's worker thread.
+ *
+ *   requests -> flush LRs (own ap_list_lock) -> mode = IN_GUEST -> re-check requests -> guest
+ *   -> mode = OUTSIDE -> fold + prune -> handle the exit -> again
+ *
+ * The guest is the guest program's code; it leaves guest mode only at instruction boundaries
+ * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
+ * local maintenance flag.
+ */
+import { IN_GUEST_MODE, KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE } from './uapi.js';
+import { KvmError } from './errno.js';
+import { EXIT, type ExitReason, VCPU } from '../shm/layouts.js';
+import { vcpuOff } from '../shm/vm-memory.js';
+import { schedPoint, SchedPoint } from '../sync/sched.js';
+import { BUG } from '../vgic/bugs.js';
+import type { Host } from '../vgic/host.js';
+import { dw } from '../vgic/host.js';
+import { vgicMapResources } from '../vgic/init.js';
+import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgic/locks.js';
+import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
+import { pendingLrCount } from '../vgic/cpu-interface.js';
+import { bumpCounter } from '../vgic/stats.js';
+
+/** Thrown out of guest code when the VM is being torn down; the run then ends quietly. */
+export class VmStopped extends Error {
+  constructor() {
+    super('VM stopped');
+    this.name = 'VmStopped';
+  }
+}
+
+const PARK_SLICE_MS = 50;
+const HALT_POLL_MIN_NS = 10_000;
+const HALT_POLL_MAX_NS = 50_000;
+
+export class VcpuRunner {
+  readonly h: Host;
+  readonly v: number;
+  readonly m: Int32Array;
+  readonly vb: number;
+  readonly modeIdx: number;
+  readonly reqIdx: number;
+  readonly stopIdx: number;
+  /** LRs with the pending bit at the last entry, kept up to date by the CPU interface. */
+  pendHint = 0;
+  /** A maintenance interrupt is due (EOI-bit LR went invalid, or underflow). */
+  maint = false;
+  private haltPollNs = HALT_POLL_MIN_NS;
+  private inKvmRun = false;
+
+  constructor(h: Host, v: number) {
+    this.h = h;
+    this.v = v;
+    this.m = h.m;
+    this.vb = vcpuOff(h.g, v);
+    this.modeIdx = this.vb + VCPU.off.mode;
+    this.reqIdx = this.vb + VCPU.off.requests;
+    this.stopIdx = dw(h, 'stop');
+  }
+
+  private vgicPresent(): boolean {
+    return this.m[dw(this.h, 'inKernel')] !== 0;
+  }
+
+  /** KVM_RUN: take vcpu->mutex for its whole duration; first-run setup; enter the guest. */
+  kvmRunEnter(): void {
+    lockVcpuMutex(this.h, this.v);
+    this.inKvmRun = true;
+    try {
+      if (Atomics.load(this.m, dw(this.h, 'dead'))) throw new KvmError('EIO', 'VM is dead');
+      if (!this.m[this.vb + VCPU.off.ranOnce]) {
+        // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
+        if (this.vgicPresent()) vgicMapResources(this.h);
+        lockConfig(this.h);
+        this.m[this.vb + VCPU.off.ranOnce] = 1;
+        unlockConfig(this.h);
+      }
+      this.enter();
+    } catch (e) {
+      this.kvmRunReturn();
+      throw e;
+    }
+  }
+
+  /** KVM_RUN returns to userspace: release vcpu->mutex. */
+  kvmRunReturn(): void {
+    if (!this.inKvmRun) return;
+    this.inKvmRun = false;
+    Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
+    unlockVcpuMutex(this.h, this.v);
+  }
+
+  private checkRequests(): void {
+    const m = this.m;
+    if (Atomics.load(m, this.stopIdx)) throw new VmStopped();
+    const req = Atomics.exchange(m, this.reqIdx, 0);
+    if (req === 0) return;
+    if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
+    if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
+    // KVM_REQ_IRQ_PENDING carries no work: it only made "requests pending" true.
+  }
+
+  /** KVM_REQ_SLEEP (kvm_arm_halt_guest): stay out of the guest while paused. */
+  private sleepWhilePaused(): void {
+    const m = this.m;
+    const pauseIdx = this.vb + VCPU.off.pause;
+    while (Atomics.load(m, pauseIdx)) {
+      if (Atomics.load(m, this.stopIdx)) throw new VmStopped();
+      Atomics.wait(m, pauseIdx, 1, PARK_SLICE_MS);
+    }
+  }
+
+  /** From outside the guest to inside it: requests, flush, publish IN_GUEST_MODE, re-check. */
+  enter(): void {
+    const m = this.m;
+    const h = this.h;
+    for (;;) {
+      this.checkRequests();
+      if (this.vgicPresent()) flushLrs(h, this.v);
+      schedPoint(SchedPoint.PublishMode, this.v);
+      Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
+      // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request
+      // made before our store is seen here; one made after finds IN_GUEST_MODE and flips us to
+      // EXITING. Without this re-check a kick in between is lost (bug seed noRequestRecheck).
+      if (!(h.bugs & BUG.noRequestRecheck) && (Atomics.load(m, this.reqIdx) !== 0 || Atomics.load(m, this.stopIdx) !== 0)) {
+        Atomics.store(m, this.modeIdx, OUTSIDE_GUEST_MODE);
+        if (this.vgicPresent()) syncHwstate(h, this.v);
+        continue;
+      }
+      bumpCounter(h, this.v, 'entries');
+      this.pendHint = this.vgicPresent() ? pendingLrCount(h, this.v) : 0;
+      this.maint = false;
+      return;
+    }
+  }
+
+  /** From the guest to the host: mode = OUTSIDE, count the reason, fold and prune. */
+  exit(reason: ExitReason): void {
+    Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
+    schedPoint(SchedPoint.PublishMode, this.v);
+    this.m[this.vb + VCPU.off.exits + EXIT[reason]]!++;
+    if (this.vgicPresent()) syncHwstate(this.h, this.v);
+  }
+
+  /** An instruction boundary found a kick or a maintenance interrupt: exit and re-enter. */
+  exitForInterrupt(): void {
+    this.exit(this.maint ? 'maintenance' : 'irq');
+    this.enter();
+  }
+
+  /** kvm_arch_vcpu_runnable (spec §4.9), minus "stopped". */
+  runnable(): boolean {
+    const m = this.m;
+    if (Atomics.load(m, this.vb + VCPU.off.pause)) return false;
+    if (m[this.vb + VCPU.off.irqLine] || m[this.vb + VCPU.off.fiqLine]) return true;
+    if (!Atomics.load(m, dw(this.h, 'initialized'))) return false;
+    return vcpuHasPendingIrq(this.h, this.v);
+  }
+
+  /**
+   * WFI: exit, block until runnable (or teardown), re-enter. Blocking is kvm_vcpu_block: publish
+   * `blocked`, then re-check runnable (Dekker with kick: a waker that saw blocked=0 had queued its
+   * IRQ before our check), halt-poll the doorbell for a short adaptive window (KVM's halt_poll_ns),
+   * and only then park on it. A waker notifies only when `parked` is set.
+   */
+  wfi(): void {
+    this.exit('wfi');
+    bumpCounter(this.h, this.v, 'wfi');
+    this.block();
+    this.enter();
+  }
+
+  private block(): void {
+    const m = this.m;
+    const h = this.h;
+    const blockedIdx = this.vb + VCPU.off.blocked;
+    const wakeIdx = this.vb + VCPU.off.wake;
+    const parkedIdx = this.vb + VCPU.off.parked;
+    const seeded = (h.bugs & BUG.wfiNoRecheck) !== 0;
+    // The seeded bug checks before publishing "blocked" and never again: a wake-up that lands in
+    // between is lost (the lost wake-up race of spec §4.9).
+    if (seeded && this.runnable()) return;
+    Atomics.store(m, wakeIdx, 0);
+    Atomics.store(m, blockedIdx, 1);
+    schedPoint(SchedPoint.Block, this.v);
+    try {
+      for (;;) {
+        if (!seeded && this.runnable()) return;
+        if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
+        if (this.haltPoll(wakeIdx)) {
+          bumpCounter(h, this.v, 'wfiPolled');
+          this.haltPollNs = Math.min(HALT_POLL_MAX_NS, this.haltPollNs * 2);
+        } else {
+          this.haltPollNs = Math.max(HALT_POLL_MIN_NS, this.haltPollNs >> 1);
+          bumpCounter(h, this.v, 'wfiParked');
+          Atomics.store(m, parkedIdx, 1);
+          // Re-check the doorbell after publishing `parked`: a waker that saw parked=0 rang first.
+          if (Atomics.load(m, wakeIdx) === 0) Atomics.wait(m, wakeIdx, 0, PARK_SLICE_MS);
+          Atomics.store(m, parkedIdx, 0);
+        }
+        if (seeded) {
+          // Only a doorbell ends the seeded wait; timeouts just sleep again.
+          if (Atomics.load(m, wakeIdx) === 0) continue;
+          Atomics.store(m, wakeIdx, 0);
+          if (this.runnable()) return;
+          continue;
+        }
+        Atomics.store(m, wakeIdx, 0);
+      }
+    } finally {
+      Atomics.store(m, blockedIdx, 0);
+    }
+  }
+
+  /** Spin on the doorbell for the current window. True if it rang. */
+  private haltPoll(wakeIdx: number): boolean {
+    const m = this.m;
+    const end = performance.now() + this.haltPollNs / 1e6;
+    for (;;) {
+      for (let i = 0; i < 64; i++) if (Atomics.load(m, wakeIdx) !== 0) return true;
+      if (performance.now() >= end || Atomics.load(m, this.stopIdx)) return false;
+    }
+  }
+
+  /** Used by injection on this thread (e.g. SGIs to self) to note a new request for re-entry. */
+  pendingRequest(): boolean {
+    return (Atomics.load(this.m, this.reqIdx) & KVM_REQ_IRQ_PENDING) !== 0;
+  }
+}

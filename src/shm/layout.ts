@@ -1,0 +1,43 @@
+/**
+ * Shared-memory layout tables. A structure is declared once as an ordered list of fields
+ * (name, width in Int32 words, what it means); offsets are computed from the declaration and
+ * nothing else in the code base writes an offset by hand. Fields of kind 'f64' are 8-byte
+ * aligned so they can be read through a Float64Array view of the same buffer.
+ */
+export interface FieldDecl {
+  readonly name: string;
+  /** Width in Int32 words. */
+  readonly words?: number;
+  readonly kind?: 'i32' | 'f64';
+  readonly doc: string;
+}
+
+export interface Layout<N extends string> {
+  readonly name: string;
+  /** Size in Int32 words (a multiple of 2, so arrays of records keep f64 alignment). */
+  readonly size: number;
+  readonly off: { readonly [K in N]: number };
+  readonly fields: readonly (FieldDecl & { offset: number; words: number })[];
+}
+
+export function defineLayout<const F extends readonly FieldDecl[]>(name: string, fields: F): Layout<F[number]['name']> {
+  let at = 0;
+  const off: Record<string, number> = {};
+  const out: (FieldDecl & { offset: number; words: number })[] = [];
+  for (const f of fields) {
+    const words = f.words ?? (f.kind === 'f64' ? 2 : 1);
+    if (f.kind === 'f64' && at % 2 !== 0) at++;
+    if (f.name in off) throw new Error(`layout ${name}: duplicate field ${f.name}`);
+    off[f.name] = at;
+    out.push({ ...f, offset: at, words });
+    at += words;
+  }
+  if (at % 2 !== 0) at++;
+  return { name, size: at, off: off as { [K in F[number]['name']]: number }, fields: out };
+}
+
+/** Render a layout as a table (used by `vgic-emu layout` and docs). */
+export function describeLayout(l: Layout<string>): string {
+  const rows = l.fields.map((f) => `  +${String(f.offset).padStart(4)}  ${String(f.words).padStart(3)}w  ${f.name.padEnd(18)} ${f.doc}`);
+  return `${l.name} (${l.size} words)\n${rows.join('\n')}`;
+}

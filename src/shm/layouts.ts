@@ -1,0 +1,137 @@
+/**
+ * Every shared structure of a VM, declared once (DESIGN §2). Lock fields take two words
+ * ([state, owner], see sync/lock.ts).
+ */
+import { defineLayout } from './layout.js';
+
+/** One interrupt record (struct vgic_irq). All mutable fields are guarded by `lock` (irq_lock). */
+export const IRQ = defineLayout('vgic_irq', [
+  { name: 'lock', words: 2, doc: 'irq_lock (spin)' },
+  { name: 'vcpu', doc: 'vCPU whose ap_list holds this IRQ, -1 if none' },
+  { name: 'target', doc: 'target_vcpu: where it should go, -1 if none' },
+  { name: 'next', doc: 'ap_list link: next record index, -1 at tail' },
+  { name: 'prev', doc: 'ap_list link: previous record index, -1 at head' },
+  { name: 'intid', doc: 'guest INTID' },
+  { name: 'lineLevel', doc: 'input wire state (level)' },
+  { name: 'pendingLatch', doc: 'latched pending state' },
+  { name: 'active', doc: 'active state' },
+  { name: 'enabled', doc: 'enable bit' },
+  { name: 'config', doc: '0 = EDGE, 1 = LEVEL' },
+  { name: 'group', doc: 'interrupt group 0/1' },
+  { name: 'priority', doc: '8-bit priority, low 3 bits zero' },
+  { name: 'hw', doc: 'backed by a physical interrupt' },
+  { name: 'hwintid', doc: 'physical INTID when hw' },
+  { name: 'targets', doc: 'v2: ITARGETSR byte; v3: IROUTER affinity (mpidr)' },
+  { name: 'source', doc: 'v2 SGIs: bitmask of requesting vCPUs' },
+  { name: 'activeSource', doc: 'v2 SGIs: source of the active instance' },
+  { name: 'owner', doc: 'in-kernel owner token, 0 = none' },
+  { name: 'onLr', doc: 'currently written into an LR' },
+  { name: 'refcount', doc: 'LPIs only' },
+]);
+
+/** One list register, as the vCPU's shadow copy (ICH_LR<n>_EL2 / GICH_LR<n>). */
+export const LR = defineLayout('list_register', [
+  { name: 'intid', doc: 'vINTID' },
+  { name: 'state', doc: 'bit0 PENDING, bit1 ACTIVE' },
+  { name: 'priority', doc: '8-bit priority' },
+  { name: 'group', doc: 'group bit' },
+  { name: 'hw', doc: 'HW bit: deactivation also deactivates pINTID' },
+  { name: 'pintid', doc: 'physical INTID when hw' },
+  { name: 'eoi', doc: 'EOI bit: maintenance interrupt when it goes invalid' },
+  { name: 'cpuid', doc: 'v2 SGIs: source vCPU (GICH_LR CPUID)' },
+]);
+
+export const LR_PENDING = 1;
+export const LR_ACTIVE = 2;
+export const MAX_LRS = 16;
+
+/** Exit reasons counted per vCPU (order = index into the exit counters). */
+export const EXIT_REASONS = ['irq', 'maintenance', 'mmio_kernel', 'mmio_user', 'sysreg', 'wfi', 'request'] as const;
+export type ExitReason = (typeof EXIT_REASONS)[number];
+export const EXIT = Object.fromEntries(EXIT_REASONS.map((r, i) => [r, i])) as { [K in ExitReason]: number };
+
+/** Per-vCPU counters (statistics), in the order of this table. */
+export const VCPU_COUNTERS = [
+  'entries', 'irqsTaken', 'acks', 'spuriousAcks', 'eois', 'deactivations', 'wfi', 'wfiPolled', 'wfiParked',
+  'kicksReceived', 'lrOverflows', 'prunes', 'migrations',
+] as const;
+export type VcpuCounter = (typeof VCPU_COUNTERS)[number];
+
+/** Per-vCPU state (struct vgic_cpu plus the generic vcpu fields the vgic relies on). */
+export const VCPU = defineLayout('vcpu', [
+  { name: 'mutex', words: 2, doc: 'vcpu->mutex, held for the whole KVM_RUN' },
+  { name: 'apLock', words: 2, doc: 'ap_list_lock (spin)' },
+  { name: 'apHead', doc: 'ap_list head record index, -1 if empty' },
+  { name: 'apTail', doc: 'ap_list tail record index, -1 if empty' },
+  { name: 'created', doc: '1 once KVM_CREATE_VCPU finished' },
+  { name: 'mode', doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
+  { name: 'requests', doc: 'KVM_REQ_* bitmap' },
+  { name: 'blocked', doc: '1 while in kvm_vcpu_block (WFI)' },
+  { name: 'wake', doc: 'doorbell: set by a waker while blocked' },
+  { name: 'parked', doc: '1 while asleep in Atomics.wait on `wake`' },
+  { name: 'pause', doc: 'kvm_arm_halt_guest: paused' },
+  { name: 'ranOnce', doc: 'has entered KVM_RUN once' },
+  { name: 'mpidr', doc: 'affinity Aff2.Aff1.Aff0' },
+  { name: 'irqLine', doc: 'KVM_IRQ_LINE CPU type: virtual IRQ line' },
+  { name: 'fiqLine', doc: 'KVM_IRQ_LINE CPU type: virtual FIQ line' },
+  { name: 'nrLr', doc: 'number of list registers' },
+  { name: 'usedLrs', doc: 'LRs populated at the last flush' },
+  { name: 'uie', doc: 'underflow maintenance requested at the last flush' },
+  { name: 'pmr', doc: 'VMCR.PMR (8-bit)' },
+  { name: 'bpr0', doc: 'VMCR.BPR0' },
+  { name: 'bpr1', doc: 'VMCR.BPR1' },
+  { name: 'eng0', doc: 'VMCR.ENG0 (group 0 enable)' },
+  { name: 'eng1', doc: 'VMCR.ENG1 (group 1 enable)' },
+  { name: 'eoiMode', doc: 'VMCR.EOIM: 1 = split priority drop / deactivate' },
+  { name: 'cbpr', doc: 'VMCR.CBPR' },
+  { name: 'ackCtl', doc: 'v2 GICC_CTLR.AckCtl' },
+  { name: 'fiqEn', doc: 'v2 GICC_CTLR.FIQEn' },
+  { name: 'ap0r', doc: 'group 0 active priorities, one bit per preemption level' },
+  { name: 'ap1r', doc: 'group 1 active priorities' },
+  { name: 'eoiCount', doc: 'ICH_HCR.EOIcount' },
+  { name: 'rdRegion', doc: 'v3: index of the redistributor region holding this vCPU, -1' },
+  { name: 'rdIndex', doc: 'v3: slot within that region' },
+  { name: 'gicrCtlr', doc: 'v3: GICR_CTLR shadow' },
+  { name: 'rdBase', kind: 'f64', doc: 'v3: redistributor frame base, -1 if not placed' },
+  { name: 'lr', words: 16 * 8, doc: 'list registers (LR layout x 16)' },
+  { name: 'exits', words: EXIT_REASONS.length, doc: 'exit counters by reason' },
+  { name: 'counters', words: VCPU_COUNTERS.length, doc: 'statistics counters (VCPU_COUNTERS)' },
+]);
+if (VCPU.off.lr + MAX_LRS * LR.size > VCPU.off.exits) throw new Error('VCPU.lr too small for LR layout');
+
+export const MAX_RDIST_REGIONS = 8;
+
+/** One v3 redistributor region (KVM_VGIC_V3_ADDR_TYPE_REDIST[_REGION]). */
+export const RDIST_REGION = defineLayout('rdist_region', [
+  { name: 'base', kind: 'f64', doc: 'guest physical base' },
+  { name: 'count', doc: 'number of redistributors it can hold (0 = legacy: as many as vCPUs)' },
+  { name: 'freeIndex', doc: 'next free redistributor slot' },
+  { name: 'index', doc: 'region index' },
+]);
+
+/** Distributor and VM-wide state (struct vgic_dist plus the kvm fields the vgic uses). */
+export const DIST = defineLayout('vgic_dist', [
+  { name: 'kvmLock', words: 2, doc: 'kvm->lock (mutex)' },
+  { name: 'configLock', words: 2, doc: 'kvm->arch.config_lock (mutex)' },
+  { name: 'distLock', words: 2, doc: "2014 design's dist->lock; used in locking: 'global'" },
+  { name: 'stop', doc: 'teardown: non-zero once the VM is being destroyed' },
+  { name: 'dead', doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
+  { name: 'model', doc: '0 = none, 2 = GICv2, 3 = GICv3' },
+  { name: 'inKernel', doc: 'a vgic device was created' },
+  { name: 'initialized', doc: 'vgic_init done' },
+  { name: 'ready', doc: 'kvm_vgic_map_resources done' },
+  { name: 'enabled', doc: 'distributor enable (GICD_CTLR)' },
+  { name: 'nrSpis', doc: 'number of SPIs (NR_IRQS - 32), 0 until chosen' },
+  { name: 'implRev', doc: 'GICD_IIDR revision' },
+  { name: 'v2GroupsUserWritable', doc: 'IIDR was written by userspace (v2)' },
+  { name: 'onlineVcpus', doc: 'vCPUs fully created' },
+  { name: 'createdVcpus', doc: 'vCPUs whose creation has started' },
+  { name: 'nrRdistRegions', doc: 'number of redistributor regions' },
+  { name: 'rdistStyle', doc: '0 unset, 1 legacy REDIST, 2 REDIST_REGION' },
+  { name: 'distBase', kind: 'f64', doc: 'distributor base, -1 = VGIC_ADDR_UNDEF' },
+  { name: 'cpuBase', kind: 'f64', doc: 'v2 CPU interface base, -1 = undef' },
+  { name: 'regions', words: MAX_RDIST_REGIONS * RDIST_REGION.size, doc: 'redistributor regions' },
+  { name: 'waitingOn', words: 80, doc: 'per thread slot: lock word+1 it is parked on (watchdog)' },
+]);
+
+export const MAX_THREAD_SLOTS = 80;

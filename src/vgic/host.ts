@@ -1,0 +1,79 @@
+/**
+ * The per-thread view of one VM's vgic: the shared buffers as typed arrays, the geometry, and this
+ * thread's lock context. Host code (injection, MMIO emulation, the run loop) takes a Host as its
+ * first argument, like the kernel's functions take `struct kvm *`.
+ */
+import { DIST } from '../shm/layouts.js';
+import type { VmBuffers, VmGeometry } from '../shm/vm-memory.js';
+import type { LockStatsMode, SyncThread } from '../sync/thread.js';
+import { makeSyncThread, threadStatsSize } from '../sync/thread.js';
+import { setVcpuSlotCount } from '../sync/lock.js';
+
+export type LockingMode = 'fine' | 'global';
+
+/** Options every thread of a VM must agree on (passed to workers verbatim). */
+export interface SharedVmConfig {
+  readonly maxVcpus: number;
+  readonly nrLr: number;
+  readonly ramBytes: number;
+  readonly ipaBits: number;
+  readonly locking: LockingMode;
+  readonly lockdep: boolean;
+  readonly lockStats: LockStatsMode;
+  /** Bitmask of enabled bug seeds (stress testing); 0 in a correct model. */
+  readonly bugs: number;
+}
+
+export interface Host {
+  readonly g: VmGeometry;
+  readonly cfg: SharedVmConfig;
+  readonly buf: VmBuffers;
+  readonly m: Int32Array;
+  readonly f: Float64Array;
+  readonly ram: Uint8Array;
+  readonly ramView: DataView;
+  readonly t: SyncThread;
+  readonly global: boolean;
+  /** vCPU id when this thread is a vCPU thread, else -1. */
+  readonly selfVcpu: number;
+  readonly bugs: number;
+  /** Called on the vCPU thread at fold when a level SPI's EOI maintenance fires (ack notifier). */
+  onAckedSpi: ((pin: number) => void) | null;
+}
+
+export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slot: number, name: string, selfVcpu: number): Host {
+  const m = new Int32Array(buf.state);
+  const stats = new Float64Array(buf.stats);
+  setVcpuSlotCount(cfg.maxVcpus);
+  const t: SyncThread = makeSyncThread({
+    m,
+    stats,
+    slot,
+    name,
+    statsBase: slot * threadStatsSize(),
+    statsMode: cfg.lockStats,
+    stopWord: g.distBase + DIST.off.stop,
+    waitingOnWord: g.distBase + DIST.off.waitingOn + slot,
+    edgeBase: g.edgeBase,
+    lockdep: cfg.lockdep,
+  });
+  return {
+    g,
+    cfg,
+    buf,
+    m,
+    f: new Float64Array(buf.state),
+    ram: new Uint8Array(buf.ram),
+    ramView: new DataView(buf.ram),
+    t,
+    global: cfg.locking === 'global',
+    selfVcpu,
+    bugs: cfg.bugs,
+    onAckedSpi: null,
+  };
+}
+
+/** Index of a DIST field. */
+export function dw(h: Host, field: keyof typeof DIST.off): number {
+  return h.g.distBase + DIST.off[field];
+}

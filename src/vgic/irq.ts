@@ -1,0 +1,63 @@
+/**
+ * Interrupt records: lookup (vgic_get_irq) and the derived predicates of spec §1.2.
+ * Record indices: private IRQs of vCPU v are v*32 + intid; SPIs follow at spiRecordBase.
+ */
+import { IRQ } from '../shm/layouts.js';
+import { irqOff } from '../shm/vm-memory.js';
+import type { Host } from './host.js';
+import { dw } from './host.js';
+
+export const EDGE = 0;
+export const LEVEL = 1;
+
+/** Record index for (vcpu, intid), or -1 when no such interrupt exists (callers return EINVAL). */
+export function irqRecord(h: Host, vcpu: number, intid: number): number {
+  if (intid < 32) {
+    if (vcpu < 0 || intid < 0) return -1;
+    return vcpu * 32 + intid;
+  }
+  if (intid < 32 + h.m[dw(h, 'nrSpis')]!) return h.g.spiRecordBase + intid - 32;
+  return -1;
+}
+
+/** INTID of record r (stored in the record at init; computed here for speed). */
+export function recordIntid(h: Host, r: number): number {
+  return r < h.g.spiRecordBase ? r & 31 : r - h.g.spiRecordBase + 32;
+}
+
+/** pending(irq): the latch for edge; latch OR line for level (spec §3.4). Caller holds irq_lock. */
+export function irqIsPending(m: Int32Array, b: number): boolean {
+  return m[b + IRQ.off.pendingLatch] !== 0 || (m[b + IRQ.off.config] === LEVEL && m[b + IRQ.off.lineLevel] !== 0);
+}
+
+export function isV2Sgi(h: Host, b: number): boolean {
+  return h.m[dw(h, 'model')] === 2 && h.m[b + IRQ.off.intid]! < 16;
+}
+
+export function popcount(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/** lr_count(irq) (spec §1.2): how many LRs the record wants. Caller holds irq_lock. */
+export function irqLrCount(h: Host, b: number): number {
+  const m = h.m;
+  if (isV2Sgi(h, b) && m[b + IRQ.off.source] !== 0) return popcount(m[b + IRQ.off.source]!) + (m[b + IRQ.off.active] ? 1 : 0);
+  return irqIsPending(m, b) || m[b + IRQ.off.active] ? 1 : 0;
+}
+
+/** Reset one record to the all-zero SPI default (spec §1.6), keeping its lock words. */
+export function resetRecord(h: Host, r: number): void {
+  const b = irqOff(h.g, r);
+  const m = h.m;
+  for (const f of IRQ.fields) {
+    if (f.name === 'lock') continue;
+    for (let i = 0; i < f.words; i++) m[b + f.offset + i] = 0;
+  }
+  m[b + IRQ.off.vcpu] = -1;
+  m[b + IRQ.off.target] = -1;
+  m[b + IRQ.off.next] = -1;
+  m[b + IRQ.off.prev] = -1;
+  m[b + IRQ.off.intid] = recordIntid(h, r);
+}

@@ -1,0 +1,67 @@
+/**
+ * The vgic's lock mapping. `fine` (2016+ kernel): one irq_lock per record, one ap_list_lock per
+ * vCPU. `global` (2014 kernel): both map onto the single distributor lock; an inner acquisition
+ * while the thread already holds it is elided, as dist->lock covered whole paths then.
+ * Same call sites, same algorithms: the A/B for contention studies differs only here.
+ */
+import { DIST, IRQ, VCPU } from '../shm/layouts.js';
+import { irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { acquire, release, SPIN_LIMIT_MUTEX, SPIN_LIMIT_SPINLOCK, tryAcquire } from '../sync/lock.js';
+import { LockClass } from '../sync/lock-classes.js';
+import type { Host } from './host.js';
+
+function globalLock(h: Host): void {
+  if (h.t.globalDepth++ === 0) acquire(h.t, h.g.distBase + DIST.off.distLock, LockClass.DistLock, -1, SPIN_LIMIT_SPINLOCK);
+}
+function globalUnlock(h: Host): void {
+  if (--h.t.globalDepth === 0) release(h.t, h.g.distBase + DIST.off.distLock, LockClass.DistLock);
+}
+
+export function lockIrq(h: Host, r: number): void {
+  if (h.global) return globalLock(h);
+  acquire(h.t, irqOff(h.g, r) + IRQ.off.lock, LockClass.IrqLock, r, SPIN_LIMIT_SPINLOCK);
+}
+export function unlockIrq(h: Host, r: number): void {
+  if (h.global) return globalUnlock(h);
+  release(h.t, irqOff(h.g, r) + IRQ.off.lock, LockClass.IrqLock);
+}
+export function lockApList(h: Host, v: number): void {
+  if (h.global) return globalLock(h);
+  acquire(h.t, vcpuOff(h.g, v) + VCPU.off.apLock, LockClass.ApListLock, v, SPIN_LIMIT_SPINLOCK);
+}
+export function unlockApList(h: Host, v: number): void {
+  if (h.global) return globalUnlock(h);
+  release(h.t, vcpuOff(h.g, v) + VCPU.off.apLock, LockClass.ApListLock);
+}
+
+export function lockConfig(h: Host): void {
+  acquire(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock, -1, SPIN_LIMIT_MUTEX);
+}
+export function unlockConfig(h: Host): void {
+  release(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock);
+}
+export function lockKvm(h: Host): void {
+  acquire(h.t, h.g.distBase + DIST.off.kvmLock, LockClass.KvmLock, -1, SPIN_LIMIT_MUTEX);
+}
+export function unlockKvm(h: Host): void {
+  release(h.t, h.g.distBase + DIST.off.kvmLock, LockClass.KvmLock);
+}
+export function lockVcpuMutex(h: Host, v: number): void {
+  acquire(h.t, vcpuOff(h.g, v) + VCPU.off.mutex, LockClass.VcpuMutex, v, SPIN_LIMIT_MUTEX);
+}
+export function tryLockVcpuMutex(h: Host, v: number): boolean {
+  return tryAcquire(h.t, vcpuOff(h.g, v) + VCPU.off.mutex, LockClass.VcpuMutex, v);
+}
+export function unlockVcpuMutex(h: Host, v: number): void {
+  release(h.t, vcpuOff(h.g, v) + VCPU.off.mutex, LockClass.VcpuMutex);
+}
+
+/** Helper for paths that run a body under one lock pair and must release on throw. */
+export function withConfigLock<T>(h: Host, body: () => T): T {
+  lockConfig(h);
+  try {
+    return body();
+  } finally {
+    unlockConfig(h);
+  }
+}

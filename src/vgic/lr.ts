@@ -1,0 +1,326 @@
+/**
+ * The world switch: flushing the ap_list into list registers before entry, folding LR state back
+ * into the records after exit, and pruning/migrating the ap_list (kernel vgic.c, vgic-v2.c,
+ * vgic-v3.c; spec §4.3-4.7). Flush follows the classic (~6.1-6.6) algorithm of spec §4.3: sort when
+ * the list does not fit or holds a multi-source SGI, active IRQs first; UIE when entries remain.
+ */
+import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
+import { IRQ, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { BUG } from './bugs.js';
+import type { Host } from './host.js';
+import { dw } from './host.js';
+import { EDGE, irqIsPending, irqLrCount, irqRecord, isV2Sgi, LEVEL } from './irq.js';
+import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
+import { apListAppend, apListUnlink, kickVcpu, makeRequest, oracle } from './queue.js';
+import { bumpCounter } from './stats.js';
+
+export function lrOff(h: Host, v: number, i: number): number {
+  return vcpuOff(h.g, v) + VCPU.off.lr + i * LR.size;
+}
+
+function clearLr(m: Int32Array, lb: number): void {
+  for (let k = 0; k < LR.size; k++) m[lb + k] = 0;
+}
+
+/** vgic_v2/v3_populate_lr (spec §4.4). Caller holds the IRQ's irq_lock and the vCPU's ap_list_lock. */
+function populateLr(h: Host, v: number, b: number, i: number): void {
+  const m = h.m;
+  const lb = lrOff(h, v, i);
+  const v2sgi = isV2Sgi(h, b);
+  const active = m[b + IRQ.off.active] !== 0;
+  const level = m[b + IRQ.off.config] === LEVEL;
+  const hw = m[b + IRQ.off.hw] !== 0;
+  let state = 0;
+  let eoi = 0;
+  let cpuid = 0;
+  let allowPending = true;
+  if (active) {
+    state |= LR_ACTIVE;
+    if (v2sgi) {
+      cpuid = m[b + IRQ.off.activeSource]!;
+      // Multi-source SGI still active: do not also mark it pending; ask for maintenance at
+      // deactivation so the next source can be presented.
+      if (m[b + IRQ.off.source] !== 0) {
+        allowPending = false;
+        eoi = 1;
+      }
+    }
+  }
+  if (hw) {
+    if (active) allowPending = false; // pending lives in the physical distributor
+  } else if (level) {
+    eoi = 1; // software resampling needs to see the deactivation
+    if (active) allowPending = false; // never pending+active for level
+  }
+  if (allowPending && irqIsPending(m, b)) {
+    if (v2sgi) {
+      const src = m[b + IRQ.off.source]!;
+      if (src === 0) {
+        // A pending v2 SGI without a source is a bug in the caller (the kernel warns and skips).
+        allowPending = false;
+      } else {
+        const s = 31 - Math.clz32(src & -src);
+        cpuid = s;
+        const rest = src & ~(1 << s);
+        m[b + IRQ.off.source] = rest;
+        state |= LR_PENDING;
+        m[b + IRQ.off.pendingLatch] = rest !== 0 ? 1 : 0;
+        if (rest !== 0) eoi = 1;
+      }
+    } else {
+      state |= LR_PENDING;
+      if (!level) m[b + IRQ.off.pendingLatch] = 0; // the pending state now lives in the LR
+      if (hw && level) m[b + IRQ.off.lineLevel] = 0; // mapped level: only rising edges are seen
+    }
+  }
+  m[b + IRQ.off.onLr] = 1;
+  m[lb + LR.off.intid] = m[b + IRQ.off.intid]!;
+  m[lb + LR.off.state] = state;
+  m[lb + LR.off.priority] = m[b + IRQ.off.priority]!;
+  m[lb + LR.off.group] = m[b + IRQ.off.group]!;
+  m[lb + LR.off.hw] = hw ? 1 : 0;
+  m[lb + LR.off.pintid] = hw ? m[b + IRQ.off.hwintid]! : 0;
+  m[lb + LR.off.eoi] = eoi;
+  m[lb + LR.off.cpuid] = cpuid;
+}
+
+// Sort scratch, per thread (the sort runs under one ap_list_lock at a time on this thread).
+let sortIdx = new Int32Array(64);
+let sortKey = new Float64Array(64);
+
+/**
+ * vgic_sort_ap_list (classic comparator): active first, then enabled&pending, then ascending
+ * priority; stable. The kernel compares under both records' irq locks; we snapshot each record's
+ * key under its own irq_lock and sort the snapshot: the same order, without ever holding two
+ * irq locks (which is also why the self-comparison deadlock of §12.24 cannot arise here).
+ */
+function sortApList(h: Host, v: number): void {
+  const m = h.m;
+  const vb = vcpuOff(h.g, v);
+  let n = 0;
+  for (let r = m[vb + VCPU.off.apHead]!; r >= 0; r = m[irqOff(h.g, r) + IRQ.off.next]!) {
+    if (n === sortIdx.length) {
+      const ni = new Int32Array(n * 2);
+      ni.set(sortIdx);
+      sortIdx = ni;
+      const nk = new Float64Array(n * 2);
+      nk.set(sortKey);
+      sortKey = nk;
+    }
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    const active = m[b + IRQ.off.active] !== 0;
+    const pend = m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
+    const cls = active ? 0 : pend ? 1 : 2;
+    sortKey[n] = (cls * 256 + m[b + IRQ.off.priority]!) * 65536 + n; // n: stability
+    unlockIrq(h, r);
+    sortIdx[n++] = r;
+  }
+  const order = Array.from({ length: n }, (_, k) => k).sort((a, c) => sortKey[a]! - sortKey[c]!);
+  let prev = -1;
+  for (const k of order) {
+    const r = sortIdx[k]!;
+    const b = irqOff(h.g, r);
+    m[b + IRQ.off.prev] = prev;
+    if (prev >= 0) m[irqOff(h.g, prev) + IRQ.off.next] = r;
+    else m[vb + VCPU.off.apHead] = r;
+    prev = r;
+  }
+  if (prev >= 0) m[irqOff(h.g, prev) + IRQ.off.next] = -1;
+  m[vb + VCPU.off.apTail] = prev;
+}
+
+/**
+ * kvm_vgic_flush_hwstate + vgic_flush_lr_state. Returns the number of LRs populated.
+ * An empty ap_list is skipped without the lock, as the classic kernel does: the race with a
+ * concurrent injector is benign because the injector kicks us after queueing (spec §4.3, §12.4).
+ */
+export function flushLrs(h: Host, v: number): number {
+  const m = h.m;
+  const vb = vcpuOff(h.g, v);
+  if (m[vb + VCPU.off.apHead]! < 0) {
+    m[vb + VCPU.off.usedLrs] = 0;
+    m[vb + VCPU.off.uie] = 0;
+    return 0;
+  }
+  const nrLr = m[vb + VCPU.off.nrLr]!;
+  lockApList(h, v);
+  let depth = 0;
+  let multiSgi = false;
+  for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    const w = irqLrCount(h, b);
+    const next = m[b + IRQ.off.next]!;
+    unlockIrq(h, r);
+    depth += w;
+    if (w > 1) multiSgi = true;
+    r = next;
+  }
+  if (depth > nrLr || multiSgi) {
+    sortApList(h, v);
+    bumpCounter(h, v, 'lrOverflows');
+  }
+  let count = 0;
+  let prio = 0xff;
+  let uie = 0;
+  for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    // Multi-source SGIs must all be seen before anything of lower priority (sorted list).
+    if (multiSgi && m[b + IRQ.off.priority]! > prio) {
+      unlockIrq(h, r);
+      break;
+    }
+    if (oracle(h, b) === v) {
+      populateLr(h, v, b, count++);
+      if (m[b + IRQ.off.source] !== 0) prio = m[b + IRQ.off.priority]!;
+    }
+    const next = m[b + IRQ.off.next]!;
+    unlockIrq(h, r);
+    if (count === nrLr) {
+      if (next >= 0) uie = 1; // underflow maintenance: come back for the rest
+      break;
+    }
+    r = next;
+  }
+  for (let i = count; i < nrLr; i++) clearLr(m, lrOff(h, v, i));
+  m[vb + VCPU.off.usedLrs] = count;
+  m[vb + VCPU.off.uie] = uie;
+  unlockApList(h, v);
+  return count;
+}
+
+/** vgic_v2/v3_fold_lr_state (spec §4.6). Runs on the vCPU's own thread after the guest exits. */
+export function foldLrs(h: Host, v: number): void {
+  const m = h.m;
+  const vb = vcpuOff(h.g, v);
+  const used = m[vb + VCPU.off.usedLrs]!;
+  for (let i = 0; i < used; i++) {
+    const lb = lrOff(h, v, i);
+    const intid = m[lb + LR.off.intid]!;
+    const state = m[lb + LR.off.state]!;
+    // EOI maintenance on an SPI: notify the ack notifiers (irqfd resamplers) before the irq lock.
+    if (state === 0 && m[lb + LR.off.eoi] && !m[lb + LR.off.hw] && intid >= 32 && intid < 1020 && h.onAckedSpi) {
+      h.onAckedSpi(intid - 32);
+    }
+    const r = irqRecord(h, v, intid);
+    if (r < 0) {
+      clearLr(m, lb);
+      continue;
+    }
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    m[b + IRQ.off.active] = state & LR_ACTIVE ? 1 : 0;
+    const v2sgi = isV2Sgi(h, b);
+    if (v2sgi && state & LR_ACTIVE) m[b + IRQ.off.activeSource] = m[lb + LR.off.cpuid]!;
+    if (m[b + IRQ.off.config] === EDGE && state & LR_PENDING && !(h.bugs & BUG.foldDropsEdgePending)) {
+      m[b + IRQ.off.pendingLatch] = 1;
+      if (v2sgi) m[b + IRQ.off.source] = m[b + IRQ.off.source]! | (1 << m[lb + LR.off.cpuid]!);
+    }
+    // A level interrupt fully handled by the guest loses its soft-pending latch; its pending state
+    // is otherwise recomputed from the line, never copied back from the LR.
+    if (m[b + IRQ.off.config] === LEVEL && state === 0) m[b + IRQ.off.pendingLatch] = 0;
+    m[b + IRQ.off.onLr] = 0;
+    unlockIrq(h, r);
+    clearLr(m, lb);
+  }
+  m[vb + VCPU.off.usedLrs] = 0;
+  m[vb + VCPU.off.uie] = 0;
+}
+
+/**
+ * vgic_prune_ap_list (spec §4.7). Only the owning vCPU removes or migrates entries of its list.
+ * Migration must hold both ap_list locks, lower vCPU id first, so it drops everything, re-takes in
+ * order, re-checks the oracle (the IRQ may have been retargeted meanwhile, race §12.2), and then
+ * restarts from the list head because the list may have changed while unlocked.
+ */
+export function pruneApList(h: Host, v: number): void {
+  const m = h.m;
+  const vb = vcpuOff(h.g, v);
+  retry: for (;;) {
+    lockApList(h, v);
+    for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
+      const b = irqOff(h.g, r);
+      const next = m[b + IRQ.off.next]!;
+      lockIrq(h, r);
+      const t = oracle(h, b);
+      if (t < 0) {
+        apListUnlink(h, v, r);
+        m[b + IRQ.off.vcpu] = -1;
+        unlockIrq(h, r);
+        r = next;
+        continue;
+      }
+      if (t === v) {
+        unlockIrq(h, r);
+        r = next;
+        continue;
+      }
+      // Must migrate to t.
+      unlockIrq(h, r);
+      unlockApList(h, v);
+      const single = (h.bugs & BUG.pruneSingleLock) !== 0;
+      const lo = Math.min(v, t);
+      const hi = Math.max(v, t);
+      if (single) lockApList(h, v);
+      else {
+        lockApList(h, lo);
+        lockApList(h, hi);
+      }
+      lockIrq(h, r);
+      const moved = m[b + IRQ.off.vcpu] === v && oracle(h, b) === t;
+      if (moved) {
+        apListUnlink(h, v, r);
+        m[b + IRQ.off.vcpu] = t;
+        apListAppend(h, t, r);
+      }
+      unlockIrq(h, r);
+      if (single) unlockApList(h, v);
+      else {
+        unlockApList(h, hi);
+        unlockApList(h, lo);
+      }
+      if (moved) {
+        bumpCounter(h, v, 'migrations');
+        makeRequest(h, t, KVM_REQ_IRQ_PENDING);
+        kickVcpu(h, t);
+      }
+      continue retry;
+    }
+    unlockApList(h, v);
+    return;
+  }
+}
+
+/** kvm_vgic_sync_hwstate: fold then prune; skipped when the ap_list is empty (no LRs in use then). */
+export function syncHwstate(h: Host, v: number): void {
+  const vb = vcpuOff(h.g, v);
+  if (h.m[vb + VCPU.off.apHead]! < 0 && h.m[vb + VCPU.off.usedLrs] === 0) return;
+  foldLrs(h, v);
+  pruneApList(h, v);
+}
+
+/**
+ * kvm_vgic_vcpu_pending_irq (spec §4.9): under the ap_list_lock, is some IRQ on THIS vCPU's list
+ * pending, enabled, not active and of priority < PMR? False while the distributor is disabled.
+ */
+export function vcpuHasPendingIrq(h: Host, v: number): boolean {
+  const m = h.m;
+  if (m[dw(h, 'enabled')] === 0) return false;
+  const vb = vcpuOff(h.g, v);
+  const pmr = m[vb + VCPU.off.pmr]!;
+  let found = false;
+  lockApList(h, v);
+  for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && !found; ) {
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    found = irqIsPending(m, b) && m[b + IRQ.off.enabled] !== 0 && m[b + IRQ.off.active] === 0 && m[b + IRQ.off.priority]! < pmr;
+    const next = m[b + IRQ.off.next]!;
+    unlockIrq(h, r);
+    r = next;
+  }
+  unlockApList(h, v);
+  return found;
+}
