@@ -20,6 +20,7 @@ import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
 import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
 import { SYSREGS_BY_NAME, type SysregName } from '../vgic/sysregs.js';
 import { bumpCounter } from '../vgic/stats.js';
+import { GicDriver } from './gic-driver.js';
 
 export type IrqHandler = (cpu: GuestCpu) => void;
 
@@ -54,6 +55,8 @@ export class GuestCpu {
   private inHandler = false;
   private handler: IrqHandler | null = null;
   private readonly userMmio: UserMmioHandler;
+  /** Guest-side GIC driver helpers (trapped MMIO writes). */
+  readonly driver: GicDriver;
 
   constructor(r: VcpuRunner, nrVcpus: number, userMmio: UserMmioHandler) {
     this.r = r;
@@ -69,6 +72,7 @@ export class GuestCpu {
     this.giccBase = r.h.f[dw(this.h, 'cpuBase') / 2]!;
     this.gicrBase = r.h.f[(this.vb + VCPU.off.rdBase) / 2]!;
     this.userMmio = userMmio;
+    this.driver = new GicDriver(this);
   }
 
   // ---- the instruction boundary -------------------------------------------------------------

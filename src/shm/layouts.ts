@@ -46,7 +46,7 @@ export const LR_ACTIVE = 2;
 export const MAX_LRS = 16;
 
 /** Exit reasons counted per vCPU (order = index into the exit counters). */
-export const EXIT_REASONS = ['irq', 'maintenance', 'mmio_kernel', 'mmio_user', 'sysreg', 'wfi', 'request'] as const;
+export const EXIT_REASONS = ['irq', 'maintenance', 'mmio_kernel', 'mmio_user', 'sysreg', 'wfi', 'system_event'] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 export const EXIT = Object.fromEntries(EXIT_REASONS.map((r, i) => [r, i])) as { [K in ExitReason]: number };
 

@@ -5,6 +5,7 @@
  *  state SAB (Int32):  [ DIST | lockdep edges | VCPU x maxVcpus | IRQ x (32*maxVcpus + MAX_SPIS) ]
  *  stats SAB (Float64): lock statistics, per thread slot x lock class
  *  ram SAB:             guest RAM, shared by every vCPU
+ *  userMmio SAB:        the default VMM MMIO register file
  */
 import { NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { threadStatsSize } from '../sync/thread.js';
@@ -57,13 +58,18 @@ export interface VmBuffers {
   readonly state: SharedArrayBuffer;
   readonly stats: SharedArrayBuffer;
   readonly ram: SharedArrayBuffer;
+  /** The default KVM_EXIT_MMIO handler's register file (kvm/user-mmio.ts). */
+  readonly userMmio: SharedArrayBuffer;
 }
+
+export const USER_MMIO_SLOTS = 4096;
 
 export function allocateBuffers(g: VmGeometry): VmBuffers {
   return {
     state: new SharedArrayBuffer(g.stateWords * 4),
     stats: new SharedArrayBuffer(g.statsWords * 8),
     ram: new SharedArrayBuffer(g.ramBytes),
+    userMmio: new SharedArrayBuffer(USER_MMIO_SLOTS * 4 * 4),
   };
 }
 

@@ -1,0 +1,288 @@
+/**
+ * The VM: the KVM VM file descriptor's operations, on the main thread (the VMM's thread).
+ * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
+ */
+import { KvmError, kvmErr } from './errno.js';
+import {
+  KVM_ARM_IRQ_NUM_MASK, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_MASK, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SHIFT,
+  KVM_ARM_IRQ_TYPE_SPI, KVM_ARM_IRQ_VCPU2_MASK, KVM_ARM_IRQ_VCPU2_SHIFT, KVM_ARM_IRQ_VCPU_MASK, KVM_ARM_IRQ_VCPU_SHIFT,
+  KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, KVM_REQ_IRQ_PENDING,
+} from './uapi.js';
+import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
+import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
+import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
+import { IRQ, LR, MAX_LRS, VCPU } from '../shm/layouts.js';
+import { makeHost, dw, type Host, type LockingMode, type SharedVmConfig } from '../vgic/host.js';
+import { bugMask } from '../vgic/bugs.js';
+import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
+import { injectIrq, kickVcpu, makeRequest } from '../vgic/queue.js';
+import { lockKvm, unlockKvm, withConfigLock } from '../vgic/locks.js';
+import { placeRedist } from '../vgic/rdist.js';
+import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-device.js';
+import { Vcpu, type VcpuOptions, type VcpuRunResult } from './vcpu.js';
+
+export interface VmOptions {
+  /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
+  maxVcpus?: number;
+  /** List registers per vCPU, 1-16. Default 4 (a common GICv3 implementation). */
+  nrLr?: number;
+  /** Guest RAM bytes, shared by all vCPUs. Default 1 MiB. */
+  ramBytes?: number;
+  /** Guest physical address size in bits (KVM_VM_TYPE_ARM_IPA_SIZE). Default 40, KVM's default. */
+  ipaBits?: number;
+  /** 'fine' (2016+ kernel) or 'global' (2014 kernel's single distributor lock). Default 'fine'. */
+  locking?: LockingMode;
+  /** Lock-order checking (lockdep). Default: on when VGIC_EMU_LOCKDEP=1 (tests), else off. */
+  lockdep?: boolean;
+  /** Lock statistics: 'off', 'counts' (default), or 'timed' (adds wait/hold time). */
+  lockStats?: LockStatsMode;
+  /** Bug seeds to switch on (see BUG in vgic/bugs.ts). */
+  bugs?: readonly string[];
+}
+
+export interface LockClassStats {
+  name: string;
+  acquisitions: number;
+  contentions: number;
+  waitNs: number;
+  holdNs: number;
+}
+
+/** KVM_CREATE_VM. */
+export function createVm(options: VmOptions = {}): Vm {
+  return new Vm(options);
+}
+
+const TEARDOWN_GRACE_MS = 3000;
+
+export class Vm {
+  readonly options: Readonly<Required<Omit<VmOptions, 'bugs'>>> & { bugs: readonly string[] };
+  /** @internal the main thread's view of the shared state */
+  readonly host: Host;
+  readonly geometry: VmGeometry;
+  private readonly buffers: VmBuffers;
+  private readonly cfg: SharedVmConfig;
+  private readonly vcpuList: Vcpu[] = [];
+  private vgic: VgicDevice | null = null;
+  private destroyed = false;
+
+  constructor(o: VmOptions) {
+    const nrLr = o.nrLr ?? 4;
+    if (!Number.isInteger(nrLr) || nrLr < 1 || nrLr > MAX_LRS) throw new KvmError('EINVAL', `nrLr must be 1..${MAX_LRS}`);
+    const maxVcpus = o.maxVcpus ?? 8;
+    if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > 64) throw new KvmError('EINVAL', 'maxVcpus must be 1..64');
+    const ipaBits = o.ipaBits ?? KVM_PHYS_SHIFT_DEFAULT;
+    if (!Number.isInteger(ipaBits) || ipaBits < 32 || ipaBits > 52) throw new KvmError('EINVAL', 'ipaBits must be 32..52');
+    const ramBytes = o.ramBytes ?? 1 << 20;
+    if (!Number.isInteger(ramBytes) || ramBytes < 4096 || ramBytes % 4096) throw new KvmError('EINVAL', 'ramBytes must be a positive multiple of 4096');
+    const locking = o.locking ?? 'fine';
+    if (locking !== 'fine' && locking !== 'global') throw new KvmError('EINVAL', "locking must be 'fine' or 'global'");
+    const lockdep = o.lockdep ?? process.env.VGIC_EMU_LOCKDEP === '1';
+    const lockStats = o.lockStats ?? 'counts';
+    const bugs = o.bugs ?? [];
+    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs };
+    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
+    this.geometry = computeGeometry(this.cfg);
+    this.buffers = allocateBuffers(this.geometry);
+    this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1);
+    const m = this.host.m;
+    m.fill(0);
+    this.host.f[dw(this.host, 'distBase') / 2] = -1;
+    this.host.f[dw(this.host, 'cpuBase') / 2] = -1;
+    for (let r = 0; r < this.geometry.nrRecords; r++) {
+      const b = irqOff(this.geometry, r);
+      m[b + IRQ.off.vcpu] = -1;
+      m[b + IRQ.off.target] = -1;
+      m[b + IRQ.off.next] = -1;
+      m[b + IRQ.off.prev] = -1;
+    }
+  }
+
+  /** Guest RAM as 32-bit words (the same memory the vCPUs see). */
+  get ram(): Int32Array {
+    return new Int32Array(this.buffers.ram);
+  }
+
+  get vcpus(): readonly Vcpu[] {
+    return this.vcpuList;
+  }
+
+  private checkAlive(): void {
+    if (this.destroyed) kvmErr('EIO', 'VM destroyed');
+    if (Atomics.load(this.host.m, dw(this.host, 'dead'))) kvmErr('EIO', 'VM is dead');
+  }
+
+  /** KVM_CREATE_DEVICE. `test` probes only whether the type exists (KVM_CREATE_DEVICE_TEST). */
+  createDevice(type: number, opts: { test?: boolean } = {}): KvmDevice {
+    this.checkAlive();
+    if (type !== KVM_DEV_TYPE_ARM_VGIC_V2 && type !== KVM_DEV_TYPE_ARM_VGIC_V3) kvmErr('ENODEV', `device type ${type} is not supported`);
+    if (opts.test) return new VgicDevice(this.host, type, this.options.ipaBits);
+    lockKvm(this.host);
+    try {
+      vgicCreate(this.host, type);
+    } finally {
+      unlockKvm(this.host);
+    }
+    this.vgic = new VgicDevice(this.host, type, this.options.ipaBits);
+    return this.vgic;
+  }
+
+  /**
+   * KVM_CREATE_VCPU. vCPU ids are created in order 0, 1, 2 … (vgic-emu indexes its per-vCPU memory
+   * by id). Spec §7.3: EBUSY once the vgic is initialised; EINVAL beyond the vgic's vCPU limit.
+   */
+  createVcpu(id: number, opts: VcpuOptions = {}): Vcpu {
+    this.checkAlive();
+    const h = this.host;
+    const m = h.m;
+    lockKvm(h);
+    try {
+      if (Atomics.load(m, dw(h, 'initialized'))) kvmErr('EBUSY', 'vgic already initialised: no new vCPUs');
+      if (!Number.isInteger(id) || id < 0) kvmErr('EINVAL', `bad vCPU id ${id}`);
+      if (m[dw(h, 'inKernel')] && id >= vgicMaxVcpus(h)) kvmErr('EINVAL', `vCPU id ${id} beyond the vgic's limit`);
+      if (id >= this.options.maxVcpus) kvmErr('EINVAL', `vCPU id ${id} >= maxVcpus (${this.options.maxVcpus})`);
+      const online = m[dw(h, 'onlineVcpus')]!;
+      if (id < online) kvmErr('EEXIST', `vCPU ${id} exists`);
+      if (id !== online) kvmErr('EINVAL', `vCPU ids must be created in order: next is ${online}`);
+      m[dw(h, 'createdVcpus')] = online + 1;
+      const vb = vcpuOff(this.geometry, id);
+      m.fill(0, vb, vb + VCPU.size);
+      m[vb + VCPU.off.apHead] = -1;
+      m[vb + VCPU.off.apTail] = -1;
+      m[vb + VCPU.off.rdRegion] = -1;
+      h.f[(vb + VCPU.off.rdBase) / 2] = -1;
+      // KVM's reset MPIDR: Aff0 = id[3:0], Aff1 = id[11:4], Aff2 = id[19:12].
+      m[vb + VCPU.off.mpidr] = (id & 0xf) | (((id >> 4) & 0xff) << 8) | (((id >> 12) & 0xff) << 16);
+      m[vb + VCPU.off.nrLr] = this.options.nrLr;
+      m[vb + VCPU.off.created] = 1;
+      try {
+        if (m[dw(h, 'inKernel')]) {
+          withConfigLock(h, () => {
+            Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
+            try {
+              initPrivateIrqs(h, id);
+              resetCpuInterface(h, id);
+              if (m[dw(h, 'model')] === 3) placeRedist(h, id);
+            } catch (e) {
+              Atomics.store(m, dw(h, 'onlineVcpus'), online);
+              throw e;
+            }
+          });
+        } else Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
+      } catch (e) {
+        m[dw(h, 'createdVcpus')] = online;
+        m[vb + VCPU.off.created] = 0;
+        throw e;
+      }
+    } finally {
+      unlockKvm(h);
+    }
+    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id }, opts);
+    this.vcpuList.push(v);
+    return v;
+  }
+
+  /**
+   * KVM_IRQ_LINE (spec §8.1). `irq` is the uapi field: vcpu2_index[31:28] | type[27:24] |
+   * vcpu_index[23:16] | number[15:0] (see kvmIrqLineField).
+   */
+  irqLine(irq: number, level: boolean | number): void {
+    this.checkAlive();
+    const h = this.host;
+    const type = (irq >>> KVM_ARM_IRQ_TYPE_SHIFT) & KVM_ARM_IRQ_TYPE_MASK;
+    const vcpuId = ((irq >>> KVM_ARM_IRQ_VCPU_SHIFT) & KVM_ARM_IRQ_VCPU_MASK) + 256 * ((irq >>> KVM_ARM_IRQ_VCPU2_SHIFT) & KVM_ARM_IRQ_VCPU2_MASK);
+    const num = irq & KVM_ARM_IRQ_NUM_MASK;
+    const lvl = !!level;
+    const inKernel = h.m[dw(h, 'inKernel')] !== 0;
+    const online = h.m[dw(h, 'onlineVcpus')]!;
+    switch (type) {
+      case KVM_ARM_IRQ_TYPE_CPU: {
+        if (inKernel) kvmErr('ENXIO', 'CPU-type lines need a userspace irqchip');
+        if (vcpuId >= online) kvmErr('EINVAL', `no vCPU ${vcpuId}`);
+        if (num > 1) kvmErr('EINVAL', `CPU line ${num} (0 = IRQ, 1 = FIQ)`);
+        const idx = vcpuOff(this.geometry, vcpuId) + (num === 0 ? VCPU.off.irqLine : VCPU.off.fiqLine);
+        if (Atomics.exchange(h.m, idx, lvl ? 1 : 0) !== (lvl ? 1 : 0)) {
+          makeRequest(h, vcpuId, KVM_REQ_IRQ_PENDING);
+          kickVcpu(h, vcpuId);
+        }
+        return;
+      }
+      case KVM_ARM_IRQ_TYPE_PPI:
+        if (!inKernel) kvmErr('ENXIO', 'no in-kernel vgic');
+        if (vcpuId >= online) kvmErr('EINVAL', `no vCPU ${vcpuId}`);
+        if (num < 16 || num > 31) kvmErr('EINVAL', `PPI number ${num} not in 16..31`);
+        return injectIrq(h, vcpuId, num, lvl);
+      case KVM_ARM_IRQ_TYPE_SPI:
+        if (!inKernel) kvmErr('ENXIO', 'no in-kernel vgic');
+        if (num < 32) kvmErr('EINVAL', `SPI number ${num} < 32`);
+        return injectIrq(h, -1, num, lvl);
+      default:
+        kvmErr('EINVAL', `unknown KVM_IRQ_LINE type ${type}`);
+    }
+  }
+
+  /**
+   * Run every vCPU until its guest returns. If one fails, the others are stopped and the first
+   * error is thrown (GuestFault, KvmError or LockOrderError, each with the vCPU id).
+   */
+  async run(): Promise<VcpuRunResult[]> {
+    this.checkAlive();
+    const runs = this.vcpuList.map((v) =>
+      v.run().catch((e: unknown) => {
+        this.stopAll();
+        throw e;
+      }),
+    );
+    const settled = await Promise.allSettled(runs);
+    const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<VcpuRunResult>).value);
+  }
+
+  /** Ask every vCPU to leave: raise the stop word and wake or kick each one. */
+  stopAll(): void {
+    const h = this.host;
+    Atomics.store(h.m, dw(h, 'stop'), 1);
+    const online = h.m[dw(h, 'onlineVcpus')]!;
+    for (let v = 0; v < online; v++) {
+      const vb = vcpuOff(this.geometry, v);
+      kickVcpu(h, v);
+      Atomics.store(h.m, vb + VCPU.off.wake, 1);
+      Atomics.notify(h.m, vb + VCPU.off.wake);
+      Atomics.notify(h.m, vb + VCPU.off.pause);
+    }
+  }
+
+  /**
+   * Tear the VM down: stop every vCPU, wait for their runs (bounded), then end every worker
+   * thread. No thread outlives its VM. Idempotent.
+   */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.stopAll();
+    const all = Promise.all(this.vcpuList.map((v) => v.idle()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, TEARDOWN_GRACE_MS)))]);
+    clearTimeout(timer);
+    await Promise.all(this.vcpuList.map((v) => v.terminate()));
+  }
+
+  /** Lock statistics per class, summed over all threads. */
+  lockStats(): LockClassStats[] {
+    const st = new Float64Array(this.buffers.stats);
+    const out: LockClassStats[] = [];
+    for (let c = 0; c < NR_LOCK_CLASSES; c++) {
+      const row: LockClassStats = { name: LOCK_CLASSES[c]!.name, acquisitions: 0, contentions: 0, waitNs: 0, holdNs: 0 };
+      for (let s = 0; s < this.geometry.threadSlots; s++) {
+        const base = s * NR_LOCK_CLASSES * LOCK_STAT_WIDTH + c * LOCK_STAT_WIDTH;
+        LOCK_STAT_FIELDS.forEach((f, i) => (row[f] += st[base + i]!));
+      }
+      out.push(row);
+    }
+    return out;
+  }
+
+  /** @internal the LR layout, for tools */
+  static readonly LR = LR;
+}

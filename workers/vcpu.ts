@@ -1,0 +1,70 @@
+/**
+ * vCPU worker entry: one per vCPU. The data plane (LRs, ap_lists, kicks, injection) is the shared
+ * memory it was given; the control plane (run, after-run statistics) is comlink over the worker's
+ * port. `run` executes the guest synchronously on this thread, as KVM_RUN does.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { computeGeometry, type VmBuffers } from '../src/shm/vm-memory.js';
+import { makeHost, type SharedVmConfig, dw } from '../src/vgic/host.js';
+import { VcpuRunner, VmStopped } from '../src/kvm/vcpu-runner.js';
+import { GuestCpu, type UserMmioHandler } from '../src/guest/guest-cpu.js';
+import { defaultUserMmio } from '../src/kvm/user-mmio.js';
+import { releaseAll, TeardownError } from '../src/sync/lock.js';
+import { serializeError, type VcpuRunOutcome } from '../src/kvm/run-outcome.js';
+
+interface VcpuWorkerData {
+  buffers: VmBuffers;
+  cfg: SharedVmConfig;
+  vcpu: number;
+}
+
+const wd = workerData as VcpuWorkerData;
+const g = computeGeometry(wd.cfg);
+const h = makeHost(g, wd.cfg, wd.buffers, 1 + wd.vcpu, `vcpu${wd.vcpu}`, wd.vcpu);
+
+type GuestMain = (cpu: GuestCpu, args: unknown) => unknown;
+
+async function loadGuest(url: string): Promise<GuestMain> {
+  const mod = (await import(url)) as { default?: unknown };
+  if (typeof mod.default !== 'function') throw new Error(`guest module ${url.slice(0, 80)} has no default export function`);
+  return mod.default as GuestMain;
+}
+
+async function loadMmio(url: string | undefined): Promise<UserMmioHandler> {
+  if (!url) return defaultUserMmio(wd.buffers.userMmio);
+  const mod = (await import(url)) as { default?: UserMmioHandler };
+  const hnd = mod.default;
+  if (!hnd || typeof hnd.read !== 'function' || typeof hnd.write !== 'function') {
+    throw new Error(`MMIO handler module ${url} must default-export { read(gpa, len, vcpu), write(gpa, len, value, vcpu) }`);
+  }
+  return hnd;
+}
+
+const api = {
+  async run(guestUrl: string, args: unknown, mmioUrl?: string): Promise<VcpuRunOutcome> {
+    let runner: VcpuRunner | null = null;
+    try {
+      const guest = await loadGuest(guestUrl);
+      const mmio = await loadMmio(mmioUrl);
+      runner = new VcpuRunner(h, wd.vcpu);
+      runner.kvmRunEnter();
+      const cpu = new GuestCpu(runner, h.m[dw(h, 'onlineVcpus')]!, mmio);
+      const result = guest(cpu, args);
+      runner.exit('system_event');
+      runner.kvmRunReturn();
+      return { ok: true, reason: 'shutdown', result };
+    } catch (e) {
+      // Whatever threw, leave no lock held for the other threads to trip over.
+      releaseAll(h.t);
+      runner?.kvmRunReturn();
+      if (e instanceof VmStopped || e instanceof TeardownError) return { ok: true, reason: 'stopped', result: undefined };
+      return { ok: false, error: serializeError(e, wd.vcpu) };
+    }
+  },
+};
+
+export type VcpuWorkerApi = typeof api;
+
+Comlink.expose(api, nodeEndpoint(parentPort));
