@@ -56,9 +56,10 @@ const api = {
       runner.kvmRunReturn();
       return { ok: true, reason: 'shutdown', result };
     } catch (e) {
-      // Whatever threw, leave no lock held for the other threads to trip over.
+      // Whatever threw, leave no lock held for the other threads to trip over (vcpu->mutex
+      // included: KVM_RUN has returned).
+      runner?.abandon();
       releaseAll(h.t);
-      runner?.kvmRunReturn();
       if (e instanceof VmStopped || e instanceof TeardownError) return { ok: true, reason: 'stopped', result: undefined };
       return { ok: false, error: serializeError(e, wd.vcpu) };
     }

@@ -13,7 +13,7 @@ export type GuestRef = string | { readonly source: string };
 
 /** Wrap a self-contained function `(cpu, args) => result` as an inline guest module. */
 export function guestFromFunction(fn: (cpu: never, args: never) => unknown): { source: string } {
-  return { source: `export default ${fn.toString()};\n` };
+  return { source: `export default ${fn.toString()};\n//# sourceURL=inline-guest.js\n` };
 }
 
 /** Resolve to a URL string the worker can import(). Throws a clear error for unknown names. */

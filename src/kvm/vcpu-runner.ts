@@ -91,6 +91,12 @@ export class VcpuRunner {
     unlockVcpuMutex(this.h, this.v);
   }
 
+  /** Fault path: KVM_RUN is over; the caller releases every lock this thread still holds. */
+  abandon(): void {
+    this.inKvmRun = false;
+    Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
+  }
+
   private checkRequests(): void {
     const m = this.m;
     if (Atomics.load(m, this.stopIdx)) throw new VmStopped();

@@ -46,8 +46,12 @@ export class Vcpu {
   private crashed: Error | null = null;
   private running: Promise<VcpuRunResult> | null = null;
 
-  constructor(h: Host, id: number, workerData: unknown, opts: VcpuOptions) {
+  private readonly onFault: () => void;
+
+  /** @internal created by Vm.createVcpu; `onFault` stops the VM's other vCPUs. */
+  constructor(h: Host, id: number, workerData: unknown, opts: VcpuOptions, onFault: () => void) {
     this.h = h;
+    this.onFault = onFault;
     this.id = id;
     this.opts = opts;
     this.worker = new Worker(distPath('workers/vcpu.js'), { workerData });
@@ -76,7 +80,12 @@ export class Vcpu {
         error: { name: 'Error', message: `vCPU ${this.id} worker exited${this.crashed ? `: ${this.crashed.message}` : ''}`, vcpu: this.id },
       }));
       const out = await Promise.race([this.api.run(url, this.opts.args, mmio), died]);
-      if (!out.ok) throw reviveRunError(out.error);
+      if (!out.ok) {
+        // A guest that throws (or a host error on this vCPU) stops the whole VM: no thread may
+        // keep spinning against a vCPU that is gone.
+        this.onFault();
+        throw reviveRunError(out.error);
+      }
       return { vcpu: this.id, reason: out.reason, result: out.result };
     })();
     this.running = p.finally(() => {

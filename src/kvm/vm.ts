@@ -177,7 +177,7 @@ export class Vm {
     } finally {
       unlockKvm(h);
     }
-    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id }, opts);
+    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id }, opts, () => this.stopAll());
     this.vcpuList.push(v);
     return v;
   }
@@ -227,12 +227,7 @@ export class Vm {
    */
   async run(): Promise<VcpuRunResult[]> {
     this.checkAlive();
-    const runs = this.vcpuList.map((v) =>
-      v.run().catch((e: unknown) => {
-        this.stopAll();
-        throw e;
-      }),
-    );
+    const runs = this.vcpuList.map((v) => v.run());
     const settled = await Promise.allSettled(runs);
     const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
@@ -266,6 +261,19 @@ export class Vm {
     await Promise.race([all, new Promise((r) => (timer = setTimeout(r, TEARDOWN_GRACE_MS)))]);
     clearTimeout(timer);
     await Promise.all(this.vcpuList.map((v) => v.terminate()));
+  }
+
+  /**
+   * A copy of the whole VM state (GIC state, guest RAM). All state lives in shared memory, so a
+   * snapshot is a copy of the buffers; take it while the vCPUs are stopped for a consistent view.
+   */
+  snapshot(): { state: ArrayBuffer; ram: ArrayBuffer } {
+    const copy = (b: SharedArrayBuffer): ArrayBuffer => {
+      const out = new ArrayBuffer(b.byteLength);
+      new Uint8Array(out).set(new Uint8Array(b));
+      return out;
+    };
+    return { state: copy(this.buffers.state), ram: copy(this.buffers.ram) };
   }
 
   /** Lock statistics per class, summed over all threads. */
