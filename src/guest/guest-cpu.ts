@@ -178,6 +178,7 @@ export class GuestCpu {
     this.m[this.vb + VCPU.off.pmr] = v & 0xf8;
   }
   get bpr0(): number {
+    this.b();
     return readBpr0(this.m, this.vb);
   }
   set bpr0(v: number) {
@@ -185,6 +186,7 @@ export class GuestCpu {
     this.m[this.vb + VCPU.off.bpr0] = Math.max(v & 7, MIN_BPR0);
   }
   get bpr1(): number {
+    this.b();
     return readBpr1(this.m, this.vb);
   }
   set bpr1(v: number) {

@@ -227,10 +227,19 @@ export class Vm {
    */
   async run(): Promise<VcpuRunResult[]> {
     this.checkAlive();
-    const runs = this.vcpuList.map((v) => v.run());
+    const order: unknown[] = [];
+    const runs = this.vcpuList.map((v) =>
+      v.run().catch((e: unknown) => {
+        order.push(e);
+        throw e;
+      }),
+    );
     const settled = await Promise.allSettled(runs);
-    const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (failed) throw failed.reason;
+    if (order.length) {
+      // Report the cause, not its echo: once one vCPU's first run marks the VM dead, the others
+      // fail with EIO; the first error that is not that EIO is the one that explains the run.
+      throw order.find((e) => !(e instanceof KvmError && e.errno === 'EIO')) ?? order[0];
+    }
     return settled.map((s) => (s as PromiseFulfilledResult<VcpuRunResult>).value);
   }
 

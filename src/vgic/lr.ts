@@ -117,9 +117,22 @@ function sortApList(h: Host, v: number): void {
     unlockIrq(h, r);
     sortIdx[n++] = r;
   }
-  const order = Array.from({ length: n }, (_, k) => k).sort((a, c) => sortKey[a]! - sortKey[c]!);
+  // Insertion sort on the snapshot keys: stable (ties keep list order via the low bits), no
+  // allocation on this path, and ap_lists are short.
+  for (let i = 1; i < n; i++) {
+    const k = sortKey[i]!;
+    const r = sortIdx[i]!;
+    let j = i - 1;
+    while (j >= 0 && sortKey[j]! > k) {
+      sortKey[j + 1] = sortKey[j]!;
+      sortIdx[j + 1] = sortIdx[j]!;
+      j--;
+    }
+    sortKey[j + 1] = k;
+    sortIdx[j + 1] = r;
+  }
   let prev = -1;
-  for (const k of order) {
+  for (let k = 0; k < n; k++) {
     const r = sortIdx[k]!;
     const b = irqOff(h.g, r);
     m[b + IRQ.off.prev] = prev;

@@ -97,14 +97,3 @@ export function placeAllRedists(h: Host): void {
   const online = h.m[dw(h, 'onlineVcpus')]!;
   for (let v = 0; v < online; v++) placeRedist(h, v);
 }
-
-/** Is vCPU v's redistributor the last one of a contiguous run (GICR_TYPER.Last)? */
-export function rdistIsLast(h: Host, v: number): boolean {
-  const vb = vcpuOff(h.g, v);
-  const ri = h.m[vb + VCPU.off.rdRegion]!;
-  if (ri < 0) return false;
-  const r = readRegion(h, ri);
-  const idx = h.m[vb + VCPU.off.rdIndex]!;
-  if (r.count === 0) return idx === h.m[dw(h, 'onlineVcpus')]! - 1;
-  return idx === r.count - 1;
-}

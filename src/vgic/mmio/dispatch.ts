@@ -1,11 +1,153 @@
-// PLACEHOLDER: replaced by the register-frame implementation (see helper brief).
+/**
+ * Entry points into the register frames: guest MMIO (on the accessing vCPU's thread, after it left
+ * the guest for the access, spec §4.1) and the userspace register groups of the device API
+ * (spec §7.4; the caller has taken kvm->lock, try-locked every vCPU mutex and taken config_lock,
+ * so these take only irq/ap_list locks).
+ *
+ * Which frame: the distributor at DIST.distBase (4 KiB on v2, 64 KiB on v3) or, on v3, the
+ * 128 KiB redistributor pair of the vCPU that owns the address.
+ */
+import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../../kvm/uapi.js';
+import { DIST, RDIST_REGION, VCPU } from '../../shm/layouts.js';
+import { vcpuOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';
-export function vgicMmioRead(_h: Host, _v: number, _gpa: number, _len: number): number {
-  throw new Error('vgic MMIO not implemented yet');
+import { CPU_REGS } from './cpu-regs.js';
+import { GICD_V2 } from './gicd-v2.js';
+import { GICD_V3 } from './gicd-v3.js';
+import { GICR } from './gicr.js';
+import { frameHas, frameRead, frameUaccess, frameWrite, makeCtx, type Frame, type MmioCtx } from './table.js';
+
+export { levelInfoUaccess } from './level-info.js';
+
+const MODEL = DIST.off.model;
+const DIST_BASE = DIST.off.distBase;
+const ONLINE = DIST.off.onlineVcpus;
+const NR_REGIONS = DIST.off.nrRdistRegions;
+const REGIONS = DIST.off.regions;
+
+// One context per thread (module instance), reused: accesses on a thread never nest.
+const ctx = makeCtx();
+
+function bind(h: Host, vcpu: number, accessor: number): MmioCtx {
+  ctx.h = h;
+  ctx.vcpu = vcpu;
+  ctx.accessor = accessor;
+  ctx.intid = 0;
+  return ctx;
 }
-export function vgicMmioWrite(_h: Host, _v: number, _gpa: number, _len: number, _value: number): void {
-  throw new Error('vgic MMIO not implemented yet');
+
+function rdBase(h: Host, v: number): number {
+  return h.f[(vcpuOff(h.g, v) + VCPU.off.rdBase) / 2]!;
 }
-export function vgicRedistOwner(_h: Host, _gpa: number): number {
+
+function ownsFrame(h: Host, v: number, gpa: number): boolean {
+  const b = rdBase(h, v);
+  return b >= 0 && gpa >= b && gpa < b + KVM_VGIC_V3_REDIST_SIZE;
+}
+
+/**
+ * The vCPU whose redistributor frame pair contains `gpa`, or -1. Called for every guest MMIO on a
+ * v3 VM that misses the distributor, so it avoids scanning: regions are filled in index order and
+ * vCPUs take slots in creation order, so slot s of region i usually belongs to vCPU
+ * (slots used by regions before i) + s. The guess is verified; a scan covers anything else.
+ */
+export function vgicRedistOwner(h: Host, gpa: number): number {
+  const m = h.m;
+  const db = h.g.distBase;
+  if (m[db + MODEL] !== 3) return -1;
+  const online = m[db + ONLINE]!;
+  const n = m[db + NR_REGIONS]!;
+  if (n > 0) {
+    let before = 0;
+    let hit = false;
+    for (let i = 0; i < n && !hit; i++) {
+      const o = db + REGIONS + i * RDIST_REGION.size;
+      const base = h.f[(o + RDIST_REGION.off.base) / 2]!;
+      const used = m[o + RDIST_REGION.off.freeIndex]!;
+      if (gpa >= base && gpa < base + used * KVM_VGIC_V3_REDIST_SIZE) {
+        const guess = before + Math.floor((gpa - base) / KVM_VGIC_V3_REDIST_SIZE);
+        if (guess < online && ownsFrame(h, guess, gpa)) return guess;
+        hit = true;
+      }
+      before += used;
+    }
+    // Frames are only ever handed out inside regions: an address no region covers is nobody's.
+    if (!hit) return -1;
+  }
+  for (let v = 0; v < online; v++) if (ownsFrame(h, v, gpa)) return v;
   return -1;
+}
+
+function distFrame(h: Host): Frame | null {
+  const model = h.m[h.g.distBase + MODEL];
+  return model === 3 ? GICD_V3 : model === 2 ? GICD_V2 : null;
+}
+
+/** Frame chosen by the last route() on this thread. */
+let routed: Frame | null = null;
+
+/**
+ * Route a guest access: the distributor, else (v3) the accessor's own redistributor (the common
+ * case, checked first), else whichever vCPU owns the address. Binds the context and sets `routed`;
+ * returns the offset within the frame, or -1 when the address is in no GIC frame.
+ */
+function route(h: Host, v: number, gpa: number): number {
+  const m = h.m;
+  const model = m[h.g.distBase + MODEL];
+  const db = h.f[(h.g.distBase + DIST_BASE) / 2]!;
+  const dsize = model === 3 ? KVM_VGIC_V3_DIST_SIZE : KVM_VGIC_V2_DIST_SIZE;
+  if (db >= 0 && gpa >= db && gpa < db + dsize) {
+    routed = distFrame(h);
+    bind(h, v, v);
+    return routed ? gpa - db : -1;
+  }
+  if (model !== 3) return -1;
+  const owner = v >= 0 && ownsFrame(h, v, gpa) ? v : vgicRedistOwner(h, gpa);
+  if (owner < 0) return -1;
+  routed = GICR;
+  bind(h, owner, v);
+  return gpa - rdBase(h, owner);
+}
+
+/** Guest read of `len` bytes (1, 2, 4, 8) at `gpa` by vCPU v. Outside every frame: 0. */
+export function vgicMmioRead(h: Host, v: number, gpa: number, len: number): number {
+  const off = route(h, v, gpa);
+  return off < 0 ? 0 : frameRead(routed!, ctx, off, len);
+}
+
+/** Guest write; `value` is a uint32, or for 8-byte accesses an integer below 2^53. */
+export function vgicMmioWrite(h: Host, v: number, gpa: number, len: number, value: number): void {
+  const off = route(h, v, gpa);
+  if (off >= 0) frameWrite(routed!, ctx, off, len, value);
+}
+
+// ---- userspace register groups -----------------------------------------------------------------
+
+/** DIST_REGS: one 32-bit register at `offset`, private INTIDs being vCPU v's. */
+export function distUaccess(h: Host, v: number, offset: number, isWrite: boolean, value: number): number {
+  const f = distFrame(h);
+  return f ? frameUaccess(f, bind(h, v, -1), offset, isWrite, value) : 0;
+}
+
+/** REDIST_REGS (v3): `offset` within vCPU v's 128 KiB redistributor (SGI frame at +64 KiB). */
+export function redistUaccess(h: Host, v: number, offset: number, isWrite: boolean, value: number): number {
+  return frameUaccess(GICR, bind(h, v, -1), offset, isWrite, value);
+}
+
+/** CPU_REGS (v2): vCPU v's VMCR/APR view. */
+export function cpuRegsUaccess(h: Host, v: number, offset: number, isWrite: boolean, value: number): number {
+  return frameUaccess(CPU_REGS, bind(h, v, -1), offset, isWrite, value);
+}
+
+export function hasDistReg(h: Host, offset: number): boolean {
+  const f = distFrame(h);
+  return f !== null && frameHas(f, bind(h, 0, -1), offset);
+}
+
+export function hasRedistReg(h: Host, offset: number): boolean {
+  return frameHas(GICR, bind(h, 0, -1), offset);
+}
+
+export function hasCpuReg(h: Host, offset: number): boolean {
+  return frameHas(CPU_REGS, bind(h, 0, -1), offset);
 }

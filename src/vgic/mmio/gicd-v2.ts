@@ -1,0 +1,224 @@
+/**
+ * The GICv2 distributor frame (kernel vgic-mmio-v2.c vgic_v2_dist_registers; spec §5.4, §6).
+ * Private INTIDs (0-31) are banked: they are the accessing vCPU's (the attr's vCPU for userspace).
+ */
+import { kvmErr } from '../../kvm/errno.js';
+import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
+import { DIST, IRQ } from '../../shm/layouts.js';
+import { irqOff } from '../../shm/vm-memory.js';
+import { schedPoint, SchedPoint } from '../../sync/sched.js';
+import { lockIrq, unlockIrq } from '../locks.js';
+import { queueIrqUnlock } from '../queue.js';
+import { vgicKickVcpus } from '../kick-all.js';
+import * as P from './per-irq.js';
+import { makeFrame, raz, W32, W8, type MmioCtx, type RegDesc, type RegRead, type RegWrite } from './table.js';
+
+export const GICD_CTLR = 0x000;
+export const GICD_TYPER = 0x004;
+export const GICD_IIDR = 0x008;
+export const GICD_IGROUPR = 0x080;
+export const GICD_ISENABLER = 0x100;
+export const GICD_ICENABLER = 0x180;
+export const GICD_ISPENDR = 0x200;
+export const GICD_ICPENDR = 0x280;
+export const GICD_ISACTIVER = 0x300;
+export const GICD_ICACTIVER = 0x380;
+export const GICD_IPRIORITYR = 0x400;
+export const GICD_ITARGETSR = 0x800;
+export const GICD_ICFGR = 0xc00;
+export const GICD_SGIR = 0xf00;
+export const GICD_CPENDSGIR = 0xf10;
+export const GICD_SPENDSGIR = 0xf20;
+
+// Field offsets resolved once: these handlers are on the MMIO hot path.
+const ENABLED = DIST.off.enabled;
+const NR_SPIS = DIST.off.nrSpis;
+const IMPL_REV = DIST.off.implRev;
+const ONLINE = DIST.off.onlineVcpus;
+
+/** GICD_IIDR / GICR_IIDR layout: ProductID [31:24], Revision [15:12], Implementer [11:0]. */
+export function gicdIidr(rev: number): number {
+  return ((PRODUCT_ID_KVM << 24) | (rev << 12) | IMPLEMENTER_ARM) >>> 0;
+}
+
+/** CTLR (Enable), TYPER (ITLinesNumber [4:0], CPUNumber [7:5]), IIDR. */
+const readMisc: RegRead = (c, addr) => {
+  const m = c.h.m;
+  const db = c.h.g.distBase;
+  switch (addr & ~3) {
+    case GICD_CTLR:
+      return Atomics.load(m, db + ENABLED) ? 1 : 0;
+    case GICD_TYPER:
+      return (((m[db + ONLINE]! - 1) & 7) << 5) | ((((m[db + NR_SPIS]! + 32) >> 5) - 1) & 0x1f);
+    case GICD_IIDR:
+      return gicdIidr(m[db + IMPL_REV]!);
+  }
+  return 0;
+};
+
+/**
+ * GICD_CTLR: bit 0 is the distributor enable. On a 0->1 transition kick vCPUs that already hold
+ * deliverable IRQs (vgic_kick_vcpus). No config_lock for v2 (S16), unlike v3. TYPER/IIDR writes
+ * are ignored.
+ */
+const writeMisc: RegWrite = (c, addr, _len, val) => {
+  if ((addr & ~3) !== GICD_CTLR) return;
+  const h = c.h;
+  const idx = h.g.distBase + ENABLED;
+  // Published with a store: the oracle and kvm_vgic_vcpu_pending_irq read it without a lock.
+  const was = Atomics.exchange(h.m, idx, val & 1);
+  if (!was && val & 1) vgicKickVcpus(h);
+};
+
+/**
+ * Userspace GICD_IIDR write: must equal what a read returns (-EINVAL otherwise). A VMM that writes
+ * it has been updated to save/restore IGROUPR, so IGROUPR becomes user-writable (spec §6).
+ */
+const uwriteMisc: RegWrite = (c, addr, len, val) => {
+  if ((addr & ~3) === GICD_IIDR) {
+    if (val >>> 0 !== readMisc(c, addr, len)) kvmErr('EINVAL', 'GICD_IIDR does not match');
+    c.h.m[c.h.g.distBase + DIST.off.v2GroupsUserWritable] = 1;
+    return;
+  }
+  writeMisc(c, addr, len, val);
+};
+
+/** ITARGETSR: a byte per IRQ, the raw target mask (private ones read as their own vCPU). */
+const readTarget: RegRead = (c, _a, len) => {
+  const h = c.h;
+  let v = 0;
+  for (let i = 0; i < len; i++) {
+    const r = P.recOf(c, c.intid + i);
+    lockIrq(h, r);
+    v |= (h.m[irqOff(h.g, r) + IRQ.off.targets]! & 0xff) << (i * 8);
+    unlockIrq(h, r);
+  }
+  return v >>> 0;
+};
+
+/**
+ * ITARGETSR write: private bytes are read-only; for SPIs keep only existing vCPUs' bits and
+ * target the lowest one (vCPU 0 if none). Only target_vcpu changes: an IRQ already queued migrates
+ * at its holder's next prune, an unqueued pending one is not requeued (spec §3.8).
+ */
+const writeTarget: RegWrite = (c, _a, len, val) => {
+  const h = c.h;
+  const m = h.m;
+  const online = m[h.g.distBase + ONLINE]!;
+  const mask = online >= 8 ? 0xff : (1 << online) - 1;
+  for (let i = 0; i < len; i++) {
+    const intid = c.intid + i;
+    if (intid < 32) continue;
+    const r = P.recOf(c, intid);
+    const b = irqOff(h.g, r);
+    const t = (val >>> (i * 8)) & mask;
+    lockIrq(h, r);
+    m[b + IRQ.off.targets] = t;
+    m[b + IRQ.off.target] = t ? 31 - Math.clz32(t & -t) : 0;
+    unlockIrq(h, r);
+  }
+};
+
+/** Set SGI `sgi` of vCPU `target` pending from `source` (one bit of GICD_SGIR). */
+function sendSgi(c: MmioCtx, target: number, sgi: number, source: number): void {
+  const h = c.h;
+  const r = target * 32 + sgi;
+  const b = irqOff(h.g, r);
+  lockIrq(h, r);
+  h.m[b + IRQ.off.pendingLatch] = 1;
+  h.m[b + IRQ.off.source] = h.m[b + IRQ.off.source]! | (1 << source);
+  schedPoint(SchedPoint.PublishLatch, r);
+  queueIrqUnlock(h, r);
+}
+
+/**
+ * GICD_SGIR (spec §5.4): INTID [3:0], target list [23:16], filter [25:24]: 0 list, 1 all but
+ * the sender, 2 the sender only, 3 reserved (ignored). Targets that are not online are skipped.
+ * The sender is the accessing vCPU (the attr's vCPU for a userspace write).
+ */
+const writeSgir: RegWrite = (c, _a, _len, val) => {
+  const online = c.h.m[c.h.g.distBase + ONLINE]!;
+  const src = c.vcpu;
+  const sgi = val & 0xf;
+  let targets = (val >>> 16) & 0xff;
+  switch ((val >>> 24) & 3) {
+    case 1:
+      targets = ((1 << online) - 1) & ~(1 << src);
+      break;
+    case 2:
+      targets = 1 << src;
+      break;
+    case 3:
+      return;
+  }
+  for (let t = 0; t < online && t < 8; t++) if (targets & (1 << t)) sendSgi(c, t, sgi, src);
+};
+
+/** GICD_{S,C}PENDSGIR: a byte per SGI (4 per word) holding its source mask. */
+const readSgiPend: RegRead = (c, addr, len) => {
+  const h = c.h;
+  const first = addr & 0xf;
+  let v = 0;
+  for (let i = 0; i < len; i++) {
+    const r = c.vcpu * 32 + first + i;
+    lockIrq(h, r);
+    v |= (h.m[irqOff(h.g, r) + IRQ.off.source]! & 0xff) << (i * 8);
+    unlockIrq(h, r);
+  }
+  return v >>> 0;
+};
+
+/** CPENDSGIR: clear source bits; no source left means no longer pending. */
+const writeSgiPendC: RegWrite = (c, addr, len, val) => {
+  const h = c.h;
+  const m = h.m;
+  const first = addr & 0xf;
+  for (let i = 0; i < len; i++) {
+    const r = c.vcpu * 32 + first + i;
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    m[b + IRQ.off.source] = m[b + IRQ.off.source]! & ~((val >>> (i * 8)) & 0xff);
+    if (m[b + IRQ.off.source] === 0) m[b + IRQ.off.pendingLatch] = 0;
+    unlockIrq(h, r);
+  }
+};
+
+/** SPENDSGIR: add source bits; pending and queued if any source is set. */
+const writeSgiPendS: RegWrite = (c, addr, len, val) => {
+  const h = c.h;
+  const m = h.m;
+  const first = addr & 0xf;
+  for (let i = 0; i < len; i++) {
+    const r = c.vcpu * 32 + first + i;
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    m[b + IRQ.off.source] = m[b + IRQ.off.source]! | ((val >>> (i * 8)) & 0xff);
+    if (m[b + IRQ.off.source] !== 0) {
+      m[b + IRQ.off.pendingLatch] = 1;
+      queueIrqUnlock(h, r);
+    } else unlockIrq(h, r);
+  }
+};
+
+function bits(name: string, offset: number, read: RegRead, write: RegWrite, uread?: RegRead, uwrite?: RegWrite): RegDesc {
+  return { name, offset, len: 128, bitsPerIrq: 1, widths: W32, read, write, uread, uwrite };
+}
+
+const ROWS: RegDesc[] = [
+  { name: 'CTLR/TYPER/IIDR', offset: GICD_CTLR, len: 12, bitsPerIrq: 0, widths: W32, read: readMisc, write: writeMisc, uwrite: uwriteMisc },
+  bits('IGROUPR', GICD_IGROUPR, P.readGroup, P.writeGroup, undefined, P.uwriteGroupV2),
+  bits('ISENABLER', GICD_ISENABLER, P.readEnable, P.writeSenable),
+  bits('ICENABLER', GICD_ICENABLER, P.readEnable, P.writeCenable),
+  bits('ISPENDR', GICD_ISPENDR, P.readPending, P.writeSpending, undefined, P.uwriteSpendingV2),
+  bits('ICPENDR', GICD_ICPENDR, P.readPending, P.writeCpending, undefined, P.uwriteCpendingV2),
+  bits('ISACTIVER', GICD_ISACTIVER, P.readActive, P.writeSactive, P.ureadActive, P.uwriteSactive),
+  bits('ICACTIVER', GICD_ICACTIVER, P.readActive, P.writeCactive, P.ureadActive, P.uwriteCactive),
+  { name: 'IPRIORITYR', offset: GICD_IPRIORITYR, len: 1024, bitsPerIrq: 8, widths: W8 | W32, read: P.readPriority, write: P.writePriority },
+  { name: 'ITARGETSR', offset: GICD_ITARGETSR, len: 1024, bitsPerIrq: 8, widths: W8 | W32, read: readTarget, write: writeTarget },
+  { name: 'ICFGR', offset: GICD_ICFGR, len: 256, bitsPerIrq: 2, widths: W32, read: P.readConfig, write: P.writeConfig },
+  { name: 'SGIR', offset: GICD_SGIR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: writeSgir },
+  { name: 'CPENDSGIR', offset: GICD_CPENDSGIR, len: 16, bitsPerIrq: 0, widths: W8 | W32, read: readSgiPend, write: writeSgiPendC },
+  { name: 'SPENDSGIR', offset: GICD_SPENDSGIR, len: 16, bitsPerIrq: 0, widths: W8 | W32, read: readSgiPend, write: writeSgiPendS },
+];
+
+export const GICD_V2 = makeFrame('GICD(v2)', KVM_VGIC_V2_DIST_SIZE, ROWS);
