@@ -9,6 +9,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { computeGeometry, type VmBuffers } from '../src/shm/vm-memory.js';
 import { makeHost, type SharedVmConfig, dw } from '../src/vgic/host.js';
 import { VcpuRunner, VmStopped } from '../src/kvm/vcpu-runner.js';
+import { EXIT } from '../src/shm/layouts.js';
 import { GuestCpu, type UserMmioHandler } from '../src/guest/guest-cpu.js';
 import { defaultUserMmio } from '../src/kvm/user-mmio.js';
 import { releaseAll, TeardownError } from '../src/sync/lock.js';
@@ -52,7 +53,7 @@ const api = {
       runner.kvmRunEnter();
       const cpu = new GuestCpu(runner, h.m[dw(h, 'onlineVcpus')]!, mmio);
       const result = guest(cpu, args);
-      runner.exit('system_event');
+      runner.exit(EXIT.system_event);
       runner.kvmRunReturn();
       return { ok: true, reason: 'shutdown', result };
     } catch (e) {

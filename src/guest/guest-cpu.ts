@@ -11,15 +11,15 @@
  */
 import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE, IN_GUEST_MODE } from '../kvm/uapi.js';
 import type { VcpuRunner } from '../kvm/vcpu-runner.js';
-import { VCPU } from '../shm/layouts.js';
+import { VCPU, CTR, EXIT } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, deliverableLr, runningPriority, validLrCount, readBpr0, readBpr1, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
 import type { Host } from '../vgic/host.js';
-import { dw } from '../vgic/host.js';
+import { D } from '../vgic/host.js';
 import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
 import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
 import { SYSREGS_BY_NAME, type SysregName } from '../vgic/sysregs.js';
-import { bumpCounter } from '../vgic/stats.js';
+import { dispatchSgiWords } from '../vgic/sgi-v3.js';
 import { GicDriver } from './gic-driver.js';
 
 export type IrqHandler = (cpu: GuestCpu) => void;
@@ -51,6 +51,8 @@ export class GuestCpu {
   private readonly m: Int32Array;
   private readonly modeIdx: number;
   private readonly vb: number;
+  /** Index of this vCPU's counters (own thread: plain increments). */
+  private readonly ctr: number;
   private irqOn = false;
   private inHandler = false;
   private handler: IrqHandler | null = null;
@@ -64,12 +66,13 @@ export class GuestCpu {
     this.m = r.h.m;
     this.id = r.v;
     this.nrVcpus = nrVcpus;
-    this.gic = this.m[dw(this.h, 'model')]!;
+    this.gic = this.m[D.model]!;
     this.ram = new Int32Array(r.h.buf.ram);
     this.modeIdx = r.modeIdx;
     this.vb = vcpuOff(r.h.g, r.v);
-    this.gicdBase = r.h.f[dw(this.h, 'distBase') / 2]!;
-    this.giccBase = r.h.f[dw(this.h, 'cpuBase') / 2]!;
+    this.ctr = this.vb + VCPU.off.counters;
+    this.gicdBase = r.h.f[D.distBase / 2]!;
+    this.giccBase = r.h.f[D.cpuBase / 2]!;
     this.gicrBase = r.h.f[(this.vb + VCPU.off.rdBase) / 2]!;
     this.userMmio = userMmio;
     this.driver = new GicDriver(this);
@@ -86,7 +89,7 @@ export class GuestCpu {
   private takeIrq(): void {
     if (deliverableLr(this.h, this.id) < 0) return;
     if (!this.handler) throw new Error(`vCPU ${this.id}: IRQ taken with no handler installed (cpu.onIrq)`);
-    bumpCounter(this.h, this.id, 'irqsTaken');
+    this.m[this.ctr + CTR.irqsTaken]!++;
     this.irqOn = false;
     this.inHandler = true;
     try {
@@ -144,21 +147,23 @@ export class GuestCpu {
     const id = cpuIar(this.h, this.id, this.gic === 2 ? -1 : group);
     if (id !== 1023) {
       this.r.pendHint--;
-      bumpCounter(this.h, this.id, 'acks');
-    } else bumpCounter(this.h, this.id, 'spuriousAcks');
+      this.m[this.ctr + CTR.acks]!++;
+    } else this.m[this.ctr + CTR.spuriousAcks]!++;
     return id;
   }
   /** End of interrupt: ICC_EOIR1_EL1 / GICC_EOIR. */
   eoi(intid: number, group = 1): void {
     this.b();
-    bumpCounter(this.h, this.id, 'eois');
+    // Writes of the special INTIDs 1020-1023 are ignored by the CPU interface: not an EOI.
+    const id = intid & 0xffffff;
+    if (id < 1020 || id > 1023) this.m[this.ctr + CTR.eois]!++;
     this.afterDeact(cpuEoir(this.h, this.id, intid, this.gic === 2 ? -1 : group));
   }
   /** Deactivate: ICC_DIR_EL1 / GICC_DIR (EOImode = 1). */
   dir(intid: number): void {
     this.b();
     const d = cpuDir(this.h, this.id, intid);
-    if (d !== Deact.None) bumpCounter(this.h, this.id, 'deactivations');
+    if (d !== Deact.None) this.m[this.ctr + CTR.deactivations]!++;
     this.afterDeact(d);
   }
   hppir(group = 1): number {
@@ -229,7 +234,7 @@ export class GuestCpu {
     if (!reg?.write) throw new Error(`vCPU ${this.id}: ${name} is not writable`);
     const val = BigInt.asUintN(64, BigInt(value));
     if (reg.trap) {
-      this.r.exit('sysreg');
+      this.r.exit(EXIT.sysreg);
       reg.write(this, val);
       this.r.enter();
     } else reg.write(this, val);
@@ -247,14 +252,27 @@ export class GuestCpu {
    */
   sendSgi(intid: number, targets: SgiTargets): void {
     if (this.gic === 3) {
-      if (targets === 'others') return this.sysregWrite('ICC_SGI1R_EL1', (1n << 40n) | (BigInt(intid & 15) << 24n));
-      const ids = targets === 'self' ? [this.id] : targets;
-      // Group targets by Aff3.Aff2.Aff1; vCPU i has Aff0 = i & 15, Aff1 = i >> 4 (see Vm mpidr).
-      const byCluster = new Map<number, number>();
-      for (const t of ids) byCluster.set(t >> 4, (byCluster.get(t >> 4) ?? 0) | (1 << (t & 15)));
-      for (const [aff1, list] of byCluster) {
-        this.sysregWrite('ICC_SGI1R_EL1', (BigInt(aff1) << 16n) | (BigInt(intid & 15) << 24n) | BigInt(list));
+      // ICC_SGI1R_EL1 write: a trapped sysreg access. Compose its two 32-bit halves directly (the
+      // generic sysregWrite path works on a u64 BigInt, which costs more than the whole IPI).
+      const sgi = (intid & 15) << 24;
+      this.b();
+      this.r.exit(EXIT.sysreg);
+      if (targets === 'others') dispatchSgiWords(this.h, this.id, sgi, 1 << 8, true);
+      else if (targets === 'self') dispatchSgiWords(this.h, this.id, sgi | ((this.id >> 4) << 16) | (1 << (this.id & 15)), 0, true);
+      else {
+        // One write per Aff1 cluster; vCPU i has Aff0 = i & 15, Aff1 = i >> 4 (KVM's reset MPIDR).
+        let done = 0;
+        for (let k = 0; k < targets.length; k++) {
+          const aff1 = targets[k]! >> 4;
+          if (done & (1 << (aff1 & 31))) continue;
+          done |= 1 << (aff1 & 31);
+          let list = 0;
+          for (let j = k; j < targets.length; j++) if (targets[j]! >> 4 === aff1) list |= 1 << (targets[j]! & 15);
+          dispatchSgiWords(this.h, this.id, sgi | (aff1 << 16) | list, 0, true);
+        }
       }
+      this.r.enter();
+      this.b();
       return;
     }
     let v: number;
@@ -287,14 +305,14 @@ export class GuestCpu {
     this.b();
     if (this.inGicc(gpa)) return giccRead(this, gpa - this.giccBase, len);
     if (this.inGicFrame(gpa)) {
-      this.r.exit('mmio_kernel');
+      this.r.exit(EXIT.mmio_kernel);
       const v = vgicMmioRead(this.h, this.id, gpa, len);
       this.r.enter();
       this.b();
       return v;
     }
     // KVM_EXIT_MMIO: KVM_RUN returns to the VMM on this thread, which emulates and re-enters.
-    this.r.exit('mmio_user');
+    this.r.exit(EXIT.mmio_user);
     this.r.kvmRunReturn();
     const v = this.userMmio.read(gpa, len, this.id);
     this.r.kvmRunEnter();
@@ -310,13 +328,13 @@ export class GuestCpu {
       return;
     }
     if (this.inGicFrame(gpa)) {
-      this.r.exit('mmio_kernel');
+      this.r.exit(EXIT.mmio_kernel);
       vgicMmioWrite(this.h, this.id, gpa, len, value);
       this.r.enter();
       this.b();
       return;
     }
-    this.r.exit('mmio_user');
+    this.r.exit(EXIT.mmio_user);
     this.r.kvmRunReturn();
     this.userMmio.write(gpa, len, value, this.id);
     this.r.kvmRunEnter();

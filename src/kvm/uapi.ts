@@ -106,6 +106,11 @@ export const KVM_REQ_UNBLOCK = 1 << 2;
 export const KVM_REQ_SLEEP = 1 << 8;
 export const KVM_REQ_IRQ_PENDING = 1 << 9;
 export const KVM_REQ_VCPU_RESET = 1 << 10;
+/**
+ * vgic-emu's own request bit (not a kernel number): the VM is being torn down. Carried with the
+ * requests so that the guest-entry path needs no extra load to notice it.
+ */
+export const VGIC_EMU_REQ_STOP = 1 << 30;
 
 // vcpu->mode.
 export const OUTSIDE_GUEST_MODE = 0;

@@ -8,14 +8,14 @@
  * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
  * local maintenance flag.
  */
-import { IN_GUEST_MODE, KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE } from './uapi.js';
+import { IN_GUEST_MODE, KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { KvmError } from './errno.js';
-import { EXIT, type ExitReason, VCPU } from '../shm/layouts.js';
+import { EXIT, VCPU, CTR } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
 import { BUG } from '../vgic/bugs.js';
 import type { Host } from '../vgic/host.js';
-import { dw } from '../vgic/host.js';
+import { D } from '../vgic/host.js';
 import { vgicMapResources } from '../vgic/init.js';
 import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgic/locks.js';
 import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
@@ -48,6 +48,9 @@ export class VcpuRunner {
   maint = false;
   private haltPollNs = HALT_POLL_MIN_NS;
   private inKvmRun = false;
+  /** An in-kernel vgic exists (fixed before the first run: creating one after is EBUSY). */
+  private vgic = false;
+  private readonly exitsIdx: number;
 
   constructor(h: Host, v: number) {
     this.h = h;
@@ -56,11 +59,8 @@ export class VcpuRunner {
     this.vb = vcpuOff(h.g, v);
     this.modeIdx = this.vb + VCPU.off.mode;
     this.reqIdx = this.vb + VCPU.off.requests;
-    this.stopIdx = dw(h, 'stop');
-  }
-
-  private vgicPresent(): boolean {
-    return this.m[dw(this.h, 'inKernel')] !== 0;
+    this.stopIdx = D.stop;
+    this.exitsIdx = this.vb + VCPU.off.exits;
   }
 
   /** KVM_RUN: take vcpu->mutex for its whole duration; first-run setup; enter the guest. */
@@ -68,10 +68,11 @@ export class VcpuRunner {
     lockVcpuMutex(this.h, this.v);
     this.inKvmRun = true;
     try {
-      if (Atomics.load(this.m, dw(this.h, 'dead'))) throw new KvmError('EIO', 'VM is dead');
+      if (Atomics.load(this.m, D.dead)) throw new KvmError('EIO', 'VM is dead');
+      this.vgic = Atomics.load(this.m, D.inKernel) !== 0;
       if (!this.m[this.vb + VCPU.off.ranOnce]) {
         // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
-        if (this.vgicPresent()) vgicMapResources(this.h);
+        if (this.vgic) vgicMapResources(this.h);
         lockConfig(this.h);
         this.m[this.vb + VCPU.off.ranOnce] = 1;
         unlockConfig(this.h);
@@ -99,9 +100,10 @@ export class VcpuRunner {
 
   private checkRequests(): void {
     const m = this.m;
-    if (Atomics.load(m, this.stopIdx)) throw new VmStopped();
+    // One load on the common path; teardown arrives as a request too (VGIC_EMU_REQ_STOP).
+    if (Atomics.load(m, this.reqIdx) === 0) return;
     const req = Atomics.exchange(m, this.reqIdx, 0);
-    if (req === 0) return;
+    if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
     if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
     if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
     // KVM_REQ_IRQ_PENDING carries no work: it only made "requests pending" true.
@@ -123,35 +125,35 @@ export class VcpuRunner {
     const h = this.h;
     for (;;) {
       this.checkRequests();
-      if (this.vgicPresent()) flushLrs(h, this.v);
+      if (this.vgic) flushLrs(h, this.v);
       schedPoint(SchedPoint.PublishMode, this.v);
       Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
       // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request
       // made before our store is seen here; one made after finds IN_GUEST_MODE and flips us to
       // EXITING. Without this re-check a kick in between is lost (bug seed noRequestRecheck).
-      if (!(h.bugs & BUG.noRequestRecheck) && (Atomics.load(m, this.reqIdx) !== 0 || Atomics.load(m, this.stopIdx) !== 0)) {
+      if (!(h.bugs & BUG.noRequestRecheck) && Atomics.load(m, this.reqIdx) !== 0) {
         Atomics.store(m, this.modeIdx, OUTSIDE_GUEST_MODE);
-        if (this.vgicPresent()) syncHwstate(h, this.v);
+        if (this.vgic) syncHwstate(h, this.v);
         continue;
       }
-      bumpCounter(h, this.v, 'entries');
-      this.pendHint = this.vgicPresent() ? pendingLrCount(h, this.v) : 0;
+      bumpCounter(h, this.v, CTR.entries);
+      this.pendHint = this.vgic ? pendingLrCount(h, this.v) : 0;
       this.maint = false;
       return;
     }
   }
 
-  /** From the guest to the host: mode = OUTSIDE, count the reason, fold and prune. */
-  exit(reason: ExitReason): void {
+  /** From the guest to the host: mode = OUTSIDE, count the reason (an EXIT index), fold and prune. */
+  exit(reason: number): void {
     Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
     schedPoint(SchedPoint.PublishMode, this.v);
-    this.m[this.vb + VCPU.off.exits + EXIT[reason]]!++;
-    if (this.vgicPresent()) syncHwstate(this.h, this.v);
+    this.m[this.exitsIdx + reason]!++;
+    if (this.vgic) syncHwstate(this.h, this.v);
   }
 
   /** An instruction boundary found a kick or a maintenance interrupt: exit and re-enter. */
   exitForInterrupt(): void {
-    this.exit(this.maint ? 'maintenance' : 'irq');
+    this.exit(this.maint ? EXIT.maintenance : EXIT.irq);
     this.enter();
   }
 
@@ -160,7 +162,7 @@ export class VcpuRunner {
     const m = this.m;
     if (Atomics.load(m, this.vb + VCPU.off.pause)) return false;
     if (m[this.vb + VCPU.off.irqLine] || m[this.vb + VCPU.off.fiqLine]) return true;
-    if (!Atomics.load(m, dw(this.h, 'initialized'))) return false;
+    if (!Atomics.load(m, D.initialized)) return false;
     return vcpuHasPendingIrq(this.h, this.v);
   }
 
@@ -171,8 +173,8 @@ export class VcpuRunner {
    * and only then park on it. A waker notifies only when `parked` is set.
    */
   wfi(): void {
-    this.exit('wfi');
-    bumpCounter(this.h, this.v, 'wfi');
+    this.exit(EXIT.wfi);
+    bumpCounter(this.h, this.v, CTR.wfi);
     this.block();
     this.enter();
   }
@@ -195,11 +197,11 @@ export class VcpuRunner {
         if (!seeded && this.runnable()) return;
         if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
         if (this.haltPoll(wakeIdx)) {
-          bumpCounter(h, this.v, 'wfiPolled');
+          bumpCounter(h, this.v, CTR.wfiPolled);
           this.haltPollNs = Math.min(HALT_POLL_MAX_NS, this.haltPollNs * 2);
         } else {
           this.haltPollNs = Math.max(HALT_POLL_MIN_NS, this.haltPollNs >> 1);
-          bumpCounter(h, this.v, 'wfiParked');
+          bumpCounter(h, this.v, CTR.wfiParked);
           Atomics.store(m, parkedIdx, 1);
           // Re-check the doorbell after publishing `parked`: a waker that saw parked=0 rang first.
           if (Atomics.load(m, wakeIdx) === 0) Atomics.wait(m, wakeIdx, 0, PARK_SLICE_MS);

@@ -6,7 +6,7 @@ import { KvmError, kvmErr } from './errno.js';
 import {
   KVM_ARM_IRQ_NUM_MASK, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_MASK, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SHIFT,
   KVM_ARM_IRQ_TYPE_SPI, KVM_ARM_IRQ_VCPU2_MASK, KVM_ARM_IRQ_VCPU2_SHIFT, KVM_ARM_IRQ_VCPU_MASK, KVM_ARM_IRQ_VCPU_SHIFT,
-  KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, KVM_REQ_IRQ_PENDING,
+  KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, KVM_REQ_IRQ_PENDING, VGIC_EMU_REQ_STOP,
 } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
@@ -250,6 +250,7 @@ export class Vm {
     const online = h.m[dw(h, 'onlineVcpus')]!;
     for (let v = 0; v < online; v++) {
       const vb = vcpuOff(this.geometry, v);
+      makeRequest(h, v, VGIC_EMU_REQ_STOP);
       kickVcpu(h, v);
       Atomics.store(h.m, vb + VCPU.off.wake, 1);
       Atomics.notify(h.m, vb + VCPU.off.wake);

@@ -56,6 +56,8 @@ export const VCPU_COUNTERS = [
   'kicksReceived', 'lrOverflows', 'prunes', 'migrations',
 ] as const;
 export type VcpuCounter = (typeof VCPU_COUNTERS)[number];
+/** Counter indices by name (CTR.acks ...), for allocation-free, non-keyed updates. */
+export const CTR = Object.fromEntries(VCPU_COUNTERS.map((c, i) => [c, i])) as { readonly [K in VcpuCounter]: number };
 
 /** Per-vCPU state (struct vgic_cpu plus the generic vcpu fields the vgic relies on). */
 export const VCPU = defineLayout('vcpu', [

@@ -30,7 +30,7 @@ export interface VmGeometry {
 }
 
 export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: number }): VmGeometry {
-  const distBase = 0;
+  const distBase = 0; // hot paths index DIST fields directly (vgic/host.ts `D`)
   const edgeBase = distBase + DIST.size;
   const vcpuBase = edgeBase + ((NR_LOCK_CLASSES * NR_LOCK_CLASSES + 1) & ~1);
   const irqBase = vcpuBase + o.maxVcpus * VCPU.size;

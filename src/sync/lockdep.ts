@@ -64,7 +64,9 @@ export function lockdepAcquire(t: SyncThread, cls: number, sub: number, nestOk: 
   if (t.depth > 0) {
     const from = t.heldClass[t.depth - 1]!;
     const e = t.edgeBase + from * NR_LOCK_CLASSES + cls;
-    if (Atomics.load(t.m, e) === 0) Atomics.compareExchange(t.m, e, 0, t.slot + 1);
+    // A plain read first: once an edge is recorded it never changes back, so the common case
+    // costs no atomic operation.
+    if (t.m[e] === 0 && Atomics.load(t.m, e) === 0) Atomics.compareExchange(t.m, e, 0, t.slot + 1);
   }
 }
 

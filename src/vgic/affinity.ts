@@ -10,11 +10,11 @@
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 
 export function mpidrToVcpu(h: Host, aff: number): number {
   const m = h.m;
-  const online = m[dw(h, 'onlineVcpus')]!;
+  const online = m[D.onlineVcpus]!;
   const aff0 = aff & 0xff;
   if (aff0 < 16) {
     const guess = (((aff >>> 16) & 0xff) << 12) | (((aff >>> 8) & 0xff) << 4) | aff0;

@@ -13,7 +13,7 @@ import { ICC_IAR_SPURIOUS, VGIC_MIN_LPI } from '../kvm/uapi.js';
 import { LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 import { lrOff } from './lr.js';
 
 export const PRI_BITS = 5;
@@ -107,7 +107,7 @@ export function cpuIar(h: Host, v: number, grp: number): number {
   if (lgrp) m[vb + VCPU.off.ap1r] = m[vb + VCPU.off.ap1r]! | bit;
   else m[vb + VCPU.off.ap0r] = m[vb + VCPU.off.ap0r]! | bit;
   const intid = m[lb + LR.off.intid]!;
-  if (m[dw(h, 'model')] === 2 && intid < 16) return intid | (m[lb + LR.off.cpuid]! << 10);
+  if (m[D.model] === 2 && intid < 16) return intid | (m[lb + LR.off.cpuid]! << 10);
   return intid;
 }
 
@@ -126,7 +126,7 @@ function priorityDrop(m: Int32Array, vb: number): number {
 function findActiveLr(h: Host, v: number, intid: number, cpuid: number): number {
   const m = h.m;
   const used = m[vcpuOff(h.g, v) + VCPU.off.usedLrs]!;
-  const v2 = m[dw(h, 'model')] === 2 && intid < 16;
+  const v2 = m[D.model] === 2 && intid < 16;
   for (let i = 0; i < used; i++) {
     const lb = lrOff(h, v, i);
     if (m[lb + LR.off.intid] === intid && m[lb + LR.off.state]! & LR_ACTIVE && (!v2 || m[lb + LR.off.cpuid] === cpuid)) return i;
@@ -144,14 +144,12 @@ function deactivateLr(h: Host, v: number, i: number): Deact {
   return Deact.Done;
 }
 
-function splitIntid(h: Host, value: number): [number, number] {
-  if (h.m[dw(h, 'model')] === 2) return [value & 0x3ff, (value >> 10) & 7];
-  return [value & 0xffffff, 0];
-}
-
 /** End of interrupt (ICC_EOIR0/1_EL1, GICC_EOIR): priority drop, then deactivate unless EOImode=1. */
 export function cpuEoir(h: Host, v: number, value: number, grp: number): Deact {
-  const [intid, cpuid] = splitIntid(h, value);
+  // v2 SGIs carry the source CPU in [12:10]; v3 INTIDs are 24 bits wide.
+  const v2 = h.m[D.model] === 2;
+  const intid = v2 ? value & 0x3ff : value & 0xffffff;
+  const cpuid = v2 ? (value >> 10) & 7 : 0;
   // Writes of the special INTIDs 1020-1023 are ignored by the CPU interface.
   if (intid >= 1020 && intid <= 1023) return Deact.None;
   const m = h.m;
@@ -172,7 +170,9 @@ export function cpuEoir(h: Host, v: number, value: number, grp: number): Deact {
 
 /** Deactivate (ICC_DIR_EL1, GICC_DIR): only meaningful with EOImode=1; ignored for LPIs. */
 export function cpuDir(h: Host, v: number, value: number): Deact {
-  const [intid, cpuid] = splitIntid(h, value);
+  const v2 = h.m[D.model] === 2;
+  const intid = v2 ? value & 0x3ff : value & 0xffffff;
+  const cpuid = v2 ? (value >> 10) & 7 : 0;
   const m = h.m;
   const vb = vcpuOff(h.g, v);
   if (!m[vb + VCPU.off.eoiMode] || intid >= VGIC_MIN_LPI) return Deact.None;
@@ -192,7 +192,7 @@ export function cpuHppir(h: Host, v: number, grp: number): number {
   const lb = lrOff(h, v, i);
   if (grp >= 0 && h.m[lb + LR.off.group] !== grp) return ICC_IAR_SPURIOUS;
   const intid = h.m[lb + LR.off.intid]!;
-  if (h.m[dw(h, 'model')] === 2 && intid < 16) return intid | (h.m[lb + LR.off.cpuid]! << 10);
+  if (h.m[D.model] === 2 && intid < 16) return intid | (h.m[lb + LR.off.cpuid]! << 10);
   return intid;
 }
 

@@ -19,7 +19,7 @@ import { vcpuOff } from '../shm/vm-memory.js';
 import { TeardownError } from '../sync/lock.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 import { makeRequest } from './queue.js';
 
 const HALT_TIMEOUT_MS = 2000;
@@ -44,7 +44,7 @@ function isHalted(m: Int32Array, vb: number): boolean {
 
 export function haltGuest(h: Host): void {
   const m = h.m;
-  const online = m[dw(h, 'onlineVcpus')]!;
+  const online = m[D.onlineVcpus]!;
   for (let v = 0; v < online; v++) Atomics.store(m, vcpuOff(h.g, v) + VCPU.off.pause, 1);
   // KVM_REQ_SLEEP carries NO_WAKEUP: a blocked vCPU stays blocked (runnable() is false while
   // paused); one in the guest is forced out (the IPI), which is the CAS half of kvm_vcpu_kick.
@@ -54,7 +54,7 @@ export function haltGuest(h: Host): void {
     schedPoint(SchedPoint.Kick, v);
     Atomics.compareExchange(m, vcpuOff(h.g, v) + VCPU.off.mode, IN_GUEST_MODE, EXITING_GUEST_MODE);
   }
-  const stopIdx = dw(h, 'stop');
+  const stopIdx = D.stop;
   const deadline = performance.now() + HALT_TIMEOUT_MS;
   for (let v = 0; v < online; v++) {
     if (v === h.selfVcpu) continue;
@@ -81,7 +81,7 @@ export function haltGuest(h: Host): void {
 /** Clear pause on every vCPU and wake it: the sleeper in the run loop and a WFI-blocked one. */
 export function resumeGuest(h: Host): void {
   const m = h.m;
-  const online = m[dw(h, 'onlineVcpus')]!;
+  const online = m[D.onlineVcpus]!;
   for (let v = 0; v < online; v++) {
     const vb = vcpuOff(h.g, v);
     Atomics.store(m, vb + VCPU.off.pause, 0);

@@ -73,7 +73,13 @@ export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slo
   };
 }
 
-/** Index of a DIST field. */
+/** Index of a DIST field (cold paths). */
 export function dw(h: Host, field: keyof typeof DIST.off): number {
   return h.g.distBase + DIST.off[field];
 }
+
+/**
+ * DIST field indices for hot paths: the distributor block sits at word 0 of the state buffer
+ * (computeGeometry), so `h.m[D.enabled]` is the field, with no per-call keyed lookup.
+ */
+export const D = DIST.off;

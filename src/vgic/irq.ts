@@ -5,7 +5,7 @@
 import { IRQ } from '../shm/layouts.js';
 import { irqOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 
 export const EDGE = 0;
 export const LEVEL = 1;
@@ -16,7 +16,7 @@ export function irqRecord(h: Host, vcpu: number, intid: number): number {
     if (vcpu < 0 || intid < 0) return -1;
     return vcpu * 32 + intid;
   }
-  if (intid < 32 + h.m[dw(h, 'nrSpis')]!) return h.g.spiRecordBase + intid - 32;
+  if (intid < 32 + h.m[D.nrSpis]!) return h.g.spiRecordBase + intid - 32;
   return -1;
 }
 
@@ -31,7 +31,7 @@ export function irqIsPending(m: Int32Array, b: number): boolean {
 }
 
 export function isV2Sgi(h: Host, b: number): boolean {
-  return h.m[dw(h, 'model')] === 2 && h.m[b + IRQ.off.intid]! < 16;
+  return h.m[D.model] === 2 && h.m[b + IRQ.off.intid]! < 16;
 }
 
 export function popcount(x: number): number {

@@ -8,12 +8,12 @@
  */
 import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 import { vcpuHasPendingIrq } from './lr.js';
 import { kickVcpu, makeRequest } from './queue.js';
 
 export function vgicKickVcpus(h: Host): void {
-  const online = h.m[dw(h, 'onlineVcpus')]!;
+  const online = h.m[D.onlineVcpus]!;
   for (let v = 0; v < online; v++) {
     if (vcpuHasPendingIrq(h, v)) {
       makeRequest(h, v, KVM_REQ_IRQ_PENDING);

@@ -5,11 +5,11 @@
  * the list does not fit or holds a multi-source SGI, active IRQs first; UIE when entries remain.
  */
 import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
-import { IRQ, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { IRQ, LR, LR_ACTIVE, LR_PENDING, VCPU, CTR } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 import { EDGE, irqIsPending, irqLrCount, irqRecord, isV2Sgi, LEVEL } from './irq.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { apListAppend, apListUnlink, kickVcpu, makeRequest, oracle } from './queue.js';
@@ -173,7 +173,7 @@ export function flushLrs(h: Host, v: number): number {
   }
   if (depth > nrLr || multiSgi) {
     sortApList(h, v);
-    bumpCounter(h, v, 'lrOverflows');
+    bumpCounter(h, v, CTR.lrOverflows);
   }
   let count = 0;
   let prio = 0xff;
@@ -296,7 +296,7 @@ export function pruneApList(h: Host, v: number): void {
         unlockApList(h, lo);
       }
       if (moved) {
-        bumpCounter(h, v, 'migrations');
+        bumpCounter(h, v, CTR.migrations);
         makeRequest(h, t, KVM_REQ_IRQ_PENDING);
         kickVcpu(h, t);
       }
@@ -321,7 +321,7 @@ export function syncHwstate(h: Host, v: number): void {
  */
 export function vcpuHasPendingIrq(h: Host, v: number): boolean {
   const m = h.m;
-  if (m[dw(h, 'enabled')] === 0) return false;
+  if (m[D.enabled] === 0) return false;
   const vb = vcpuOff(h.g, v);
   const pmr = m[vb + VCPU.off.pmr]!;
   let found = false;

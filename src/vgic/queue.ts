@@ -13,7 +13,7 @@ import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
 import { BUG } from './bugs.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 import { EDGE, irqIsPending, irqRecord, LEVEL } from './irq.js';
 import { vgicLazyInit } from './init.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
@@ -31,7 +31,7 @@ export function oracle(h: Host, b: number): number {
   if (m[b + IRQ.off.enabled] && irqIsPending(m, b)) {
     const t = m[b + IRQ.off.target]!;
     // dist->enabled is read without a lock, as the kernel does.
-    if (t >= 0 && m[dw(h, 'enabled')] === 0) return -1;
+    if (t >= 0 && m[D.enabled] === 0) return -1;
     return t;
   }
   return -1;

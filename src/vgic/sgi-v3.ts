@@ -12,7 +12,7 @@ import { irqOff } from '../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
 import { mpidrToVcpu } from './affinity.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D } from './host.js';
 import { lockIrq, unlockIrq } from './locks.js';
 import { queueIrqUnlock } from './queue.js';
 
@@ -33,10 +33,13 @@ function queueSgi(h: Host, t: number, sgi: number, allowGroup1: boolean): void {
 }
 
 export function vgicV3DispatchSgi(h: Host, v: number, value: bigint, allowGroup1: boolean): void {
-  const lo = Number(value & 0xffffffffn);
-  const hi = Number((value >> 32n) & 0xffffffffn);
+  dispatchSgiWords(h, v, Number(value & 0xffffffffn), Number((value >> 32n) & 0xffffffffn), allowGroup1);
+}
+
+/** The same, from the register's two 32-bit halves: no BigInt on the IPI path. */
+export function dispatchSgiWords(h: Host, v: number, lo: number, hi: number, allowGroup1: boolean): void {
   const sgi = (lo >>> 24) & 0xf;
-  const online = h.m[dw(h, 'onlineVcpus')]!;
+  const online = h.m[D.onlineVcpus]!;
   if (hi & (1 << 8)) {
     // IRM: every vCPU but the writer.
     for (let t = 0; t < online; t++) if (t !== v) queueSgi(h, t, sgi, allowGroup1);

@@ -9,6 +9,7 @@
  * interrupt, i.e. a guest exit). The aliased group-1 registers (AIAR/AEOIR/AHPPIR) do the same
  * for group 1 explicitly.
  */
+import { CTR } from '../../shm/layouts.js';
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
 import { VCPU } from '../../shm/layouts.js';
@@ -102,14 +103,14 @@ const readAiar: RegRead = (c) => {
   const id = cpuIar(c.h, c.vcpu, 1);
   if (id !== 1023) {
     cpu.runner.pendHint--;
-    bumpCounter(c.h, c.vcpu, 'acks');
-  } else bumpCounter(c.h, c.vcpu, 'spuriousAcks');
+    bumpCounter(c.h, c.vcpu, CTR.acks);
+  } else bumpCounter(c.h, c.vcpu, CTR.spuriousAcks);
   return id;
 };
 
 /** AEOIR: group-1 EOI; the deactivation result decides whether maintenance follows. */
 const writeAeoir: RegWrite = (c, _a, _l, val) => {
-  bumpCounter(c.h, c.vcpu, 'eois');
+  bumpCounter(c.h, c.vcpu, CTR.eois);
   cpuOf(c).noteDeactivation(cpuEoir(c.h, c.vcpu, val, 1));
 };
 

@@ -8,7 +8,7 @@ import { kvmErr } from '../../kvm/errno.js';
 import { IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';
-import { dw } from '../host.js';
+import { D } from '../host.js';
 import { LEVEL } from '../irq.js';
 import { lockIrq, unlockIrq } from '../locks.js';
 import { queueIrqUnlock } from '../queue.js';
@@ -26,7 +26,7 @@ function rec(h: Host, v: number, intid: number): number {
 export function levelInfoUaccess(h: Host, v: number, intidBase: number, isWrite: boolean, value: number): number {
   if (intidBase % 32 !== 0) kvmErr('EINVAL', `LEVEL_INFO vINTID ${intidBase} is not a multiple of 32`);
   const m = h.m;
-  const nrIrqs = m[dw(h, 'nrSpis')]! + 32;
+  const nrIrqs = m[D.nrSpis]! + 32;
   let out = 0;
   for (let i = 0; i < 32; i++) {
     const intid = intidBase + i;

@@ -1,0 +1,196 @@
+/**
+ * Liveness watchdog. Samples the shared state of a running VM from the main thread (without
+ * locks: a sample may be torn, so a finding must persist across consecutive samples spanning the
+ * bound before it is reported) and finds:
+ *  - a vCPU blocked in WFI while a deliverable interrupt sits on its ap_list (lost wake-up);
+ *  - a vCPU in guest mode with a request pending (lost kick: the IN_GUEST/requests Dekker pair);
+ *  - a thread parked on a lock for longer than the bound (deadlock or a stuck holder).
+ * It then builds a wait-for graph (who holds what, who waits on what, each vCPU's mode and
+ * requests), reports it, and stops the VM instead of letting it hang.
+ */
+import { DIST, IRQ, VCPU } from '../shm/layouts.js';
+import { irqOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
+import { LockClass, lockClassName } from '../sync/lock-classes.js';
+import { slotName } from '../sync/lockdep.js';
+import { irqIsPending } from '../vgic/irq.js';
+
+export interface WatchdogFinding {
+  kind: 'wfi-lost-wakeup' | 'lost-kick' | 'stuck-on-lock' | 'deadlock';
+  message: string;
+  waitFor: string;
+}
+
+export interface WatchdogOptions {
+  /** How long a condition must persist before it is reported (ms). Default 1000. */
+  boundMs?: number;
+  /** Sampling period (ms). Default 50. */
+  periodMs?: number;
+}
+
+interface LockRef {
+  word: number;
+  label: string;
+}
+
+/** Every lock word of the VM with a label, for "who holds what". */
+function allLocks(g: VmGeometry, online: number): LockRef[] {
+  const out: LockRef[] = [
+    { word: g.distBase + DIST.off.kvmLock, label: lockClassName(LockClass.KvmLock) },
+    { word: g.distBase + DIST.off.configLock, label: lockClassName(LockClass.ConfigLock) },
+    { word: g.distBase + DIST.off.distLock, label: lockClassName(LockClass.DistLock) },
+  ];
+  for (let v = 0; v < online; v++) {
+    out.push({ word: vcpuOff(g, v) + VCPU.off.mutex, label: `${lockClassName(LockClass.VcpuMutex)}#${v}` });
+    out.push({ word: vcpuOff(g, v) + VCPU.off.apLock, label: `${lockClassName(LockClass.ApListLock)}#${v}` });
+  }
+  for (let r = 0; r < g.nrRecords; r++) out.push({ word: irqOff(g, r) + IRQ.off.lock, label: `${lockClassName(LockClass.IrqLock)}#${r}` });
+  return out;
+}
+
+const MODES = ['OUTSIDE_GUEST_MODE', 'IN_GUEST_MODE', 'EXITING_GUEST_MODE'];
+
+/** A textual wait-for graph of the current state. */
+export function waitForGraph(m: Int32Array, g: VmGeometry): string {
+  const online = m[g.distBase + DIST.off.onlineVcpus]!;
+  const locks = allLocks(g, online);
+  const byWord = new Map(locks.map((l) => [l.word, l.label]));
+  const holds = new Map<number, string[]>();
+  for (const l of locks) {
+    const owner = Atomics.load(m, l.word + 1);
+    if (owner !== 0 && Atomics.load(m, l.word) !== 0) {
+      const list = holds.get(owner - 1) ?? [];
+      list.push(l.label);
+      holds.set(owner - 1, list);
+    }
+  }
+  const lines: string[] = ['wait-for graph:'];
+  for (let s = 0; s < g.threadSlots; s++) {
+    const w = Atomics.load(m, g.distBase + DIST.off.waitingOn + s);
+    const h = holds.get(s);
+    if (!w && !h && s > online) continue;
+    const name = slotName(s, g.maxVcpus);
+    let line = `  ${name.padEnd(8)} holds [${(h ?? []).join(', ')}]`;
+    if (w) {
+      const word = w - 1;
+      const owner = Atomics.load(m, word + 1);
+      line += ` waits for ${byWord.get(word) ?? `word ${word}`} held by ${owner ? slotName(owner - 1, g.maxVcpus) : '?'}`;
+    }
+    if (s >= 1 && s <= online) {
+      const vb = vcpuOff(g, s - 1);
+      line += `  mode=${MODES[Atomics.load(m, vb + VCPU.off.mode)] ?? '?'} requests=0x${Atomics.load(m, vb + VCPU.off.requests).toString(16)} blocked=${Atomics.load(m, vb + VCPU.off.blocked)}`;
+    }
+    lines.push(line);
+  }
+  return lines.join('\n');
+}
+
+/** Racy read: does vCPU v's ap_list hold a deliverable interrupt (spec §4.9 predicate)? */
+function deliverableOnList(m: Int32Array, g: VmGeometry, v: number): number {
+  if (m[g.distBase + DIST.off.enabled] === 0) return -1;
+  const vb = vcpuOff(g, v);
+  const pmr = m[vb + VCPU.off.pmr]!;
+  let r = m[vb + VCPU.off.apHead]!;
+  for (let n = 0; r >= 0 && n < g.nrRecords; n++) {
+    const b = irqOff(g, r);
+    if (irqIsPending(m, b) && m[b + IRQ.off.enabled] && !m[b + IRQ.off.active] && m[b + IRQ.off.priority]! < pmr) return m[b + IRQ.off.intid]!;
+    r = m[b + IRQ.off.next]!;
+  }
+  return -1;
+}
+
+/** Find a cycle in the lock wait-for relation (thread -> thread owning the lock it waits on). */
+function lockCycle(m: Int32Array, g: VmGeometry): number[] | null {
+  const next = new Map<number, number>();
+  for (let s = 0; s < g.threadSlots; s++) {
+    const w = Atomics.load(m, g.distBase + DIST.off.waitingOn + s);
+    if (!w) continue;
+    const owner = Atomics.load(m, w - 1 + 1); // owner word follows the lock word (w - 1)
+    if (owner) next.set(s, owner - 1);
+  }
+  for (const start of next.keys()) {
+    const path: number[] = [];
+    let cur: number | undefined = start;
+    while (cur !== undefined && !path.includes(cur)) {
+      path.push(cur);
+      cur = next.get(cur);
+    }
+    if (cur !== undefined) return path.slice(path.indexOf(cur));
+  }
+  return null;
+}
+
+export class Watchdog {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly since = new Map<string, number>();
+  finding: WatchdogFinding | null = null;
+
+  constructor(
+    private readonly m: Int32Array,
+    private readonly g: VmGeometry,
+    private readonly onFinding: (f: WatchdogFinding) => void,
+    private readonly opts: WatchdogOptions = {},
+  ) {}
+
+  start(): void {
+    const period = this.opts.periodMs ?? 50;
+    this.timer = setInterval(() => this.sample(), period);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Persisting for at least the bound? Conditions not seen in this sample are forgotten. */
+  private persist(key: string, now: number, seen: Set<string>): boolean {
+    seen.add(key);
+    const t = this.since.get(key);
+    if (t === undefined) {
+      this.since.set(key, now);
+      return false;
+    }
+    return now - t >= (this.opts.boundMs ?? 1000);
+  }
+
+  sample(): void {
+    if (this.finding) return;
+    const m = this.m;
+    const g = this.g;
+    const now = performance.now();
+    const seen = new Set<string>();
+    const online = m[g.distBase + DIST.off.onlineVcpus]!;
+    let f: WatchdogFinding | null = null;
+    for (let v = 0; v < online && !f; v++) {
+      const vb = vcpuOff(g, v);
+      if (Atomics.load(m, vb + VCPU.off.blocked)) {
+        const intid = deliverableOnList(m, g, v);
+        if (intid >= 0 && this.persist(`wfi${v}:${intid}`, now, seen)) {
+          f = { kind: 'wfi-lost-wakeup', message: `vcpu${v} blocked in WFI for over ${this.opts.boundMs ?? 1000} ms while INTID ${intid} is deliverable on its ap_list`, waitFor: '' };
+        }
+      }
+      if (Atomics.load(m, vb + VCPU.off.mode) === 1 && Atomics.load(m, vb + VCPU.off.requests) !== 0) {
+        if (this.persist(`kick${v}`, now, seen)) {
+          f = { kind: 'lost-kick', message: `vcpu${v} stayed in IN_GUEST_MODE with requests 0x${Atomics.load(m, vb + VCPU.off.requests).toString(16)} pending for over ${this.opts.boundMs ?? 1000} ms (a kick was lost)`, waitFor: '' };
+        }
+      }
+    }
+    const cycle = f ? null : lockCycle(m, g);
+    if (cycle && this.persist(`cycle${cycle.join(',')}`, now, seen)) {
+      f = { kind: 'deadlock', message: `deadlock: ${cycle.map((s) => slotName(s, g.maxVcpus)).join(' -> ')} -> ${slotName(cycle[0]!, g.maxVcpus)}`, waitFor: '' };
+    }
+    for (let s = 0; s < g.threadSlots && !f; s++) {
+      const w = Atomics.load(m, g.distBase + DIST.off.waitingOn + s);
+      if (w && this.persist(`lock${s}:${w}`, now, seen)) {
+        f = { kind: 'stuck-on-lock', message: `${slotName(s, g.maxVcpus)} parked on a lock for over ${this.opts.boundMs ?? 1000} ms`, waitFor: '' };
+      }
+    }
+    for (const k of [...this.since.keys()]) if (!seen.has(k)) this.since.delete(k);
+    if (f) {
+      f.waitFor = waitForGraph(m, g);
+      this.finding = f;
+      this.stop();
+      this.onFinding(f);
+    }
+  }
+}
