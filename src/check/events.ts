@@ -77,7 +77,7 @@ export const EVENT_KINDS: readonly (EventKindDecl | undefined)[] = [
   undefined,
   { kind: EventKind.LINE, name: 'LINE', a: 'level', b: null,
     doc: 'input line changed (KVM_IRQ_LINE, irqfd, device); vcpu = target for private IRQs else -1' },
-  { kind: EventKind.PEND, name: 'PEND', a: 'level', b: 'src',
+  { kind: EventKind.PEND, name: 'PEND', a: 'trigger', b: 'src',
     doc: 'pending latch set by an accepted injection/ISPENDR/SGI/MSI; a = 0 edge / 1 level; b = v2 SGI source vCPU or -1' },
   { kind: EventKind.QUEUE, name: 'QUEUE', a: null, b: null, doc: "inserted into vCPU `vcpu`'s ap_list" },
   { kind: EventKind.MIGRATE, name: 'MIGRATE', a: 'from', b: null, doc: 'moved to vCPU `vcpu` by prune; a = from vCPU' },
@@ -86,7 +86,7 @@ export const EVENT_KINDS: readonly (EventKindDecl | undefined)[] = [
   { kind: EventKind.ACK, name: 'ACK', a: 'prio', b: 'best',
     doc: 'guest IAR returned intid; a = its priority; b = lowest priority among the other Pending, group-enabled, below-PMR LRs, 256 if none' },
   { kind: EventKind.EOI, name: 'EOI', a: 'prio', b: null, doc: 'priority drop; a = dropped priority' },
-  { kind: EventKind.DEACT, name: 'DEACT', a: 'level', b: null, doc: 'deactivation on vcpu; a = 0 edge / 1 level' },
+  { kind: EventKind.DEACT, name: 'DEACT', a: 'trigger', b: null, doc: 'deactivation on vcpu; a = 0 edge / 1 level' },
   { kind: EventKind.RESAMPLE, name: 'RESAMPLE', a: null, b: null, doc: 'resamplefd signalled for SPI intid' },
   { kind: EventKind.KICK, name: 'KICK', a: 'by', b: null, doc: 'vcpu kicked; a = kicker thread slot' },
   { kind: EventKind.WAKE, name: 'WAKE', a: null, b: null, doc: 'vcpu woken from WFI' },
@@ -136,6 +136,7 @@ export function formatEvent(e: HistoryEvent): string {
     if (label === null) return;
     if (label === undefined) parts.push(`${raw}=${v}`);
     else if (label === 'prio' || (label === 'best' && v !== ACK_NO_COMPETITOR)) parts.push(`${label}=0x${v.toString(16)}`);
+    else if (label === 'trigger') parts.push(v === TRIGGER_LEVEL ? 'level' : 'edge');
     else parts.push(`${label}=${v}`);
   };
   word(d === undefined ? undefined : d.a, e.a, 'a');

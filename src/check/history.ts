@@ -55,6 +55,7 @@ const E_VCPU = EVENT.off.vcpu;
 const E_A = EVENT.off.a;
 const E_B = EVENT.off.b;
 const E_SIZE = EVENT.size;
+const SEQ_NEXT = HISTORY_SEQ.off.next;
 
 /** The writer for one thread slot. Create one per thread; never share a slot between threads. */
 export class HistoryWriter {
@@ -64,6 +65,7 @@ export class HistoryWriter {
   /** Local copy of the write index (we are the only writer) and of the next slot's word offset. */
   private written: number;
   private at: number;
+  private readonly end: number;
 
   constructor(buffers: HistoryBuffers, threadSlot: number) {
     const sab = buffers.rings[threadSlot];
@@ -73,13 +75,14 @@ export class HistoryWriter {
     this.capacity = this.ring[HISTORY_RING.off.capacity]!;
     this.written = Atomics.load(this.ring, W_INDEX);
     this.at = R_BASE + (this.written % this.capacity) * E_SIZE;
+    this.end = R_BASE + this.capacity * E_SIZE;
   }
 
   /** Hot path: allocation-free. */
   record(kind: number, intid: number, vcpu: number, a: number, b: number): void {
     const r = this.ring;
     const at = this.at;
-    r[at + E_SEQ] = Atomics.add(this.seq, HISTORY_SEQ.off.next, 1);
+    r[at + E_SEQ] = Atomics.add(this.seq, SEQ_NEXT, 1);
     r[at + E_KIND] = kind;
     r[at + E_INTID] = intid;
     r[at + E_VCPU] = vcpu;
@@ -87,7 +90,7 @@ export class HistoryWriter {
     r[at + E_B] = b;
     const w = ++this.written;
     if (w > this.capacity) r[W_DROPPED]!++;
-    this.at = w % this.capacity === 0 ? R_BASE : at + E_SIZE;
+    this.at = at + E_SIZE === this.end ? R_BASE : at + E_SIZE;
     Atomics.store(r, W_INDEX, w);
   }
 }
@@ -97,13 +100,14 @@ export interface HistoryRead {
   events: HistoryEvent[];
   /** Some ring wrapped (or was overwritten while being read): the history has gaps. */
   truncated: boolean;
-  /** Events lost to wrap-around, over all rings. */
+  /** Events recorded but not returned (overwritten by wrap-around), over all rings. */
   dropped: number;
 }
 
 /**
- * Read every ring. Meant for after the run (offline), but safe while writers run: records whose
- * slot may have been overwritten during the copy are discarded and reported as truncation.
+ * Read every ring. Meant for after the run (offline), when it is exact. While writers run it still
+ * returns only published records and discards those whose slot was being reused during the copy,
+ * reporting them as truncation (see the caveat below).
  */
 export function readHistory(buffers: HistoryBuffers): HistoryRead {
   const events: HistoryEvent[] = [];
@@ -119,13 +123,14 @@ export function readHistory(buffers: HistoryBuffers): HistoryRead {
       const at = R_BASE + (i % cap) * E_SIZE;
       copied.push({ seq: r[at + E_SEQ]!, kind: r[at + E_KIND]!, intid: r[at + E_INTID]!, vcpu: r[at + E_VCPU]!, a: r[at + E_A]!, b: r[at + E_B]! });
     }
-    // A writer that advanced to `after` meanwhile may have overwritten positions < after - cap.
+    // If the writer moved on during the copy it may already be filling position `after`, whose
+    // slot is position after - cap's: only positions above that are certainly intact. (A read
+    // racing a writer that has not yet published anything new cannot be detected: read offline.)
     const after = Atomics.load(r, W_INDEX);
-    const stillValid = Math.max(first, after - cap);
-    events.push(...copied.slice(stillValid - first));
-    const lost = Math.max(0, after - cap);
-    if (lost > 0) truncated = true;
-    dropped += Math.max(lost, Atomics.load(r, W_DROPPED));
+    const valid = after > before ? Math.max(first, after - cap + 1) : first;
+    for (let i = valid - first; i < copied.length; i++) events.push(copied[i]!);
+    if (valid > 0 || Atomics.load(r, W_DROPPED) > 0) truncated = true;
+    dropped += valid;
   }
   events.sort((x, y) => x.seq - y.seq);
   return { events, truncated, dropped };

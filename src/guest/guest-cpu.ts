@@ -21,6 +21,8 @@ import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
 import { SYSREGS_BY_NAME, type SysregName } from '../vgic/sysregs.js';
 import { dispatchSgiWords } from '../vgic/sgi-v3.js';
 import { GicDriver } from './gic-driver.js';
+import { schedPoint, SchedPoint } from '../sync/sched.js';
+import { yieldHook } from '../sync/wait-hooks.js';
 
 export type IrqHandler = (cpu: GuestCpu) => void;
 
@@ -82,6 +84,7 @@ export class GuestCpu {
 
   /** Exit if kicked or maintenance is due; take an interrupt if one is deliverable. */
   private b(): void {
+    schedPoint(SchedPoint.GuestBoundary, this.id);
     if (this.r.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
     if (this.irqOn && this.r.pendHint > 0) this.takeIrq();
   }
@@ -123,6 +126,8 @@ export class GuestCpu {
   /** A no-op instruction boundary, for spin loops (yield/nop). */
   relax(): void {
     this.b();
+    // A spin-wait hint (cpu_relax/yield): under a controlled scheduler, let other threads run.
+    if (yieldHook) yieldHook();
   }
 
   /** Wait for interrupt: exits to the host, which blocks until this vCPU is runnable. */
@@ -272,7 +277,6 @@ export class GuestCpu {
         }
       }
       this.r.enter();
-      this.b();
       return;
     }
     let v: number;
@@ -287,6 +291,8 @@ export class GuestCpu {
   }
 
   // ---- MMIO ---------------------------------------------------------------------------------
+  // After a trapped access, enter() has just published IN_GUEST_MODE and re-checked requests, so
+  // there is no second boundary here: the next call's boundary takes anything that arrived since.
 
   private inGicc(gpa: number): boolean {
     return this.gic === 2 && gpa >= this.giccBase && gpa < this.giccBase + KVM_VGIC_V2_CPU_SIZE;
@@ -308,7 +314,6 @@ export class GuestCpu {
       this.r.exit(EXIT.mmio_kernel);
       const v = vgicMmioRead(this.h, this.id, gpa, len);
       this.r.enter();
-      this.b();
       return v;
     }
     // KVM_EXIT_MMIO: KVM_RUN returns to the VMM on this thread, which emulates and re-enters.
@@ -316,7 +321,6 @@ export class GuestCpu {
     this.r.kvmRunReturn();
     const v = this.userMmio.read(gpa, len, this.id);
     this.r.kvmRunEnter();
-    this.b();
     return v;
   }
 
@@ -331,14 +335,12 @@ export class GuestCpu {
       this.r.exit(EXIT.mmio_kernel);
       vgicMmioWrite(this.h, this.id, gpa, len, value);
       this.r.enter();
-      this.b();
       return;
     }
     this.r.exit(EXIT.mmio_user);
     this.r.kvmRunReturn();
     this.userMmio.write(gpa, len, value, this.id);
     this.r.kvmRunEnter();
-    this.b();
   }
 
   // ---- guest RAM ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgi
 import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
+import { wordWaitHook } from '../sync/wait-hooks.js';
 
 /** Thrown out of guest code when the VM is being torn down; the run then ends quietly. */
 export class VmStopped extends Error {
@@ -51,6 +52,7 @@ export class VcpuRunner {
   /** An in-kernel vgic exists (fixed before the first run: creating one after is EBUSY). */
   private vgic = false;
   private readonly exitsIdx: number;
+  private readonly entriesIdx: number;
 
   constructor(h: Host, v: number) {
     this.h = h;
@@ -61,6 +63,7 @@ export class VcpuRunner {
     this.reqIdx = this.vb + VCPU.off.requests;
     this.stopIdx = D.stop;
     this.exitsIdx = this.vb + VCPU.off.exits;
+    this.entriesIdx = this.vb + VCPU.off.counters + CTR.entries;
   }
 
   /** KVM_RUN: take vcpu->mutex for its whole duration; first-run setup; enter the guest. */
@@ -115,7 +118,7 @@ export class VcpuRunner {
     const pauseIdx = this.vb + VCPU.off.pause;
     while (Atomics.load(m, pauseIdx)) {
       if (Atomics.load(m, this.stopIdx)) throw new VmStopped();
-      Atomics.wait(m, pauseIdx, 1, PARK_SLICE_MS);
+      if (!wordWaitHook?.(pauseIdx, 1)) Atomics.wait(m, pauseIdx, 1, PARK_SLICE_MS);
     }
   }
 
@@ -136,7 +139,7 @@ export class VcpuRunner {
         if (this.vgic) syncHwstate(h, this.v);
         continue;
       }
-      bumpCounter(h, this.v, CTR.entries);
+      m[this.entriesIdx]!++;
       this.pendHint = this.vgic ? pendingLrCount(h, this.v) : 0;
       this.maint = false;
       return;
@@ -196,7 +199,9 @@ export class VcpuRunner {
       for (;;) {
         if (!seeded && this.runnable()) return;
         if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
-        if (this.haltPoll(wakeIdx)) {
+        if (wordWaitHook?.(wakeIdx, 0)) {
+          // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.
+        } else if (this.haltPoll(wakeIdx)) {
           bumpCounter(h, this.v, CTR.wfiPolled);
           this.haltPollNs = Math.min(HALT_POLL_MAX_NS, this.haltPollNs * 2);
         } else {

@@ -20,6 +20,7 @@ import { LockClass } from './lock-classes.js';
 import { schedPoint, SchedPoint } from './sched.js';
 import type { SyncThread } from './thread.js';
 import { statsIndex } from './thread.js';
+import { lockWaitHook } from './wait-hooks.js';
 
 export const SPIN_LIMIT_SPINLOCK = 100;
 export const SPIN_LIMIT_MUTEX = 20;
@@ -73,7 +74,14 @@ function slowAcquire(t: SyncThread, w: number, cls: LockClass, spinLimit: number
 export function acquire(t: SyncThread, w: number, cls: LockClass, sub: number, spinLimit: number, nestOk = false): void {
   schedPoint(SchedPoint.LockAcquire, w);
   if (t.lockdep) lockdepAcquire(t, cls, sub, nestOk, nrVcpuSlots);
-  if (Atomics.compareExchange(t.m, w, 0, 1) !== 0) slowAcquire(t, w, cls, spinLimit);
+  if (Atomics.compareExchange(t.m, w, 0, 1) !== 0) {
+    if (lockWaitHook) {
+      // Controlled scheduling: no spinning or parking while holding the baton; the scheduler
+      // runs others until the lock is free, then we retry.
+      do lockWaitHook(w);
+      while (Atomics.compareExchange(t.m, w, 0, 1) !== 0);
+    } else slowAcquire(t, w, cls, spinLimit);
+  }
   t.m[w + 1] = t.slot + 1;
   pushHeld(t, w, cls, sub);
   schedPoint(SchedPoint.LockAcquired, w);

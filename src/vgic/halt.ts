@@ -18,6 +18,7 @@ import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { TeardownError } from '../sync/lock.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
+import { yieldHook } from '../sync/wait-hooks.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
 import { makeRequest } from './queue.js';
@@ -61,6 +62,11 @@ export function haltGuest(h: Host): void {
     const vb = vcpuOff(h.g, v);
     let spins = 0;
     while (!isHalted(m, vb)) {
+      if (yieldHook) {
+        // Controlled scheduling: let the vCPU we wait for run instead of spinning on it.
+        yieldHook();
+        continue;
+      }
       if (spins++ < SPIN) continue;
       if (Atomics.load(m, stopIdx) !== 0) {
         resumeGuest(h);

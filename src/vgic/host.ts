@@ -8,6 +8,7 @@ import type { VmBuffers, VmGeometry } from '../shm/vm-memory.js';
 import type { LockStatsMode, SyncThread } from '../sync/thread.js';
 import { makeSyncThread, threadStatsSize } from '../sync/thread.js';
 import { setVcpuSlotCount } from '../sync/lock.js';
+import { HistoryWriter, type HistoryBuffers } from '../check/history.js';
 
 export type LockingMode = 'fine' | 'global';
 
@@ -39,9 +40,11 @@ export interface Host {
   readonly bugs: number;
   /** Called on the vCPU thread at fold when a level SPI's EOI maintenance fires (ack notifier). */
   onAckedSpi: ((pin: number) => void) | null;
+  /** This thread's history ring writer, when the VM records history (stress runs). */
+  readonly hist: HistoryWriter | null;
 }
 
-export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slot: number, name: string, selfVcpu: number): Host {
+export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slot: number, name: string, selfVcpu: number, history: HistoryBuffers | null = null): Host {
   const m = new Int32Array(buf.state);
   const stats = new Float64Array(buf.stats);
   setVcpuSlotCount(cfg.maxVcpus);
@@ -70,6 +73,7 @@ export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slo
     selfVcpu,
     bugs: cfg.bugs,
     onAckedSpi: null,
+    hist: history ? new HistoryWriter(history, slot) : null,
   };
 }
 

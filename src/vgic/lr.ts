@@ -14,6 +14,8 @@ import { EDGE, irqIsPending, irqLrCount, irqRecord, isV2Sgi, LEVEL } from './irq
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { apListAppend, apListUnlink, kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
+import { traceMigrate } from './trace.js';
+import { EventKind } from '../check/events.js';
 
 export function lrOff(h: Host, v: number, i: number): number {
   return vcpuOff(h.g, v) + VCPU.off.lr + i * LR.size;
@@ -83,6 +85,7 @@ function populateLr(h: Host, v: number, b: number, i: number): void {
   m[lb + LR.off.pintid] = hw ? m[b + IRQ.off.hwintid]! : 0;
   m[lb + LR.off.eoi] = eoi;
   m[lb + LR.off.cpuid] = cpuid;
+  if (h.hist) h.hist.record(EventKind.LR, m[b + IRQ.off.intid]!, v, i, state);
 }
 
 // Sort scratch, per thread (the sort runs under one ap_list_lock at a time on this thread).
@@ -288,6 +291,7 @@ export function pruneApList(h: Host, v: number): void {
         apListUnlink(h, v, r);
         m[b + IRQ.off.vcpu] = t;
         apListAppend(h, t, r);
+        if (h.hist) traceMigrate(h, r, v, t);
       }
       unlockIrq(h, r);
       if (single) unlockApList(h, v);

@@ -17,6 +17,8 @@ import { D } from './host.js';
 import { EDGE, irqIsPending, irqRecord, LEVEL } from './irq.js';
 import { vgicLazyInit } from './init.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
+import { traceLine, tracePend, traceQueue } from './trace.js';
+import { EventKind } from '../check/events.js';
 
 /**
  * vgic_target_oracle (spec §3.5). Caller holds irq_lock. Returns a vCPU id or -1.
@@ -81,9 +83,11 @@ export function kickVcpu(h: Host, v: number): void {
   schedPoint(SchedPoint.Kick, v);
   const m = h.m;
   const vb = vcpuOff(h.g, v);
+  if (h.hist) h.hist.record(EventKind.KICK, -1, v, h.t.slot, 0);
   if (Atomics.load(m, vb + VCPU.off.blocked) !== 0) {
     // Wake only someone who sleeps: the doorbell store costs ~10 ns, a notify 8-12 us.
     Atomics.store(m, vb + VCPU.off.wake, 1);
+    if (h.hist) h.hist.record(EventKind.WAKE, -1, v, h.t.slot, 0);
     schedPoint(SchedPoint.Wake, v);
     if (Atomics.load(m, vb + VCPU.off.parked) !== 0) Atomics.notify(m, vb + VCPU.off.wake, 1);
     return;
@@ -142,6 +146,7 @@ export function queueIrqUnlock(h: Host, r: number): boolean {
     }
     apListAppend(h, t, r);
     m[b + IRQ.off.vcpu] = t;
+    if (h.hist) traceQueue(h, r, t);
     unlockIrq(h, r);
     unlockApList(h, t);
     makeRequest(h, t, KVM_REQ_IRQ_PENDING);
@@ -173,12 +178,14 @@ export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, 
       return;
     }
     m[b + IRQ.off.lineLevel] = level ? 1 : 0;
+    if (h.hist) traceLine(h, r, level ? 1 : 0);
   } else {
     if (!level) {
       unlockIrq(h, r);
       return;
     }
     m[b + IRQ.off.pendingLatch] = 1;
+    if (h.hist) tracePend(h, r);
   }
   schedPoint(SchedPoint.PublishLatch, r);
   queueIrqUnlock(h, r);

@@ -15,6 +15,7 @@ import type { Host } from './host.js';
 import { D } from './host.js';
 import { lockIrq, unlockIrq } from './locks.js';
 import { queueIrqUnlock } from './queue.js';
+import { tracePend } from './trace.js';
 
 /**
  * Make SGI `sgi` of vCPU `t` pending if the access may raise its group: a group-0 access raises
@@ -27,6 +28,7 @@ function queueSgi(h: Host, t: number, sgi: number, allowGroup1: boolean): void {
   // HW (GICv4.1 vSGI) records would have the physical GIC make them pending; not modelled.
   if ((h.m[b + IRQ.off.group] === 0 || allowGroup1) && h.m[b + IRQ.off.hw] === 0) {
     h.m[b + IRQ.off.pendingLatch] = 1;
+    if (h.hist) tracePend(h, r);
     schedPoint(SchedPoint.PublishLatch, r);
     queueIrqUnlock(h, r);
   } else unlockIrq(h, r);

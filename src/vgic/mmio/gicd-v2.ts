@@ -2,6 +2,7 @@
  * The GICv2 distributor frame (kernel vgic-mmio-v2.c vgic_v2_dist_registers; spec §5.4, §6).
  * Private INTIDs (0-31) are banked: they are the accessing vCPU's (the attr's vCPU for userspace).
  */
+import { tracePend } from '../trace.js';
 import { kvmErr } from '../../kvm/errno.js';
 import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
@@ -127,6 +128,7 @@ function sendSgi(c: MmioCtx, target: number, sgi: number, source: number): void 
   lockIrq(h, r);
   h.m[b + IRQ.off.pendingLatch] = 1;
   h.m[b + IRQ.off.source] = h.m[b + IRQ.off.source]! | (1 << source);
+  if (h.hist) tracePend(h, r, source);
   schedPoint(SchedPoint.PublishLatch, r);
   queueIrqUnlock(h, r);
 }

@@ -13,6 +13,7 @@
  * pending state to the host interrupt, resampling a mapped level line) is not modelled in this
  * layer; the virtual state is handled as for a software interrupt.
  */
+import { tracePend } from '../trace.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../../sync/sched.js';
@@ -136,6 +137,7 @@ export const writeSpending: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, intid);
     lockIrq(h, r);
     h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 1;
+    if (h.hist) tracePend(h, r);
     schedPoint(SchedPoint.PublishLatch, r);
     queueIrqUnlock(h, r);
   }

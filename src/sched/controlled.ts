@@ -1,0 +1,384 @@
+/**
+ * Controlled scheduling: exactly one participating thread runs at a time; the baton passes only
+ * at schedule points (lock operations, flag publications, kicks, guest instruction boundaries)
+ * and whenever the running thread blocks. Which thread runs next is decided by a strategy from
+ * (seed, step) alone, so the same seed and scenario give the same schedule, hence the same
+ * history. Every switch is recorded; a recorded schedule can be replayed exactly, and a schedule
+ * can be given as a short list of preemptions (the minimiser's output).
+ *
+ * Shared state: one SharedArrayBuffer (SCHED layout). Only the baton holder writes the decision
+ * fields, so they need no lock; the baton itself is `turn`, and each thread sleeps on its own
+ * doorbell word so a hand-off wakes exactly one thread (spin first: a hand-off to a spinning
+ * thread costs ~0.2 us, to a parked one 10-35 us).
+ *
+ * A thread is *enabled* when it is runnable, or blocked on a lock whose word is now free, or
+ * blocked on a word that changed (WFI doorbell, pause). No enabled thread while some are blocked
+ * is a deadlock (or a lost wake-up): the run fails with that finding and switches to free-running
+ * so every thread can be stopped.
+ */
+import { defineLayout } from '../shm/layout.js';
+import { setSchedHook } from '../sync/sched.js';
+import { setWaitHooks } from '../sync/wait-hooks.js';
+import { TeardownError } from '../sync/lock.js';
+import { decide, decideUnit } from './hash.js';
+
+export const MAX_SCHED_THREADS = 16;
+export const MAX_PCT_DEPTH = 16;
+
+export const SCHED = defineLayout('sched', [
+  { name: 'turn', doc: 'slot holding the baton; -1 before start; FREE when free-running' },
+  { name: 'nThreads', doc: 'participants expected before the start' },
+  { name: 'joined', doc: 'participants joined' },
+  { name: 'step', doc: 'schedule points so far' },
+  { name: 'seed', doc: 'run seed' },
+  { name: 'strategy', doc: 'STRATEGY_*' },
+  { name: 'pMicro', doc: 'random walk: switch probability x 1e6 at each point' },
+  { name: 'pctDepth', doc: 'PCT: bug depth d (d-1 priority change points)' },
+  { name: 'pctSteps', doc: 'PCT: expected number of steps k' },
+  { name: 'maxSteps', doc: 'budget; exceeding it is reported as a livelock' },
+  { name: 'failure', doc: 'FAIL_*' },
+  { name: 'failStep', doc: 'step at which the failure was found' },
+  { name: 'preemptions', doc: 'switches away from a thread that could have continued' },
+  { name: 'lowPrio', doc: 'PCT: next priority to give a demoted thread (decreasing)' },
+  { name: 'state', words: MAX_SCHED_THREADS, doc: 'per slot: T_*' },
+  { name: 'waitWord', words: MAX_SCHED_THREADS, doc: 'per slot: word index it is blocked on' },
+  { name: 'waitVal', words: MAX_SCHED_THREADS, doc: 'per slot: blocked while vm[waitWord] === waitVal' },
+  { name: 'bell', words: MAX_SCHED_THREADS, doc: 'per slot doorbell: 1 when handed the baton' },
+  { name: 'parked', words: MAX_SCHED_THREADS, doc: 'per slot: sleeping on its doorbell' },
+  { name: 'prio', words: MAX_SCHED_THREADS, doc: 'PCT priorities (higher runs first)' },
+  { name: 'changeAt', words: MAX_PCT_DEPTH, doc: 'PCT: steps at which the running thread is demoted' },
+  { name: 'recCount', doc: 'recorded switches' },
+  { name: 'recCap', doc: 'capacity of the record array' },
+  { name: 'replayCount', doc: 'switches in the replay schedule (0: not replaying)' },
+  { name: 'replayPos', doc: 'next replay entry' },
+]);
+
+export const FREE = -2;
+export const STRATEGY_DEFAULT = 0; // continue the current thread; when it blocks, the lowest enabled slot
+export const STRATEGY_RANDOM = 1;
+export const STRATEGY_PCT = 2;
+export const STRATEGY_REPLAY = 3;
+export const FAIL_NONE = 0;
+export const FAIL_DEADLOCK = 1;
+export const FAIL_BUDGET = 2;
+
+const T_ABSENT = 0;
+const T_RUNNABLE = 1;
+const T_LOCK = 2;
+const T_WORD = 3;
+const T_EXITED = 4;
+
+/** A switch: at `step`, run `to`; `forced` when the previous thread could not continue. */
+export interface Switch {
+  step: number;
+  to: number;
+  forced: boolean;
+}
+
+const REC_WORDS = 3;
+
+export interface SchedConfig {
+  seed: number;
+  threads: number;
+  strategy: number;
+  /** Random walk switch probability per point. Default 0.05. */
+  p?: number;
+  /** PCT depth. Default 3. */
+  depth?: number;
+  /** PCT expected steps. Default 20000. */
+  pctSteps?: number;
+  maxSteps?: number;
+  /** Replay these switches (strategy REPLAY). */
+  replay?: readonly Switch[];
+  recordCapacity?: number;
+}
+
+/** Allocate and initialise the scheduler's shared buffer. */
+export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
+  if (c.threads > MAX_SCHED_THREADS) throw new Error(`controlled mode supports at most ${MAX_SCHED_THREADS} threads`);
+  const cap = c.recordCapacity ?? 1 << 18;
+  const replay = c.replay ?? [];
+  const sab = new SharedArrayBuffer((SCHED.size + cap * REC_WORDS + replay.length * REC_WORDS) * 4);
+  const s = new Int32Array(sab);
+  const o = SCHED.off;
+  s[o.turn] = -1;
+  s[o.nThreads] = c.threads;
+  s[o.seed] = c.seed | 0;
+  s[o.strategy] = c.strategy;
+  s[o.pMicro] = Math.round((c.p ?? 0.05) * 1e6);
+  s[o.pctDepth] = Math.min(MAX_PCT_DEPTH, Math.max(1, c.depth ?? 3));
+  s[o.pctSteps] = c.pctSteps ?? 20000;
+  s[o.maxSteps] = c.maxSteps ?? 2_000_000;
+  s[o.recCap] = cap;
+  s[o.replayCount] = replay.length;
+  const rb = SCHED.size + cap * REC_WORDS;
+  replay.forEach((sw, i) => {
+    s[rb + i * REC_WORDS] = sw.step;
+    s[rb + i * REC_WORDS + 1] = sw.to;
+    s[rb + i * REC_WORDS + 2] = sw.forced ? 1 : 0;
+  });
+  // PCT: distinct random initial priorities (>= depth) and d-1 change points in [1, k].
+  for (let t = 0; t < MAX_SCHED_THREADS; t++) s[o.prio + t] = s[o.pctDepth]! + 1 + (decide(c.seed, -1 - t, 7) % 1_000_000);
+  for (let i = 0; i < s[o.pctDepth]! - 1; i++) s[o.changeAt + i] = 1 + (decide(c.seed, -100 - i, 11) % s[o.pctSteps]!);
+  s[o.lowPrio] = s[o.pctDepth]!;
+  return sab;
+}
+
+/** The recorded switches of a finished run. */
+export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number } {
+  const s = new Int32Array(sab);
+  const o = SCHED.off;
+  const n = Math.min(s[o.recCount]!, s[o.recCap]!);
+  const switches: Switch[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = SCHED.size + i * REC_WORDS;
+    switches.push({ step: s[b]!, to: s[b + 1]!, forced: s[b + 2] === 1 });
+  }
+  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]! };
+}
+
+const SPIN_HANDOFF = 2000;
+const PARK_SLICE_MS = 50;
+
+/** One participating thread's side of the scheduler. */
+export class ControlledThread {
+  private readonly s: Int32Array;
+  private readonly vm: Int32Array;
+  private readonly slot: number;
+  private readonly stopIdx: number;
+  private readonly o = SCHED.off;
+
+  constructor(sab: SharedArrayBuffer, vm: Int32Array, slot: number, stopIdx: number) {
+    if (slot >= MAX_SCHED_THREADS) throw new Error(`thread slot ${slot} beyond the controlled scheduler's ${MAX_SCHED_THREADS}`);
+    this.s = new Int32Array(sab);
+    this.vm = vm;
+    this.slot = slot;
+    this.stopIdx = stopIdx;
+  }
+
+  /** Install this thread's hooks (schedule points, lock/word waits, yields). */
+  install(): void {
+    setSchedHook(() => this.point());
+    setWaitHooks({
+      lockWait: (w) => this.block(T_LOCK, w, 0),
+      wordWait: (idx, val) => {
+        if (Atomics.load(this.s, this.o.turn) === FREE) return false;
+        this.block(T_WORD, idx, val);
+        return true;
+      },
+      yield: () => this.yieldTurn(),
+    });
+  }
+
+  uninstall(): void {
+    setSchedHook(null);
+    setWaitHooks({ lockWait: null, wordWait: null, yield: null });
+  }
+
+  /** Join; the last participant to join starts the run. Returns when it is our turn. */
+  join(): void {
+    const s = this.s;
+    Atomics.store(s, this.o.state + this.slot, T_RUNNABLE);
+    const n = Atomics.add(s, this.o.joined, 1) + 1;
+    if (n === s[this.o.nThreads]) {
+      // Everyone is here: the first decision is made at step 0 from "nobody running".
+      const first = this.choose(-1, false);
+      this.handTo(first);
+    }
+    this.waitTurn();
+  }
+
+  /** Leave the controlled world (the thread is done). */
+  leave(): void {
+    const s = this.s;
+    if (Atomics.load(s, this.o.turn) === FREE) {
+      Atomics.store(s, this.o.state + this.slot, T_EXITED);
+      return;
+    }
+    Atomics.store(s, this.o.state + this.slot, T_EXITED);
+    const next = this.choose(this.slot, false);
+    if (next >= 0) this.handTo(next);
+    this.uninstall();
+  }
+
+  private enabled(t: number): boolean {
+    const s = this.s;
+    const st = s[this.o.state + t];
+    if (st === T_RUNNABLE) return true;
+    if (st === T_LOCK) return Atomics.load(this.vm, s[this.o.waitWord + t]!) === 0;
+    if (st === T_WORD) return Atomics.load(this.vm, s[this.o.waitWord + t]!) !== s[this.o.waitVal + t] || Atomics.load(this.vm, this.stopIdx) !== 0;
+    return false;
+  }
+
+  /**
+   * Decide who runs after a schedule point of `cur` (or -1 at start). `curCan`: whether cur could
+   * go on. Records the switch. Returns a slot, or FREE after declaring a failure.
+   */
+  private choose(cur: number, curCan: boolean, excludeCur = false): number {
+    const s = this.s;
+    const o = this.o;
+    const step = ++s[o.step]!;
+    if (step > s[o.maxSteps]!) return this.fail(2, step);
+    const n = s[o.nThreads]!;
+    let count = 0;
+    let lowest = -1;
+    for (let t = 0; t < n; t++) {
+      if (this.enabled(t) && !(excludeCur && t === cur)) {
+        count++;
+        if (lowest < 0) lowest = t;
+      }
+    }
+    if (count === 0 && excludeCur) return cur; // a yield with nobody else to run: go on
+    if (count === 0) {
+      let anyLive = false;
+      for (let t = 0; t < n; t++) if (s[o.state + t] !== T_EXITED) anyLive = true;
+      return anyLive ? this.fail(1, step) : FREE;
+    }
+    let next: number;
+    const strategy = s[o.strategy];
+    if (strategy === STRATEGY_REPLAY) {
+      const rb = SCHED.size + s[o.recCap]! * REC_WORDS;
+      const pos = s[o.replayPos]!;
+      if (pos < s[o.replayCount]! && s[rb + pos * REC_WORDS] === step) {
+        s[o.replayPos] = pos + 1;
+        const want = s[rb + pos * REC_WORDS + 1]!;
+        next = this.enabled(want) ? want : curCan ? cur : lowest;
+      } else next = curCan ? cur : lowest;
+    } else if (strategy === STRATEGY_RANDOM) {
+      const seed = s[o.seed]!;
+      if (!curCan || decide(seed, step, 1) < s[o.pMicro]! * 4294.967296) {
+        let k = decide(seed, step, 2) % count;
+        next = lowest;
+        for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && k-- === 0) next = t;
+      } else next = cur;
+    } else if (strategy === STRATEGY_PCT) {
+      for (let i = 0; i < s[o.pctDepth]! - 1; i++) {
+        if (s[o.changeAt + i] === step && cur >= 0) s[o.prio + cur] = --s[o.lowPrio]!;
+      }
+      next = lowest;
+      for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && s[o.prio + t]! > s[o.prio + next]!) next = t;
+    } else next = curCan && !excludeCur ? cur : lowest;
+    if (next !== cur) {
+      if (curCan) s[o.preemptions]!++;
+      const i = s[o.recCount]!;
+      if (i < s[o.recCap]!) {
+        const b = SCHED.size + i * REC_WORDS;
+        s[b] = step;
+        s[b + 1] = next;
+        s[b + 2] = curCan ? 0 : 1;
+      }
+      s[o.recCount] = i + 1;
+    }
+    return next;
+  }
+
+  private fail(code: number, step: number): number {
+    const s = this.s;
+    if (s[this.o.failure] === FAIL_NONE) {
+      s[this.o.failure] = code;
+      s[this.o.failStep] = step;
+    }
+    this.freeRun();
+    return FREE;
+  }
+
+  /** Give up control: every thread runs freely (used after a failure, and at teardown). */
+  freeRun(): void {
+    const s = this.s;
+    Atomics.store(s, this.o.turn, FREE);
+    for (let t = 0; t < MAX_SCHED_THREADS; t++) {
+      Atomics.store(s, this.o.bell + t, 1);
+      Atomics.notify(s, this.o.bell + t);
+    }
+  }
+
+  private handTo(next: number): void {
+    const s = this.s;
+    if (next === FREE) return;
+    Atomics.store(s, this.o.turn, next);
+    Atomics.store(s, this.o.bell + next, 1);
+    if (Atomics.load(s, this.o.parked + next)) Atomics.notify(s, this.o.bell + next, 1);
+  }
+
+  /** Wait until the baton is ours (or everyone runs freely). Spin, then park on our doorbell. */
+  private waitTurn(): void {
+    const s = this.s;
+    const bell = this.o.bell + this.slot;
+    const turn = this.o.turn;
+    for (let i = 0; i < SPIN_HANDOFF; i++) {
+      const tv = Atomics.load(s, turn);
+      if (tv === this.slot || tv === FREE) {
+        Atomics.store(s, bell, 0);
+        return;
+      }
+    }
+    for (;;) {
+      Atomics.store(s, this.o.parked + this.slot, 1);
+      const tv = Atomics.load(s, turn);
+      if (tv === this.slot || tv === FREE) break;
+      Atomics.wait(s, bell, 0, PARK_SLICE_MS);
+      Atomics.store(s, bell, 0);
+      if (Atomics.load(this.vm, this.stopIdx) !== 0 && Atomics.load(s, turn) !== this.slot) {
+        // Teardown while we wait: nobody will hand us the baton any more.
+        this.freeRun();
+      }
+    }
+    Atomics.store(s, this.o.parked + this.slot, 0);
+    Atomics.store(s, bell, 0);
+  }
+
+  /** A schedule point: maybe hand the baton to someone else and wait for it to come back. */
+  point(): void {
+    if (Atomics.load(this.s, this.o.turn) !== this.slot) return; // free-running, or not started
+    const next = this.choose(this.slot, true);
+    if (next === this.slot || next === FREE) return;
+    this.handTo(next);
+    this.waitTurn();
+  }
+
+  /** Block (lock / word condition) until enabled and scheduled again. */
+  private block(kind: number, word: number, val: number): void {
+    const s = this.s;
+    if (Atomics.load(s, this.o.turn) !== this.slot) {
+      // Free-running (after a failure, or at teardown): a plain short wait, then the caller
+      // re-checks; a teardown ends lock waits, which may never be satisfied after a deadlock.
+      if (Atomics.load(this.vm, this.stopIdx) !== 0 && kind === T_LOCK) throw new TeardownError('waiting for a lock after the controlled run ended');
+      Atomics.wait(this.vm, word, kind === T_LOCK ? Atomics.load(this.vm, word) : val, 2);
+      return;
+    }
+    s[this.o.waitWord + this.slot] = word;
+    s[this.o.waitVal + this.slot] = val;
+    s[this.o.state + this.slot] = kind;
+    const next = this.choose(this.slot, false);
+    s[this.o.state + this.slot] = T_RUNNABLE;
+    if (next === this.slot || next === FREE) return;
+    // We stay "blocked" from the others' point of view until someone hands the baton back,
+    // which they only do once our condition holds (enabled()).
+    s[this.o.state + this.slot] = kind;
+    this.handTo(next);
+    this.waitTurn();
+    s[this.o.state + this.slot] = T_RUNNABLE;
+  }
+
+  /** A busy-wait iteration: prefer running someone else. */
+  private yieldTurn(): void {
+    const s = this.s;
+    if (Atomics.load(s, this.o.turn) !== this.slot) return;
+    if (s[this.o.strategy] === STRATEGY_PCT) {
+      // PCT: a spinning thread must not starve the others: demote it, as a change point does.
+      s[this.o.prio + this.slot] = --s[this.o.lowPrio]!;
+      this.point();
+      return;
+    }
+    // Other strategies: a yield is a switch to another enabled thread, if there is one.
+    const next = this.choose(this.slot, false, true);
+    if (next < 0 || next === this.slot) return;
+    this.handTo(next);
+    this.waitTurn();
+  }
+
+  /** For tests and reports. */
+  get failure(): number {
+    return this.s[this.o.failure]!;
+  }
+}
