@@ -11,9 +11,11 @@
  */
 import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE, IN_GUEST_MODE } from '../kvm/uapi.js';
 import type { VcpuRunner } from '../kvm/vcpu-runner.js';
-import { VCPU, CTR, EXIT } from '../shm/layouts.js';
-import { vcpuOff } from '../shm/vm-memory.js';
-import { cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, deliverableLr, runningPriority, validLrCount, readBpr0, readBpr1, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
+import { VCPU, CTR, EXIT, IRQ } from '../shm/layouts.js';
+import { EventKind } from '../check/events.js';
+import { irqRecord } from '../vgic/irq.js';
+import { irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { ackTraceInfo, cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, deliverableLr, runningPriority, validLrCount, readBpr0, readBpr1, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
@@ -139,6 +141,19 @@ export class GuestCpu {
 
   // ---- CPU interface ------------------------------------------------------------------------
 
+  private traceEoi(value: number, d: Deact): void {
+    const id = value & 0xffffff;
+    if (id >= 1020 && id <= 1023) return;
+    this.h.hist!.record(EventKind.EOI, value, this.id, 0, 0);
+    if (d !== Deact.None) this.traceDeact(value);
+  }
+
+  private traceDeact(value: number): void {
+    const r = irqRecord(this.h, this.id, this.gic === 2 ? value & 0x3ff : value & 0xffffff);
+    const level = r >= 0 ? this.m[irqOff(this.h.g, r) + IRQ.off.config]! : 0;
+    this.h.hist!.record(EventKind.DEACT, value, this.id, level, 0);
+  }
+
   private afterDeact(d: Deact): void {
     if (d === Deact.Maintenance) this.r.maint = true;
     else if (d === Deact.None) return;
@@ -153,6 +168,10 @@ export class GuestCpu {
     if (id !== 1023) {
       this.r.pendHint--;
       this.m[this.ctr + CTR.acks]!++;
+      if (this.h.hist) {
+        const [prio, best] = ackTraceInfo(this.h, this.id, this.gic === 2 ? id & 0x3ff : id);
+        this.h.hist.record(EventKind.ACK, id, this.id, prio, best);
+      }
     } else this.m[this.ctr + CTR.spuriousAcks]!++;
     return id;
   }
@@ -162,13 +181,16 @@ export class GuestCpu {
     // Writes of the special INTIDs 1020-1023 are ignored by the CPU interface: not an EOI.
     const id = intid & 0xffffff;
     if (id < 1020 || id > 1023) this.m[this.ctr + CTR.eois]!++;
-    this.afterDeact(cpuEoir(this.h, this.id, intid, this.gic === 2 ? -1 : group));
+    const d = cpuEoir(this.h, this.id, intid, this.gic === 2 ? -1 : group);
+    if (this.h.hist) this.traceEoi(intid, d);
+    this.afterDeact(d);
   }
   /** Deactivate: ICC_DIR_EL1 / GICC_DIR (EOImode = 1). */
   dir(intid: number): void {
     this.b();
     const d = cpuDir(this.h, this.id, intid);
     if (d !== Deact.None) this.m[this.ctr + CTR.deactivations]!++;
+    if (this.h.hist && d !== Deact.None) this.traceDeact(intid);
     this.afterDeact(d);
   }
   hppir(group = 1): number {

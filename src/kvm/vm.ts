@@ -20,6 +20,7 @@ import { lockKvm, unlockKvm, withConfigLock } from '../vgic/locks.js';
 import { placeRedist } from '../vgic/rdist.js';
 import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-device.js';
 import { Vcpu, type VcpuOptions, type VcpuRunResult } from './vcpu.js';
+import { kvmIrqLine } from './irq-line.js';
 
 export interface VmOptions {
   /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
@@ -188,37 +189,7 @@ export class Vm {
    */
   irqLine(irq: number, level: boolean | number): void {
     this.checkAlive();
-    const h = this.host;
-    const type = (irq >>> KVM_ARM_IRQ_TYPE_SHIFT) & KVM_ARM_IRQ_TYPE_MASK;
-    const vcpuId = ((irq >>> KVM_ARM_IRQ_VCPU_SHIFT) & KVM_ARM_IRQ_VCPU_MASK) + 256 * ((irq >>> KVM_ARM_IRQ_VCPU2_SHIFT) & KVM_ARM_IRQ_VCPU2_MASK);
-    const num = irq & KVM_ARM_IRQ_NUM_MASK;
-    const lvl = !!level;
-    const inKernel = h.m[dw(h, 'inKernel')] !== 0;
-    const online = h.m[dw(h, 'onlineVcpus')]!;
-    switch (type) {
-      case KVM_ARM_IRQ_TYPE_CPU: {
-        if (inKernel) kvmErr('ENXIO', 'CPU-type lines need a userspace irqchip');
-        if (vcpuId >= online) kvmErr('EINVAL', `no vCPU ${vcpuId}`);
-        if (num > 1) kvmErr('EINVAL', `CPU line ${num} (0 = IRQ, 1 = FIQ)`);
-        const idx = vcpuOff(this.geometry, vcpuId) + (num === 0 ? VCPU.off.irqLine : VCPU.off.fiqLine);
-        if (Atomics.exchange(h.m, idx, lvl ? 1 : 0) !== (lvl ? 1 : 0)) {
-          makeRequest(h, vcpuId, KVM_REQ_IRQ_PENDING);
-          kickVcpu(h, vcpuId);
-        }
-        return;
-      }
-      case KVM_ARM_IRQ_TYPE_PPI:
-        if (!inKernel) kvmErr('ENXIO', 'no in-kernel vgic');
-        if (vcpuId >= online) kvmErr('EINVAL', `no vCPU ${vcpuId}`);
-        if (num < 16 || num > 31) kvmErr('EINVAL', `PPI number ${num} not in 16..31`);
-        return injectIrq(h, vcpuId, num, lvl);
-      case KVM_ARM_IRQ_TYPE_SPI:
-        if (!inKernel) kvmErr('ENXIO', 'no in-kernel vgic');
-        if (num < 32) kvmErr('EINVAL', `SPI number ${num} < 32`);
-        return injectIrq(h, -1, num, lvl);
-      default:
-        kvmErr('EINVAL', `unknown KVM_IRQ_LINE type ${type}`);
-    }
+    kvmIrqLine(this.host, irq, level);
   }
 
   /**

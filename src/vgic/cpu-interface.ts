@@ -185,6 +185,28 @@ export function cpuDir(h: Host, v: number, value: number): Deact {
   return deactivateLr(h, v, i);
 }
 
+/**
+ * For the history: the priority of the LR just acknowledged (active, `intid`) and the best
+ * priority among the other LRs that were deliverable at that moment (pending, group enabled,
+ * below PMR), or 256 when none. Only called when history is recorded.
+ */
+export function ackTraceInfo(h: Host, v: number, intid: number): [number, number] {
+  const m = h.m;
+  const vb = vcpuOff(h.g, v);
+  const used = m[vb + VCPU.off.usedLrs]!;
+  const pmr = m[vb + VCPU.off.pmr]!;
+  let prio = 0;
+  let best = 256;
+  for (let i = 0; i < used; i++) {
+    const lb = lrOff(h, v, i);
+    const st = m[lb + LR.off.state]!;
+    const p = m[lb + LR.off.priority]!;
+    if (st === LR_ACTIVE && m[lb + LR.off.intid] === intid) prio = p;
+    else if (st === LR_PENDING && groupEnabled(m, vb, m[lb + LR.off.group]!) && p < pmr && p < best) best = p;
+  }
+  return [prio, best];
+}
+
 /** Highest priority pending interrupt (ICC_HPPIR0/1, GICC_HPPIR). */
 export function cpuHppir(h: Host, v: number, grp: number): number {
   const i = highestPendingLr(h, v);

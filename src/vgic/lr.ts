@@ -15,6 +15,7 @@ import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { apListAppend, apListUnlink, kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
 import { traceMigrate } from './trace.js';
+import { apListProblem, InvariantError } from '../check/invariants.js';
 import { EventKind } from '../check/events.js';
 
 export function lrOff(h: Host, v: number, i: number): number {
@@ -76,6 +77,9 @@ function populateLr(h: Host, v: number, b: number, i: number): void {
       if (hw && level) m[b + IRQ.off.lineLevel] = 0; // mapped level: only rising edges are seen
     }
   }
+  // No two LRs anywhere may hold the same SPI: an SPI is on one ap_list, and only its holder
+  // populates it, after folding its own LRs (spec §3.6 invariants).
+  if (m[b + IRQ.off.onLr] && m[b + IRQ.off.intid]! >= 32) throw new InvariantError(`SPI ${m[b + IRQ.off.intid]} populated into vcpu${v}'s LR while it is already in an LR`);
   m[b + IRQ.off.onLr] = 1;
   m[lb + LR.off.intid] = m[b + IRQ.off.intid]!;
   m[lb + LR.off.state] = state;
@@ -257,6 +261,14 @@ export function pruneApList(h: Host, v: number): void {
   const vb = vcpuOff(h.g, v);
   retry: for (;;) {
     lockApList(h, v);
+    if (h.cfg.lockdep) {
+      // Checking mode: the list we own must be well formed before we walk and edit it.
+      const p = apListProblem(m, h.g, v);
+      if (p) {
+        unlockApList(h, v);
+        throw new InvariantError(p);
+      }
+    }
     for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
       const b = irqOff(h.g, r);
       const next = m[b + IRQ.off.next]!;

@@ -1,0 +1,50 @@
+/**
+ * KVM_IRQ_LINE (spec §8.1), on whichever host thread calls it (the VMM main thread, or a stress
+ * driver thread). `irq` is the uapi field: vcpu2_index[31:28] | type[27:24] | vcpu_index[23:16] |
+ * number[15:0] (see kvmIrqLineField).
+ */
+import { kvmErr } from './errno.js';
+import {
+  KVM_ARM_IRQ_NUM_MASK, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_MASK, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SHIFT,
+  KVM_ARM_IRQ_TYPE_SPI, KVM_ARM_IRQ_VCPU2_MASK, KVM_ARM_IRQ_VCPU2_SHIFT, KVM_ARM_IRQ_VCPU_MASK, KVM_ARM_IRQ_VCPU_SHIFT,
+  KVM_REQ_IRQ_PENDING,
+} from './uapi.js';
+import { VCPU } from '../shm/layouts.js';
+import { vcpuOff } from '../shm/vm-memory.js';
+import type { Host } from '../vgic/host.js';
+import { D } from '../vgic/host.js';
+import { injectIrq, kickVcpu, makeRequest } from '../vgic/queue.js';
+
+export function kvmIrqLine(h: Host, irq: number, level: boolean | number): void {
+  if (Atomics.load(h.m, D.dead)) kvmErr('EIO', 'VM is dead');
+  const type = (irq >>> KVM_ARM_IRQ_TYPE_SHIFT) & KVM_ARM_IRQ_TYPE_MASK;
+  const vcpuId = ((irq >>> KVM_ARM_IRQ_VCPU_SHIFT) & KVM_ARM_IRQ_VCPU_MASK) + 256 * ((irq >>> KVM_ARM_IRQ_VCPU2_SHIFT) & KVM_ARM_IRQ_VCPU2_MASK);
+  const num = irq & KVM_ARM_IRQ_NUM_MASK;
+  const lvl = !!level;
+  const inKernel = h.m[D.inKernel] !== 0;
+  const online = h.m[D.onlineVcpus]!;
+  switch (type) {
+    case KVM_ARM_IRQ_TYPE_CPU: {
+      if (inKernel) kvmErr('ENXIO', 'CPU-type lines need a userspace irqchip');
+      if (vcpuId >= online) kvmErr('EINVAL', `no vCPU ${vcpuId}`);
+      if (num > 1) kvmErr('EINVAL', `CPU line ${num} (0 = IRQ, 1 = FIQ)`);
+      const idx = vcpuOff(h.g, vcpuId) + (num === 0 ? VCPU.off.irqLine : VCPU.off.fiqLine);
+      if (Atomics.exchange(h.m, idx, lvl ? 1 : 0) !== (lvl ? 1 : 0)) {
+        makeRequest(h, vcpuId, KVM_REQ_IRQ_PENDING);
+        kickVcpu(h, vcpuId);
+      }
+      return;
+    }
+    case KVM_ARM_IRQ_TYPE_PPI:
+      if (!inKernel) kvmErr('ENXIO', 'no in-kernel vgic');
+      if (vcpuId >= online) kvmErr('EINVAL', `no vCPU ${vcpuId}`);
+      if (num < 16 || num > 31) kvmErr('EINVAL', `PPI number ${num} not in 16..31`);
+      return injectIrq(h, vcpuId, num, lvl);
+    case KVM_ARM_IRQ_TYPE_SPI:
+      if (!inKernel) kvmErr('ENXIO', 'no in-kernel vgic');
+      if (num < 32) kvmErr('EINVAL', `SPI number ${num} < 32`);
+      return injectIrq(h, -1, num, lvl);
+    default:
+      kvmErr('EINVAL', `unknown KVM_IRQ_LINE type ${type}`);
+  }
+}
