@@ -14,23 +14,28 @@ import { GuestCpu, type UserMmioHandler } from '../src/guest/guest-cpu.js';
 import { defaultUserMmio } from '../src/kvm/user-mmio.js';
 import { releaseAll, TeardownError } from '../src/sync/lock.js';
 import { serializeError, type VcpuRunOutcome } from '../src/kvm/run-outcome.js';
+import { installStressHooks, type StressThreadConfig } from '../src/stress/thread-config.js';
+import type { ControlledThread } from '../src/sched/controlled.js';
 
 interface VcpuWorkerData {
   buffers: VmBuffers;
   cfg: SharedVmConfig;
   vcpu: number;
+  stress: StressThreadConfig | null;
 }
 
 const wd = workerData as VcpuWorkerData;
 const g = computeGeometry(wd.cfg);
-const h = makeHost(g, wd.cfg, wd.buffers, 1 + wd.vcpu, `vcpu${wd.vcpu}`, wd.vcpu);
+const h = makeHost(g, wd.cfg, wd.buffers, 1 + wd.vcpu, `vcpu${wd.vcpu}`, wd.vcpu, wd.stress?.history ?? null);
 
 type GuestMain = (cpu: GuestCpu, args: unknown) => unknown;
 
 async function loadGuest(url: string): Promise<GuestMain> {
   const mod = (await import(url)) as { default?: unknown };
-  if (typeof mod.default !== 'function') throw new Error(`guest module ${url.slice(0, 80)} has no default export function`);
-  return mod.default as GuestMain;
+  // A guest module's default export; a stress scenario module exports `guest` beside `driver`.
+  const fn = typeof mod.default === 'function' ? mod.default : (mod as { guest?: unknown }).guest;
+  if (typeof fn !== 'function') throw new Error(`guest module ${url.slice(0, 80)} has no default export (or 'guest') function`);
+  return fn as GuestMain;
 }
 
 async function loadMmio(url: string | undefined): Promise<UserMmioHandler> {
@@ -46,9 +51,12 @@ async function loadMmio(url: string | undefined): Promise<UserMmioHandler> {
 const api = {
   async run(guestUrl: string, args: unknown, mmioUrl?: string): Promise<VcpuRunOutcome> {
     let runner: VcpuRunner | null = null;
+    let ct: ControlledThread | null = null;
     try {
       const guest = await loadGuest(guestUrl);
       const mmio = await loadMmio(mmioUrl);
+      ct = installStressHooks(wd.stress, h, 1 + wd.vcpu);
+      ct?.join();
       runner = new VcpuRunner(h, wd.vcpu);
       runner.kvmRunEnter();
       const cpu = new GuestCpu(runner, h.m[dw(h, 'onlineVcpus')]!, mmio);
@@ -63,6 +71,9 @@ const api = {
       releaseAll(h.t);
       if (e instanceof VmStopped || e instanceof TeardownError) return { ok: true, reason: 'stopped', result: undefined };
       return { ok: false, error: serializeError(e, wd.vcpu) };
+    } finally {
+      // Controlled mode: hand the baton on; nobody may wait for a thread that is gone.
+      ct?.leave();
     }
   },
 };

@@ -193,8 +193,9 @@ export class VcpuRunner {
     // between is lost (the lost wake-up race of spec §4.9).
     if (seeded && this.runnable()) return;
     Atomics.store(m, wakeIdx, 0);
-    Atomics.store(m, blockedIdx, 1);
+    // Schedule point before publishing "blocked": the window the lost wake-up race lives in.
     schedPoint(SchedPoint.Block, this.v);
+    Atomics.store(m, blockedIdx, 1);
     try {
       for (;;) {
         if (!seeded && this.runnable()) return;

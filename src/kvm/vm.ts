@@ -21,6 +21,7 @@ import { placeRedist } from '../vgic/rdist.js';
 import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-device.js';
 import { Vcpu, type VcpuOptions, type VcpuRunResult } from './vcpu.js';
 import { kvmIrqLine } from './irq-line.js';
+import type { StressThreadConfig } from '../stress/thread-config.js';
 
 export interface VmOptions {
   /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
@@ -39,6 +40,8 @@ export interface VmOptions {
   lockStats?: LockStatsMode;
   /** Bug seeds to switch on (see BUG in vgic/bugs.ts). */
   bugs?: readonly string[];
+  /** Stress runs: history recording and chaos/controlled scheduling for every thread. */
+  stress?: StressThreadConfig;
 }
 
 export interface LockClassStats {
@@ -57,7 +60,8 @@ export function createVm(options: VmOptions = {}): Vm {
 const TEARDOWN_GRACE_MS = 3000;
 
 export class Vm {
-  readonly options: Readonly<Required<Omit<VmOptions, 'bugs'>>> & { bugs: readonly string[] };
+  readonly options: Readonly<Required<Omit<VmOptions, 'bugs' | 'stress'>>> & { bugs: readonly string[] };
+  private readonly stress: StressThreadConfig | null;
   /** @internal the main thread's view of the shared state */
   readonly host: Host;
   readonly geometry: VmGeometry;
@@ -85,7 +89,8 @@ export class Vm {
     this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
     this.geometry = computeGeometry(this.cfg);
     this.buffers = allocateBuffers(this.geometry);
-    this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1);
+    this.stress = o.stress ?? null;
+    this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1, this.stress?.history ?? null);
     const m = this.host.m;
     m.fill(0);
     this.host.f[dw(this.host, 'distBase') / 2] = -1;
@@ -178,7 +183,7 @@ export class Vm {
     } finally {
       unlockKvm(h);
     }
-    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id }, opts, () => this.stopAll());
+    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id, stress: this.stress }, opts, () => this.stopAll());
     this.vcpuList.push(v);
     return v;
   }
@@ -255,6 +260,11 @@ export class Vm {
       return out;
     };
     return { state: copy(this.buffers.state), ram: copy(this.buffers.ram) };
+  }
+
+  /** @internal What another host thread (a stress driver) needs to build its own Host. */
+  threadInit(): { buffers: VmBuffers; cfg: SharedVmConfig; stress: StressThreadConfig | null } {
+    return { buffers: this.buffers, cfg: this.cfg, stress: this.stress };
   }
 
   /** Lock statistics per class, summed over all threads. */

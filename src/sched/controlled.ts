@@ -20,7 +20,8 @@ import { defineLayout } from '../shm/layout.js';
 import { setSchedHook } from '../sync/sched.js';
 import { setWaitHooks } from '../sync/wait-hooks.js';
 import { TeardownError } from '../sync/lock.js';
-import { decide, decideUnit } from './hash.js';
+import { decide } from './hash.js';
+import { SchedPoint } from '../sync/sched.js';
 
 export const MAX_SCHED_THREADS = 16;
 export const MAX_PCT_DEPTH = 16;
@@ -33,6 +34,7 @@ export const SCHED = defineLayout('sched', [
   { name: 'seed', doc: 'run seed' },
   { name: 'strategy', doc: 'STRATEGY_*' },
   { name: 'pMicro', doc: 'random walk: switch probability x 1e6 at each point' },
+  { name: 'pHotMicro', doc: 'random walk: the same at publication/kick/wake points (race windows)' },
   { name: 'pctDepth', doc: 'PCT: bug depth d (d-1 priority change points)' },
   { name: 'pctSteps', doc: 'PCT: expected number of steps k' },
   { name: 'maxSteps', doc: 'budget; exceeding it is reported as a livelock' },
@@ -83,6 +85,11 @@ export interface SchedConfig {
   strategy: number;
   /** Random walk switch probability per point. Default 0.05. */
   p?: number;
+  /**
+   * Random walk switch probability at the points that open race windows: flag publications
+   * (mode, requests, latch), kicks, wakes, blocking. Default 0.5.
+   */
+  pHot?: number;
   /** PCT depth. Default 3. */
   depth?: number;
   /** PCT expected steps. Default 20000. */
@@ -106,6 +113,7 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   s[o.seed] = c.seed | 0;
   s[o.strategy] = c.strategy;
   s[o.pMicro] = Math.round((c.p ?? 0.05) * 1e6);
+  s[o.pHotMicro] = Math.round((c.pHot ?? 0.5) * 1e6);
   s[o.pctDepth] = Math.min(MAX_PCT_DEPTH, Math.max(1, c.depth ?? 3));
   s[o.pctSteps] = c.pctSteps ?? 20000;
   s[o.maxSteps] = c.maxSteps ?? 2_000_000;
@@ -158,7 +166,7 @@ export class ControlledThread {
 
   /** Install this thread's hooks (schedule points, lock/word waits, yields). */
   install(): void {
-    setSchedHook(() => this.point());
+    setSchedHook((kind) => this.point(kind));
     setWaitHooks({
       lockWait: (w) => this.block(T_LOCK, w, 0),
       wordWait: (idx, val) => {
@@ -214,7 +222,7 @@ export class ControlledThread {
    * Decide who runs after a schedule point of `cur` (or -1 at start). `curCan`: whether cur could
    * go on. Records the switch. Returns a slot, or FREE after declaring a failure.
    */
-  private choose(cur: number, curCan: boolean, excludeCur = false): number {
+  private choose(cur: number, curCan: boolean, excludeCur = false, kind = 0): number {
     const s = this.s;
     const o = this.o;
     const step = ++s[o.step]!;
@@ -246,7 +254,8 @@ export class ControlledThread {
       } else next = curCan ? cur : lowest;
     } else if (strategy === STRATEGY_RANDOM) {
       const seed = s[o.seed]!;
-      if (!curCan || decide(seed, step, 1) < s[o.pMicro]! * 4294.967296) {
+      const p = kind >= SchedPoint.PublishMode && kind <= SchedPoint.Block ? s[o.pHotMicro]! : s[o.pMicro]!;
+      if (!curCan || excludeCur || decide(seed, step, 1) < p * 4294.967296) {
         let k = decide(seed, step, 2) % count;
         next = lowest;
         for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && k-- === 0) next = t;
@@ -328,9 +337,9 @@ export class ControlledThread {
   }
 
   /** A schedule point: maybe hand the baton to someone else and wait for it to come back. */
-  point(): void {
+  point(kind = 0): void {
     if (Atomics.load(this.s, this.o.turn) !== this.slot) return; // free-running, or not started
-    const next = this.choose(this.slot, true);
+    const next = this.choose(this.slot, true, false, kind);
     if (next === this.slot || next === FREE) return;
     this.handTo(next);
     this.waitTurn();
@@ -360,21 +369,22 @@ export class ControlledThread {
     s[this.o.state + this.slot] = T_RUNNABLE;
   }
 
-  /** A busy-wait iteration: prefer running someone else. */
-  private yieldTurn(): void {
+  /**
+   * A busy-wait iteration: prefer running someone else. Returns false when nobody else could run
+   * (every other thread is blocked or gone): the caller's condition cannot change by waiting.
+   */
+  private yieldTurn(): boolean {
     const s = this.s;
-    if (Atomics.load(s, this.o.turn) !== this.slot) return;
+    if (Atomics.load(s, this.o.turn) !== this.slot) return true;
     if (s[this.o.strategy] === STRATEGY_PCT) {
       // PCT: a spinning thread must not starve the others: demote it, as a change point does.
       s[this.o.prio + this.slot] = --s[this.o.lowPrio]!;
-      this.point();
-      return;
     }
-    // Other strategies: a yield is a switch to another enabled thread, if there is one.
     const next = this.choose(this.slot, false, true);
-    if (next < 0 || next === this.slot) return;
+    if (next < 0 || next === this.slot) return next !== this.slot;
     this.handTo(next);
     this.waitTurn();
+    return true;
   }
 
   /** For tests and reports. */

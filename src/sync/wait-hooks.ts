@@ -11,13 +11,16 @@ export let lockWaitHook: ((w: number) => void) | null = null;
 /** Wait while m[idx] === val (WFI doorbell, pause word). Returns false if not handled. */
 export let wordWaitHook: ((idx: number, val: number) => boolean) | null = null;
 
-/** A busy-wait loop iteration (spin on another thread's progress): let others run. */
-export let yieldHook: (() => void) | null = null;
+/**
+ * A busy-wait loop iteration (spin on another thread's progress): let others run. Returns false
+ * when no other thread can run, so the condition waited for cannot change.
+ */
+export let yieldHook: (() => boolean) | null = null;
 
 export function setWaitHooks(h: {
   lockWait: ((w: number) => void) | null;
   wordWait: ((idx: number, val: number) => boolean) | null;
-  yield: (() => void) | null;
+  yield: (() => boolean) | null;
 }): void {
   lockWaitHook = h.lockWait;
   wordWaitHook = h.wordWait;

@@ -1,0 +1,158 @@
+/**
+ * What a scenario's driver (the VMM side of a stress run: injections from a host thread) can do.
+ * It runs in its own worker thread so that, in controlled mode, it is one of the scheduled threads.
+ * Every wait is bounded: by steps in controlled mode, by time in chaos mode; a wait that runs out
+ * is recorded as a stall (the run then reports what it found rather than hanging).
+ */
+import { kvmIrqLine } from '../kvm/irq-line.js';
+import { KvmError } from '../kvm/errno.js';
+import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField, VGIC_EMU_REQ_STOP } from '../kvm/uapi.js';
+import type { Prng } from '../sched/prng.js';
+import { yieldHook } from '../sync/wait-hooks.js';
+import { D, type Host } from '../vgic/host.js';
+import { kickVcpu, makeRequest } from '../vgic/queue.js';
+import { SRAM } from './ram.js';
+import { irqRecord } from '../vgic/irq.js';
+import { irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { IRQ, LR, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { lockIrq, unlockIrq } from '../vgic/locks.js';
+import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
+
+const nap = new Int32Array(new SharedArrayBuffer(4));
+
+export class DriverCtx {
+  readonly ram: Int32Array;
+  readonly nrVcpus: number;
+  readonly gic: number;
+  readonly stalls: string[] = [];
+  constructor(
+    private readonly h: Host,
+    readonly prng: Prng,
+    readonly controlled: boolean,
+    /** Chaos: ms a wait may take; controlled: iterations. */
+    private readonly waitBudget: number,
+  ) {
+    this.ram = new Int32Array(h.buf.ram);
+    this.nrVcpus = h.m[D.onlineVcpus]!;
+    this.gic = h.m[D.model]!;
+  }
+
+  /** An edge on SPI `intid` (raise; edge SPIs ignore the lowering). Returns false if refused. */
+  spi(intid: number): boolean {
+    return this.irqLine(kvmIrqLineField(KVM_ARM_IRQ_TYPE_SPI, 0, intid), 1);
+  }
+  /** Drive a (level) SPI line. */
+  line(intid: number, level: number): boolean {
+    return this.irqLine(kvmIrqLineField(KVM_ARM_IRQ_TYPE_SPI, 0, intid), level);
+  }
+  ppi(vcpu: number, intid: number, level: number): boolean {
+    return this.irqLine(kvmIrqLineField(KVM_ARM_IRQ_TYPE_PPI, vcpu, intid), level);
+  }
+  private irqLine(field: number, level: number): boolean {
+    try {
+      kvmIrqLine(this.h, field, level);
+      return true;
+    } catch (e) {
+      if (e instanceof KvmError) return false;
+      throw e;
+    }
+  }
+
+  /** Inject SPI `intid` once more, counting it as accepted (and bumping its generation). */
+  injectCounted(intid: number): void {
+    Atomics.add(this.ram, SRAM.GEN + intid, 1);
+    if (this.spi(intid)) Atomics.add(this.ram, SRAM.ACCEPTED + intid, 1);
+  }
+
+  /**
+   * Let other threads run (a yield under the controlled scheduler; a short pause in chaos).
+   * Returns false when no other thread could run.
+   */
+  relax(n = 0): boolean {
+    if (yieldHook) return yieldHook();
+    if ((n & 63) === 63) Atomics.wait(nap, 0, 0, 0.05);
+    return true;
+  }
+
+  /**
+   * Wait until `pred()`, bounded. Returns false (and records a stall, with a diagnosis of the
+   * vCPUs) if the budget runs out, or at once when no other thread can run any more (controlled
+   * mode: every vCPU is blocked, so nothing can change).
+   */
+  waitFor(pred: () => boolean, what: string): boolean {
+    const end = performance.now() + this.waitBudget;
+    let lonely = 0;
+    for (let i = 0; ; i++) {
+      if (pred()) return true;
+      const outOfBudget = this.controlled ? i > this.waitBudget : performance.now() > end;
+      if (outOfBudget || lonely > 2) {
+        this.stalls.push(`driver gave up waiting for ${what}${lonely > 2 ? ' (every other thread is blocked)' : ''}; ${this.diagnose()}`);
+        return false;
+      }
+      lonely = this.relax(i) ? 0 : lonely + 1;
+    }
+  }
+
+  /**
+   * Why nothing moves: a vCPU asleep in WFI with a deliverable IRQ on its ap_list and no doorbell
+   * is a lost wake-up; a vCPU in guest mode with an unserved request is a lost kick.
+   */
+  diagnose(): string {
+    const h = this.h;
+    const m = h.m;
+    const out: string[] = [];
+    for (let v = 0; v < this.nrVcpus; v++) {
+      const vb = vcpuOff(h.g, v);
+      const mode = Atomics.load(m, vb + VCPU.off.mode);
+      const req = Atomics.load(m, vb + VCPU.off.requests);
+      const blocked = Atomics.load(m, vb + VCPU.off.blocked);
+      const queued = m[vb + VCPU.off.apHead]! >= 0;
+      if (blocked && queued && Atomics.load(m, vb + VCPU.off.wake) === 0 && vcpuHasPendingIrq(h, v)) out.push(`vcpu${v} sleeps in WFI with a deliverable interrupt queued (lost wake-up)`);
+      else if (mode === IN_GUEST_MODE && req !== 0) out.push(`vcpu${v} runs in guest mode with requests 0x${req.toString(16)} unserved (lost kick)`);
+      else out.push(`vcpu${v}: mode ${mode} requests 0x${req.toString(16)} blocked ${blocked} ap_list ${queued ? 'non-empty' : 'empty'}`);
+    }
+    return out.join('; ');
+  }
+
+  /** Every SPI in `spis` acknowledged up to its latest generation. */
+  allSeen(spis: readonly number[]): boolean {
+    for (const s of spis) if (Atomics.load(this.ram, SRAM.SEEN + s) !== Atomics.load(this.ram, SRAM.GEN + s)) return false;
+    return true;
+  }
+
+  /**
+   * No pending state left for these SPIs: neither latched in the record nor pending in any LR.
+   * Read under the IRQ's lock: flush moves pending from latch to LR inside it, and fold re-latches
+   * inside it before clearing the LR, so the pair is never seen half-moved.
+   */
+  spisQuiet(spis: readonly number[]): boolean {
+    const h = this.h;
+    const m = h.m;
+    for (const s of spis) {
+      const r = irqRecord(h, -1, s);
+      if (r < 0) continue;
+      const b = irqOff(h.g, r);
+      lockIrq(h, r);
+      let busy = m[b + IRQ.off.pendingLatch] !== 0 || (m[b + IRQ.off.config] === 1 && m[b + IRQ.off.lineLevel] !== 0);
+      for (let v = 0; v < this.nrVcpus && !busy; v++) {
+        const used = m[vcpuOff(h.g, v) + VCPU.off.usedLrs]!;
+        for (let i = 0; i < used; i++) {
+          const lb = lrOff(h, v, i);
+          if (m[lb + LR.off.intid] === s && m[lb + LR.off.state]! & LR_PENDING) busy = true;
+        }
+      }
+      unlockIrq(h, r);
+      if (busy) return false;
+    }
+    return true;
+  }
+
+  /** End the run: raise the stop word and the stop request, and kick every vCPU out. */
+  stopVm(): void {
+    Atomics.store(this.h.m, D.stop, 1);
+    for (let v = 0; v < this.nrVcpus; v++) {
+      makeRequest(this.h, v, VGIC_EMU_REQ_STOP);
+      kickVcpu(this.h, v);
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/** What a stress run reports: findings of every kind, one shape. */
+export type FindingKind =
+  | 'lost' | 'duplicate' | 'spurious' | 'priority' | 'level-not-represented' | 'resample-missing' | 'resample-doubled'
+  | 'accounting' | 'invariant' | 'lock-order' | 'deadlock' | 'lost-wakeup' | 'lost-kick' | 'livelock' | 'stall'
+  | 'fault' | 'timeout';
+
+export interface Finding {
+  kind: FindingKind;
+  message: string;
+  /** Longer text: the event slice, the lockdep report, the wait-for graph… */
+  details?: string;
+}

@@ -1,0 +1,31 @@
+/**
+ * What a stress run gives each participating thread: the history rings to record into, the
+ * controlled scheduler's buffer (controlled mode) or the chaos parameters (chaos mode).
+ */
+import type { HistoryBuffers } from '../check/history.js';
+import { installChaos, type ChaosConfig } from '../sched/chaos.js';
+import { ControlledThread } from '../sched/controlled.js';
+import { D, type Host } from '../vgic/host.js';
+
+export interface StressThreadConfig {
+  history: HistoryBuffers | null;
+  /** Controlled mode: the scheduler's shared buffer. */
+  sched: SharedArrayBuffer | null;
+  /** Chaos mode: seeded perturbation at schedule points. */
+  chaos: ChaosConfig | null;
+}
+
+/** Scheduler slot of the stress driver thread; vCPU i is 1 + i. */
+export const DRIVER_SCHED_SLOT = 0;
+
+/** Install this thread's hooks. Returns the controlled-mode handle, to join() and leave(). */
+export function installStressHooks(c: StressThreadConfig | null | undefined, h: Host, schedSlot: number): ControlledThread | null {
+  if (!c) return null;
+  if (c.sched) {
+    const ct = new ControlledThread(c.sched, h.m, schedSlot, D.stop);
+    ct.install();
+    return ct;
+  }
+  if (c.chaos) installChaos(c.chaos, schedSlot);
+  return null;
+}
