@@ -16,7 +16,17 @@ import { apListAppend, apListUnlink, kickVcpu, makeRequest, oracle } from './que
 import { bumpCounter } from './stats.js';
 import { traceMigrate } from './trace.js';
 import { apListProblem, InvariantError } from '../check/invariants.js';
+import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
+
+/**
+ * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
+ * cycle). Release the locks this thread holds and fail loudly rather than loop forever.
+ */
+function cyclic(h: Host, v: number): never {
+  releaseAll(h.t);
+  throw new InvariantError(`vcpu${v}'s ap_list is corrupt: the walk does not end (a record linked twice?)`);
+}
 
 export function lrOff(h: Host, v: number, i: number): number {
   return vcpuOff(h.g, v) + VCPU.off.lr + i * LR.size;
@@ -107,6 +117,7 @@ function sortApList(h: Host, v: number): void {
   const vb = vcpuOff(h.g, v);
   let n = 0;
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0; r = m[irqOff(h.g, r) + IRQ.off.next]!) {
+    if (n > h.g.nrRecords) cyclic(h, v);
     if (n === sortIdx.length) {
       const ni = new Int32Array(n * 2);
       ni.set(sortIdx);
@@ -168,7 +179,9 @@ export function flushLrs(h: Host, v: number): number {
   lockApList(h, v);
   let depth = 0;
   let multiSgi = false;
+  let guard = 0;
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
+    if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
     lockIrq(h, r);
     const w = irqLrCount(h, b);
@@ -185,7 +198,9 @@ export function flushLrs(h: Host, v: number): number {
   let count = 0;
   let prio = 0xff;
   let uie = 0;
+  guard = 0;
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
+    if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
     lockIrq(h, r);
     // Multi-source SGIs must all be seen before anything of lower priority (sorted list).
@@ -289,14 +304,13 @@ export function pruneApList(h: Host, v: number): void {
       // Must migrate to t.
       unlockIrq(h, r);
       unlockApList(h, v);
-      const single = (h.bugs & BUG.pruneSingleLock) !== 0;
-      const lo = Math.min(v, t);
-      const hi = Math.max(v, t);
-      if (single) lockApList(h, v);
-      else {
-        lockApList(h, lo);
-        lockApList(h, hi);
-      }
+      // The seeded bug takes its own lock, then the target's, whatever their ids: two vCPUs
+      // migrating towards each other deadlock ABBA (and lockdep reports the order at once).
+      const unordered = (h.bugs & BUG.pruneSingleLock) !== 0;
+      const lo = unordered ? v : Math.min(v, t);
+      const hi = unordered ? t : Math.max(v, t);
+      lockApList(h, lo);
+      lockApList(h, hi);
       lockIrq(h, r);
       const moved = m[b + IRQ.off.vcpu] === v && oracle(h, b) === t;
       if (moved) {
@@ -306,11 +320,8 @@ export function pruneApList(h: Host, v: number): void {
         if (h.hist) traceMigrate(h, r, v, t);
       }
       unlockIrq(h, r);
-      if (single) unlockApList(h, v);
-      else {
-        unlockApList(h, hi);
-        unlockApList(h, lo);
-      }
+      unlockApList(h, hi);
+      unlockApList(h, lo);
       if (moved) {
         bumpCounter(h, v, CTR.migrations);
         makeRequest(h, t, KVM_REQ_IRQ_PENDING);
@@ -341,8 +352,10 @@ export function vcpuHasPendingIrq(h: Host, v: number): boolean {
   const vb = vcpuOff(h.g, v);
   const pmr = m[vb + VCPU.off.pmr]!;
   let found = false;
+  let guard = 0;
   lockApList(h, v);
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && !found; ) {
+    if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
     lockIrq(h, r);
     found = irqIsPending(m, b) && m[b + IRQ.off.enabled] !== 0 && m[b + IRQ.off.active] === 0 && m[b + IRQ.off.priority]! < pmr;

@@ -77,11 +77,19 @@ export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () =>
   }
   afterStorm?.();
   if (!d.waitFor(() => d.spisQuiet(a.spis), 'every SPI of the storm to be delivered')) return d.stopVm();
+  // Pairs of SPIs routed to the same vCPU (round-robin routing: s and s + n share a target): the
+  // first one's kick makes the vCPU exit, the second lands while it re-enters.
+  const n = d.nrVcpus;
   for (let i = 0; i < a.iterations; i++) {
-    const s = a.spis[i % a.spis.length]!;
-    const before = Atomics.load(d.ram, SRAM.ACKS + s);
-    d.injectCounted(s);
-    if (!d.waitFor(() => Atomics.load(d.ram, SRAM.ACKS + s) > before, `SPI ${s} (ping ${i}) to be acknowledged`)) return d.stopVm();
+    const x = a.spis[i % a.spis.length]!;
+    const y = a.spis[(i + n) % a.spis.length]!;
+    const ax = Atomics.load(d.ram, SRAM.ACKS + x);
+    const ay = Atomics.load(d.ram, SRAM.ACKS + y);
+    d.injectCounted(x);
+    for (let k = d.prng.int(4); k > 0; k--) d.relax();
+    if (y !== x) d.injectCounted(y);
+    const done = (): boolean => Atomics.load(d.ram, SRAM.ACKS + x) > ax && (y === x || Atomics.load(d.ram, SRAM.ACKS + y) > ay);
+    if (!d.waitFor(done, `SPIs ${x} and ${y} (ping ${i}) to be acknowledged`)) return d.stopVm();
   }
   d.waitFor(() => d.spisQuiet(a.spis), 'every SPI to be delivered');
   d.stopVm();

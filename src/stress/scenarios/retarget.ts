@@ -17,6 +17,8 @@ export const info: ScenarioInfo = {
   vcpus: 3,
   iterations: 150,
   spis: 4,
+  // One list register: lists overflow, so flush sorts them (and the sort rebuilds the links).
+  nrLr: 1,
 };
 
 export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
@@ -27,6 +29,12 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   while (cpu.load(SRAM.SCRATCH) === 0) {
     const s = a.spis[prng.int(a.spis.length)]!;
     cpu.driver.route(s, prng.int(cpu.nrVcpus));
+    if (prng.chance(0.3)) {
+      // A second injector on the same SPIs (GICD_ISPENDR), racing the driver's KVM_IRQ_LINE.
+      cpu.add(SRAM.GEN + s, 1);
+      cpu.add(SRAM.ACCEPTED + s, 1);
+      cpu.driver.setPending(s);
+    }
     cpu.relax();
   }
   for (;;) cpu.wfi();
