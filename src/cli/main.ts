@@ -4,6 +4,7 @@
  */
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { formatSummary, runDemo } from './demo.js';
+import { stressCommand } from './stress.js';
 import { describeLayout } from '../shm/layout.js';
 import { DIST, IRQ, LR, VCPU } from '../shm/layouts.js';
 import { LOCK_CLASSES } from '../sync/lock-classes.js';
@@ -22,6 +23,7 @@ const USAGE = `usage: vgic-emu <command> [options]
 
 commands:
   demo      boot a multi-vCPU VM and exchange SPIs and IPIs, then check nothing was lost
+  stress    find interrupt races: run scenarios under chaos/controlled scheduling (stress --help)
   layout    print the shared-memory layout tables and the lock order
   help      show this help
 
@@ -59,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(f.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
       return summary.ok ? 0 : 1;
     }
+    case 'stress':
+      return stressCommand(rest);
     case 'layout': {
       for (const l of [DIST, VCPU, LR, IRQ]) process.stdout.write(`${describeLayout(l)}\n\n`);
       process.stdout.write('lock order (outermost first):\n');

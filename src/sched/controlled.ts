@@ -242,6 +242,10 @@ export class ControlledThread {
       for (let t = 0; t < n; t++) if (s[o.state + t] !== T_EXITED) anyLive = true;
       return anyLive ? this.fail(1, step) : FREE;
     }
+    // The default continuation: the current thread goes on if it can; otherwise the lowest enabled
+    // thread (the current one if it is enabled again and not yielding). A schedule records every
+    // decision that differs from it, so a replay (which follows the default elsewhere) is exact.
+    const dflt = curCan && !excludeCur ? cur : !excludeCur && cur >= 0 && this.enabled(cur) ? cur : lowest;
     let next: number;
     const strategy = s[o.strategy];
     if (strategy === STRATEGY_REPLAY) {
@@ -250,8 +254,8 @@ export class ControlledThread {
       if (pos < s[o.replayCount]! && s[rb + pos * REC_WORDS] === step) {
         s[o.replayPos] = pos + 1;
         const want = s[rb + pos * REC_WORDS + 1]!;
-        next = this.enabled(want) ? want : curCan ? cur : lowest;
-      } else next = curCan ? cur : lowest;
+        next = this.enabled(want) && !(excludeCur && want === cur) ? want : dflt;
+      } else next = dflt;
     } else if (strategy === STRATEGY_RANDOM) {
       const seed = s[o.seed]!;
       const p = kind >= SchedPoint.PublishMode && kind <= SchedPoint.Block ? s[o.pHotMicro]! : s[o.pMicro]!;
@@ -266,9 +270,9 @@ export class ControlledThread {
       }
       next = lowest;
       for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && s[o.prio + t]! > s[o.prio + next]!) next = t;
-    } else next = curCan && !excludeCur ? cur : lowest;
-    if (next !== cur) {
-      if (curCan) s[o.preemptions]!++;
+    } else next = dflt;
+    if (curCan && next !== cur) s[o.preemptions]!++;
+    if (next !== dflt) {
       const i = s[o.recCount]!;
       if (i < s[o.recCap]!) {
         const b = SCHED.size + i * REC_WORDS;

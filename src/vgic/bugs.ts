@@ -32,3 +32,65 @@ export function bugMask(names: readonly string[]): number {
   }
   return mask;
 }
+
+export interface BugInfo {
+  readonly name: BugName;
+  /** What the seed reintroduces. */
+  readonly what: string;
+  /** Where it comes from in the kernel's history (spec §12 and the kernel sources). */
+  readonly history: string;
+  /** The built-in scenario that exposes it. */
+  readonly scenario: string;
+}
+
+/** Each seed, documented: what breaks, where it comes from, which scenario finds it. */
+export const BUG_INFO: readonly BugInfo[] = [
+  {
+    name: 'noRequestRecheck',
+    what: 'the vCPU publishes IN_GUEST_MODE and enters without re-checking requests: a kick that found it OUTSIDE is lost, and it runs on with a queued interrupt it never sees',
+    history: 'the mode/requests Dekker pair of kvm_arch_vcpu_ioctl_run and Documentation/virt/kvm/vcpu-requests.rst (spec §3.7, §4.1 step 6)',
+    scenario: 'spin-storm',
+  },
+  {
+    name: 'queueNoRevalidate',
+    what: 'vgic_queue_irq_unlock does not re-check irq->vcpu and the oracle after re-taking the locks: two injectors link the same IRQ twice',
+    history: 'the retry loop in vgic_queue_irq_unlock since the 2016 rewrite (spec §3.6 note b, §12.1)',
+    scenario: 'retarget',
+  },
+  {
+    name: 'noKickWhenQueued',
+    what: 'an edge re-asserted while already queued is latched without a request or kick: a vCPU in the guest keeps a stale LR',
+    history: 'the 2016 skeleton (virt/kvm/arm/vgic/vgic.c @0919e84c) had no kick on this path; later kernels kick the oracle target (spec §3.6 note a, §12.3)',
+    scenario: 'spin-storm',
+  },
+  {
+    name: 'pruneSingleLock',
+    what: 'vgic_prune_ap_list migrates holding its own ap_list lock first and the target\'s second, whatever the ids: ABBA deadlock between two migrating vCPUs',
+    history: 'the "two ap_list_locks only in vcpu_id order" rule of vgic_prune_ap_list (spec §2.1, §4.7, §12.2)',
+    scenario: 'retarget',
+  },
+  {
+    name: 'wfiNoRecheck',
+    what: 'WFI checks for pending interrupts before publishing "blocked" and never after: an injection in between wakes nobody',
+    history: 'kvm_vcpu_block\'s set-state-then-check order (prepare_to_rcuwait, kvm_vcpu_check_block; spec §4.9)',
+    scenario: 'spi-storm',
+  },
+  {
+    name: 'apListInsideIrqLock',
+    what: 'injection takes the target\'s ap_list_lock while holding the irq_lock: the inverse of the documented order',
+    history: 'the lock order comment at the top of vgic.c; lockdep must report it before any deadlock (spec §2.1)',
+    scenario: 'spi-storm',
+  },
+  {
+    name: 'foldDropsEdgePending',
+    what: 'fold ignores the pending bit still in an edge LR: an interrupt re-asserted while in an LR is lost at exit',
+    history: 'vgic_v2/v3_fold_lr_state re-latch edge pending state (spec §4.6)',
+    scenario: 'spi-storm',
+  },
+  {
+    name: 'earlyInjectDropped',
+    what: 'injection before the vgic is initialised succeeds and is dropped, instead of failing (EBUSY on GICv3)',
+    history: 'irqfd v4 for arm (2014) silently dropped early injections; review required refusing them, which became vgic_lazy_init/-EBUSY (spec §8.8)',
+    scenario: 'early-inject',
+  },
+];
