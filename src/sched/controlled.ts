@@ -25,6 +25,7 @@ import { SchedPoint } from '../sync/sched.js';
 
 export const MAX_SCHED_THREADS = 16;
 export const MAX_PCT_DEPTH = 16;
+const PCT_SLICE = 2_000;
 
 export const SCHED = defineLayout('sched', [
   { name: 'turn', doc: 'slot holding the baton; -1 before start; FREE when free-running' },
@@ -42,6 +43,7 @@ export const SCHED = defineLayout('sched', [
   { name: 'failStep', doc: 'step at which the failure was found' },
   { name: 'preemptions', doc: 'switches away from a thread that could have continued' },
   { name: 'lowPrio', doc: 'PCT: next priority to give a demoted thread (decreasing)' },
+  { name: 'runLen', doc: 'consecutive steps of the running thread (PCT time slice)' },
   { name: 'state', words: MAX_SCHED_THREADS, doc: 'per slot: T_*' },
   { name: 'waitWord', words: MAX_SCHED_THREADS, doc: 'per slot: word index it is blocked on' },
   { name: 'waitVal', words: MAX_SCHED_THREADS, doc: 'per slot: blocked while vm[waitWord] === waitVal' },
@@ -130,6 +132,20 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   for (let i = 0; i < s[o.pctDepth]! - 1; i++) s[o.changeAt + i] = 1 + (decide(c.seed, -100 - i, 11) % s[o.pctSteps]!);
   s[o.lowPrio] = s[o.pctDepth]!;
   return sab;
+}
+
+/** The scheduler's view of each thread, for failure reports. */
+export function describeSched(sab: SharedArrayBuffer): string {
+  const s = new Int32Array(sab);
+  const o = SCHED.off;
+  const names = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
+  const lines = [`scheduler: step ${s[o.step]}, turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
+  for (let t = 0; t < s[o.nThreads]!; t++) {
+    const st = s[o.state + t]!;
+    const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}` : ''})` : '';
+    lines.push(`  thread ${t}${t === 0 ? ' (driver)' : ` (vcpu${t - 1})`}: ${names[st] ?? st}${w}, priority ${s[o.prio + t]}`);
+  }
+  return lines.join('\n');
 }
 
 /** The recorded switches of a finished run. */
@@ -256,7 +272,9 @@ export class ControlledThread {
         const want = s[rb + pos * REC_WORDS + 1]!;
         next = this.enabled(want) && !(excludeCur && want === cur) ? want : dflt;
       } else next = dflt;
-    } else if (strategy === STRATEGY_RANDOM) {
+    } else if (strategy === STRATEGY_RANDOM || excludeCur) {
+      // Random walk; and, under every strategy, a yield: a seeded random other thread, so two
+      // threads polling each other cannot starve a third (PCT would keep picking the same pair).
       const seed = s[o.seed]!;
       const p = kind >= SchedPoint.PublishMode && kind <= SchedPoint.Block ? s[o.pHotMicro]! : s[o.pMicro]!;
       if (!curCan || excludeCur || decide(seed, step, 1) < p * 4294.967296) {
@@ -268,10 +286,15 @@ export class ControlledThread {
       for (let i = 0; i < s[o.pctDepth]! - 1; i++) {
         if (s[o.changeAt + i] === step && cur >= 0) s[o.prio + cur] = --s[o.lowPrio]!;
       }
+      // A time slice: PCT assumes every thread terminates, but a vCPU in an interrupt storm (a
+      // level line held high by a lower-priority device thread) never would. The OS would preempt
+      // it; so do we, by demoting a thread that ran PCT_SLICE steps in a row.
+      if (cur >= 0 && s[o.runLen]! > PCT_SLICE) s[o.prio + cur] = --s[o.lowPrio]!;
       next = lowest;
       for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && s[o.prio + t]! > s[o.prio + next]!) next = t;
     } else next = dflt;
     if (curCan && next !== cur) s[o.preemptions]!++;
+    s[o.runLen] = next === cur ? s[o.runLen]! + 1 : 0;
     if (next !== dflt) {
       const i = s[o.recCount]!;
       if (i < s[o.recCap]!) {
@@ -380,10 +403,10 @@ export class ControlledThread {
   private yieldTurn(): boolean {
     const s = this.s;
     if (Atomics.load(s, this.o.turn) !== this.slot) return true;
-    if (s[this.o.strategy] === STRATEGY_PCT) {
-      // PCT: a spinning thread must not starve the others: demote it, as a change point does.
-      s[this.o.prio + this.slot] = --s[this.o.lowPrio]!;
-    }
+    // A yield lets another thread take this one decision (under PCT: the highest-priority other
+    // enabled thread). It does not demote the yielding thread: a waiter that loses its priority at
+    // every poll is starved by any thread that does not wait (an interrupt storm); the PCT time
+    // slice below bounds how long a non-yielding thread keeps the baton.
     const next = this.choose(this.slot, false, true);
     if (next < 0 || next === this.slot) return next !== this.slot;
     this.handTo(next);

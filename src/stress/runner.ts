@@ -23,8 +23,8 @@ import { EventKind, type HistoryEvent } from '../check/events.js';
 import { checkHistory, formatViolation } from '../check/checker.js';
 import { vmStructureProblems } from '../check/invariants.js';
 import { Watchdog, waitForGraph } from '../check/watchdog.js';
-import { createSchedBuffer, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
-import { IRQ, VCPU } from '../shm/layouts.js';
+import { createSchedBuffer, describeSched, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
+import { EXIT_REASONS, IRQ, VCPU, VCPU_COUNTERS } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { D } from '../vgic/host.js';
 import { irqRecord } from '../vgic/irq.js';
@@ -201,7 +201,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
           clearInterval(schedPoll!);
           schedPoll = null;
           // Snapshot who was blocked on what before the stop changes it.
-          const graph = waitForGraph(h.m, vm.geometry) + '\n' + vcpuStates(h.m, vm.geometry, vcpus);
+          const graph = waitForGraph(h.m, vm.geometry) + '\n' + vcpuStates(h.m, vm.geometry, vcpus) + '\n' + describeSched(sched!);
           const f = s[SCHED.off.failure];
           if (f === FAIL_DEADLOCK) findings.push({ kind: classifyDeadlock(h.m, vm.geometry, vcpus), message: `no thread can run at step ${s[SCHED.off.failStep]}: every live thread is blocked`, details: graph });
           else if (f === FAIL_BUDGET) findings.push({ kind: classifyLivelock(h.m, vm.geometry, vcpus), message: `step budget exhausted at step ${s[SCHED.off.failStep]}`, details: graph });
@@ -302,6 +302,9 @@ function vcpuStates(m: Int32Array, g: import('../shm/vm-memory.js').VmGeometry, 
       list.push(m[irqOff(g, r) + IRQ.off.intid]!);
       r = m[irqOff(g, r) + IRQ.off.next]!;
     }
+    const ctr = VCPU_COUNTERS.map((c, i) => `${c}=${m[vb + VCPU.off.counters + i]}`).join(' ');
+    const ex = EXIT_REASONS.map((c, i) => `${c}=${m[vb + VCPU.off.exits + i]}`).join(' ');
+    lines.push(`  vcpu${v}: ${ctr}; exits ${ex}`);
     lines.push(`  vcpu${v}: mode=${MODES[m[vb + VCPU.off.mode]!]} requests=0x${m[vb + VCPU.off.requests]!.toString(16)} blocked=${m[vb + VCPU.off.blocked]} wake=${m[vb + VCPU.off.wake]} ap_list=[${list.join(',')}] usedLrs=${m[vb + VCPU.off.usedLrs]}`);
   }
   return lines.join('\n');
