@@ -9,7 +9,7 @@
  * the CPU interface (ICC_* system registers on v3, the GICV frame on v2) is "hardware" and runs
  * directly on the list registers.
  */
-import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE, IN_GUEST_MODE } from '../kvm/uapi.js';
+import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, IN_GUEST_MODE } from '../kvm/uapi.js';
 import type { VcpuRunner } from '../kvm/vcpu-runner.js';
 import { VCPU, CTR, EXIT, IRQ } from '../shm/layouts.js';
 import { EventKind } from '../check/events.js';

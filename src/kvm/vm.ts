@@ -3,11 +3,7 @@
  * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
  */
 import { KvmError, kvmErr } from './errno.js';
-import {
-  KVM_ARM_IRQ_NUM_MASK, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_MASK, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SHIFT,
-  KVM_ARM_IRQ_TYPE_SPI, KVM_ARM_IRQ_VCPU2_MASK, KVM_ARM_IRQ_VCPU2_SHIFT, KVM_ARM_IRQ_VCPU_MASK, KVM_ARM_IRQ_VCPU_SHIFT,
-  KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, KVM_REQ_IRQ_PENDING, VGIC_EMU_REQ_STOP,
-} from './uapi.js';
+import { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
@@ -15,7 +11,7 @@ import { IRQ, LR, MAX_LRS, VCPU } from '../shm/layouts.js';
 import { makeHost, dw, type Host, type LockingMode, type SharedVmConfig } from '../vgic/host.js';
 import { bugMask } from '../vgic/bugs.js';
 import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
-import { injectIrq, kickVcpu, makeRequest } from '../vgic/queue.js';
+import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { lockKvm, unlockKvm, withConfigLock } from '../vgic/locks.js';
 import { placeRedist } from '../vgic/rdist.js';
 import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-device.js';

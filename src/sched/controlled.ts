@@ -66,7 +66,7 @@ export const FAIL_NONE = 0;
 export const FAIL_DEADLOCK = 1;
 export const FAIL_BUDGET = 2;
 
-const T_ABSENT = 0;
+// 0: not (yet) a participant
 const T_RUNNABLE = 1;
 const T_LOCK = 2;
 const T_WORD = 3;
