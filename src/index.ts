@@ -19,3 +19,16 @@ export { LOCK_CLASSES, LockClass } from './sync/lock-classes.js';
 export { setSchedHook, SchedPoint, type SchedHook } from './sync/sched.js';
 export { BUG, type BugName } from './vgic/bugs.js';
 export { EXIT_REASONS, type ExitReason } from './shm/layouts.js';
+// Stress testing (DESIGN §6).
+export { runStress, type StressRunOptions, type StressRunReport, type StressMode, type Strategy } from './stress/runner.js';
+export { runCampaign, runSeed, type CampaignOptions, type CampaignResult } from './stress/campaign.js';
+export { minimiseSchedule, type MinimiseResult } from './stress/minimise.js';
+export { readScheduleFile, writeScheduleFile, toScheduleFile, fileSwitches, type ScheduleFile } from './stress/schedule-file.js';
+export type { ScenarioModule, ScenarioArgs, ScenarioInfo } from './stress/scenario.js';
+export type { DriverCtx } from './stress/driver-ctx.js';
+export type { Finding, FindingKind } from './stress/findings.js';
+export { BUILTIN_SCENARIOS } from './stress/scenarios/index.js';
+export { BUG_INFO, type BugInfo } from './vgic/bugs.js';
+export { checkHistory, formatViolation, type Violation } from './check/checker.js';
+export { createHistory, readHistory, type HistoryBuffers } from './check/history.js';
+export { Prng, deriveSeed, parseSeed, formatSeed } from './sched/prng.js';
