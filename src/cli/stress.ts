@@ -158,6 +158,8 @@ export async function stressCommand(argv: string[]): Promise<number> {
   }
 
   const t0 = performance.now();
+  let failuresSoFar = 0;
+  let explored = 0;
   const campaign = await runCampaign({
     base: { ...base, keepHistory: true },
     seed,
@@ -166,7 +168,9 @@ export async function stressCommand(argv: string[]): Promise<number> {
     jobs: intFlag('jobs'),
     keepGoing: f['keep-going'] === true,
     onRun: (r, done) => {
-      if (progress) process.stderr.write(`\r${base.scenario} ${base.mode}: ${done} runs, ${r.schedule ? 'schedules explored' : 'chaos runs'} ${done}, failures ${r.ok ? 0 : 1}…   `);
+      if (!r.ok) failuresSoFar++;
+      if (r.schedule) explored++;
+      if (progress) process.stderr.write(`\r${base.scenario} (${base.mode}): ${done} runs, ${explored} schedules explored, ${failuresSoFar} failures   `);
     },
   });
   if (progress) process.stderr.write('\n');
