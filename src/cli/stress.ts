@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { runCampaign, type CampaignResult } from '../stress/campaign.js';
-import { runStress, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
+import { runStress, scenarioUrl, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
 import { minimiseSchedule } from '../stress/minimise.js';
 import { fileSwitches, readScheduleFile, toScheduleFile, writeScheduleFile } from '../stress/schedule-file.js';
 import { BUILTIN_SCENARIOS } from '../stress/scenarios/index.js';
@@ -124,7 +124,13 @@ export async function stressCommand(argv: string[]): Promise<number> {
   let base: StressRunOptions;
   let seed: number;
   if (f.replay) {
-    const sf = readScheduleFile(f.replay as string);
+    // A file that is not a schedule (or of another version) is a usage error, not a violation.
+    let sf: ReturnType<typeof readScheduleFile>;
+    try {
+      sf = readScheduleFile(f.replay as string);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     base = { scenario: sf.scenario, seed: sf.seed, mode: 'controlled', vcpus: sf.vcpus, gic: sf.gic, iterations: sf.size, spis: sf.spis, nrLr: sf.nrLr, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true, locking: f.locking as 'fine' | 'global' };
     seed = sf.seed;
   } else {
@@ -134,6 +140,12 @@ export async function stressCommand(argv: string[]): Promise<number> {
       throw new UsageError((e as Error).message);
     }
     const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
+    // An unknown scenario is a usage error (exit 2), not a violation found (exit 1).
+    try {
+      scenarioUrl(scenario);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     base = {
       scenario,
       seed,
