@@ -71,8 +71,10 @@ export class VcpuRunner {
     lockVcpuMutex(this.h, this.v);
     this.inKvmRun = true;
     try {
-      if (Atomics.load(this.m, D.dead)) throw new KvmError('EIO', 'VM is dead');
-      this.vgic = Atomics.load(this.m, D.inKernel) !== 0;
+      // Plain read: a VM marked dead also posts KVM_REQ_VM_DEAD, which enter() sees atomically.
+      if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
+      // The in-kernel vgic is fixed before the first run (creating one after is EBUSY).
+      this.vgic = this.m[D.inKernel] !== 0;
       if (!this.m[this.vb + VCPU.off.ranOnce]) {
         // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
         if (this.vgic) vgicMapResources(this.h);
@@ -91,7 +93,7 @@ export class VcpuRunner {
   kvmRunReturn(): void {
     if (!this.inKvmRun) return;
     this.inKvmRun = false;
-    Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
+    // mode is already OUTSIDE_GUEST_MODE: every path here comes through exit() (or abandon()).
     unlockVcpuMutex(this.h, this.v);
   }
 
@@ -103,8 +105,10 @@ export class VcpuRunner {
 
   private checkRequests(): void {
     const m = this.m;
-    // One load on the common path; teardown arrives as a request too (VGIC_EMU_REQ_STOP).
-    if (Atomics.load(m, this.reqIdx) === 0) return;
+    // A plain read on the common path. It may miss a request made a moment ago; the sequentially
+    // consistent load after publishing IN_GUEST_MODE (enter) is the check the Dekker pairing with
+    // kick() relies on, and it catches that request. Teardown arrives as a request too.
+    if (m[this.reqIdx] === 0) return;
     const req = Atomics.exchange(m, this.reqIdx, 0);
     if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
     if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
