@@ -182,7 +182,12 @@ export class Watchdog {
     for (let s = 0; s < g.threadSlots && !f; s++) {
       const w = Atomics.load(m, g.distBase + DIST.off.waitingOn + s);
       if (w && this.persist(`lock${s}:${w}`, now, seen)) {
-        f = { kind: 'stuck-on-lock', message: `${slotName(s, g.maxVcpus)} parked on a lock for over ${this.opts.boundMs ?? 1000} ms`, waitFor: '' };
+        // The first waiter of a deadlock parks before the second, so its own wait can reach the
+        // bound before the cycle has: name the cycle if there is one now.
+        const cyc = lockCycle(m, g);
+        f = cyc
+          ? { kind: 'deadlock', message: `deadlock: ${cyc.map((x) => slotName(x, g.maxVcpus)).join(' -> ')} -> ${slotName(cyc[0]!, g.maxVcpus)}`, waitFor: '' }
+          : { kind: 'stuck-on-lock', message: `${slotName(s, g.maxVcpus)} parked on a lock for over ${this.opts.boundMs ?? 1000} ms`, waitFor: '' };
       }
     }
     for (const k of [...this.since.keys()]) if (!seen.has(k)) this.since.delete(k);
