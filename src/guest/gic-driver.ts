@@ -5,23 +5,9 @@
  * banked GICv2 distributor registers; SPIs to the distributor.
  */
 import type { GuestCpu } from './guest-cpu.js';
+import { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_IROUTER, GICR_SGI_OFFSET } from '../vgic/mmio/offsets.js';
+export { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_IROUTER, GICR_SGI_OFFSET };
 
-export const GICD_CTLR = 0x0;
-export const GICD_TYPER = 0x4;
-export const GICD_IIDR = 0x8;
-export const GICD_IGROUPR = 0x80;
-export const GICD_ISENABLER = 0x100;
-export const GICD_ICENABLER = 0x180;
-export const GICD_ISPENDR = 0x200;
-export const GICD_ICPENDR = 0x280;
-export const GICD_ISACTIVER = 0x300;
-export const GICD_ICACTIVER = 0x380;
-export const GICD_IPRIORITYR = 0x400;
-export const GICD_ITARGETSR = 0x800;
-export const GICD_ICFGR = 0xc00;
-export const GICD_SGIR = 0xf00;
-export const GICD_IROUTER = 0x6000;
-export const GICR_SGI_OFFSET = 0x10000;
 
 export class GicDriver {
   constructor(private readonly cpu: GuestCpu) {}

@@ -13,23 +13,9 @@ import { queueIrqUnlock } from '../queue.js';
 import { vgicKickVcpus } from '../kick-all.js';
 import * as P from './per-irq.js';
 import { makeFrame, raz, W32, W8, type MmioCtx, type RegDesc, type RegRead, type RegWrite } from './table.js';
+import { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_CPENDSGIR, GICD_SPENDSGIR } from './offsets.js';
+export { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_CPENDSGIR, GICD_SPENDSGIR };
 
-export const GICD_CTLR = 0x000;
-export const GICD_TYPER = 0x004;
-export const GICD_IIDR = 0x008;
-export const GICD_IGROUPR = 0x080;
-export const GICD_ISENABLER = 0x100;
-export const GICD_ICENABLER = 0x180;
-export const GICD_ISPENDR = 0x200;
-export const GICD_ICPENDR = 0x280;
-export const GICD_ISACTIVER = 0x300;
-export const GICD_ICACTIVER = 0x380;
-export const GICD_IPRIORITYR = 0x400;
-export const GICD_ITARGETSR = 0x800;
-export const GICD_ICFGR = 0xc00;
-export const GICD_SGIR = 0xf00;
-export const GICD_CPENDSGIR = 0xf10;
-export const GICD_SPENDSGIR = 0xf20;
 
 // Field offsets resolved once: these handlers are on the MMIO hot path.
 const ENABLED = DIST.off.enabled;

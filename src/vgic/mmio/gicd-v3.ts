@@ -15,26 +15,9 @@ import { vgicKickVcpus } from '../kick-all.js';
 import { gicdIidr } from './gicd-v2.js';
 import * as P from './per-irq.js';
 import { makeFrame, rao, raz, W32, W64, W8, wi, type RegDesc, type RegRead, type RegWrite } from './table.js';
+import { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_TYPER2, GICD_STATUSR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_IGRPMODR, GICD_IROUTER, GICD_IDREGS, GICD_PIDR2 } from './offsets.js';
+export { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_TYPER2, GICD_STATUSR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_IGRPMODR, GICD_IROUTER, GICD_IDREGS, GICD_PIDR2 };
 
-export const GICD_CTLR = 0x0000;
-export const GICD_TYPER = 0x0004;
-export const GICD_IIDR = 0x0008;
-export const GICD_TYPER2 = 0x000c;
-export const GICD_STATUSR = 0x0010;
-export const GICD_IGROUPR = 0x0080;
-export const GICD_ISENABLER = 0x0100;
-export const GICD_ICENABLER = 0x0180;
-export const GICD_ISPENDR = 0x0200;
-export const GICD_ICPENDR = 0x0280;
-export const GICD_ISACTIVER = 0x0300;
-export const GICD_ICACTIVER = 0x0380;
-export const GICD_IPRIORITYR = 0x0400;
-export const GICD_ITARGETSR = 0x0800;
-export const GICD_ICFGR = 0x0c00;
-export const GICD_IGRPMODR = 0x0d00;
-export const GICD_IROUTER = 0x6000;
-export const GICD_IDREGS = 0xffd0;
-export const GICD_PIDR2 = 0xffe8;
 
 /** GICD_CTLR bits with DS=1 (single security state). */
 export const CTLR_ENABLE_G1 = 1 << 1;
