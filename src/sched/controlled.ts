@@ -161,7 +161,9 @@ export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; step
   return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]! };
 }
 
-const SPIN_HANDOFF = 2000;
+// Spin briefly before parking: with more participants than the 2 cores, long spinning waiters
+// steal the core from the one thread that holds the baton (measured: 2000 spins was 10% slower).
+const SPIN_HANDOFF = 300;
 const PARK_SLICE_MS = 50;
 
 /** One participating thread's side of the scheduler. */
