@@ -180,7 +180,13 @@ export function flushLrs(h: Host, v: number): number {
   let depth = 0;
   let multiSgi = false;
   let guard = 0;
-  for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
+  // compute_ap_list_depth. Shortcut: without GICv2 SGIs every record wants at most one LR, so a
+  // list no longer than nrLr cannot overflow and its depth needs no per-IRQ locking. (List
+  // membership is stable: we hold the ap_list_lock.)
+  let length = 0;
+  for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && length <= nrLr; r = m[irqOff(h.g, r) + IRQ.off.next]!) length++;
+  const mayOverflow = length > nrLr || m[D.model] === 2;
+  for (let r = mayOverflow ? m[vb + VCPU.off.apHead]! : -1; r >= 0; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
     lockIrq(h, r);
