@@ -53,6 +53,8 @@ export class VcpuRunner {
   private vgic = false;
   private readonly exitsIdx: number;
   private readonly entriesIdx: number;
+  private readonly apHeadIdx: number;
+  private readonly usedLrsIdx: number;
 
   constructor(h: Host, v: number) {
     this.h = h;
@@ -64,6 +66,8 @@ export class VcpuRunner {
     this.stopIdx = D.stop;
     this.exitsIdx = this.vb + VCPU.off.exits;
     this.entriesIdx = this.vb + VCPU.off.counters + CTR.entries;
+    this.apHeadIdx = this.vb + VCPU.off.apHead;
+    this.usedLrsIdx = this.vb + VCPU.off.usedLrs;
   }
 
   /** KVM_RUN: take vcpu->mutex for its whole duration; first-run setup; enter the guest. */
@@ -132,7 +136,9 @@ export class VcpuRunner {
     const h = this.h;
     for (;;) {
       this.checkRequests();
-      if (this.vgic) flushLrs(h, this.v);
+      // An empty ap_list has nothing to flush (and fold left no LR in use): skip the call, as the
+      // classic kernel skips the lock (the race with an injector is benign: it kicks us, §12.4).
+      if (this.vgic && m[this.apHeadIdx]! >= 0) flushLrs(h, this.v);
       schedPoint(SchedPoint.PublishMode, this.v);
       Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
       // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request
@@ -144,7 +150,7 @@ export class VcpuRunner {
         continue;
       }
       m[this.entriesIdx]!++;
-      this.pendHint = this.vgic ? pendingLrCount(h, this.v) : 0;
+      this.pendHint = m[this.usedLrsIdx] !== 0 ? pendingLrCount(h, this.v) : 0;
       this.maint = false;
       return;
     }
@@ -155,7 +161,7 @@ export class VcpuRunner {
     Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
     schedPoint(SchedPoint.PublishMode, this.v);
     this.m[this.exitsIdx + reason]!++;
-    if (this.vgic) syncHwstate(this.h, this.v);
+    if (this.vgic && (this.m[this.apHeadIdx]! >= 0 || this.m[this.usedLrsIdx] !== 0)) syncHwstate(this.h, this.v);
   }
 
   /** An instruction boundary found a kick or a maintenance interrupt: exit and re-enter. */
