@@ -323,9 +323,31 @@ export class GuestCpu {
     if (this.gic === 2) return gpa >= this.gicdBase && gpa < this.gicdBase + KVM_VGIC_V2_DIST_SIZE;
     if (this.gic === 3) {
       if (gpa >= this.gicdBase && gpa < this.gicdBase + KVM_VGIC_V3_DIST_SIZE) return true;
+      // Most non-distributor accesses are device MMIO far from every redistributor: test the
+      // regions' bounding box first. Regions are only ever appended, so their count tells when
+      // the box must be recomputed.
+      const n = this.m[D.nrRdistRegions]!;
+      if (n !== this.rdRegionsSeen) this.rdBox(n);
+      if (gpa < this.rdLo || gpa >= this.rdHi) return false;
       return vgicRedistOwner(this.h, gpa) >= 0;
     }
     return false;
+  }
+
+  private rdRegionsSeen = -1;
+  private rdLo = 0;
+  private rdHi = 0;
+  private rdBox(n: number): void {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const r = readRegion(this.h, i);
+      lo = Math.min(lo, r.base);
+      hi = Math.max(hi, r.base + regionSize(this.h, r));
+    }
+    this.rdLo = lo;
+    this.rdHi = hi;
+    this.rdRegionsSeen = n;
   }
 
   /** MMIO read of `len` bytes (1, 2, 4 or 8; 8 returns up to 2^53 exactly). */
@@ -392,4 +414,5 @@ export class GuestCpu {
 }
 
 import { vgicRedistOwner } from '../vgic/mmio/dispatch.js';
+import { readRegion, regionSize } from '../vgic/rdist.js';
 export { MIN_BPR0, MIN_BPR1 };
