@@ -71,17 +71,7 @@ const uwriteMisc: RegWrite = (c, addr, len, val) => {
 };
 
 /** ITARGETSR: a byte per IRQ, the raw target mask (private ones read as their own vCPU). */
-const readTarget: RegRead = (c, _a, len) => {
-  const h = c.h;
-  let v = 0;
-  for (let i = 0; i < len; i++) {
-    const r = P.recOf(c, c.intid + i);
-    lockIrq(h, r);
-    v |= (h.m[irqOff(h.g, r) + IRQ.off.targets]! & 0xff) << (i * 8);
-    unlockIrq(h, r);
-  }
-  return v >>> 0;
-};
+const readTarget: RegRead = (c, _a, len) => P.readByteField(c, P.recOf(c, c.intid), len, IRQ.off.targets);
 
 /**
  * ITARGETSR write: private bytes are read-only; for SPIs keep only existing vCPUs' bits and
@@ -143,18 +133,7 @@ const writeSgir: RegWrite = (c, _a, _len, val) => {
 };
 
 /** GICD_{S,C}PENDSGIR: a byte per SGI (4 per word) holding its source mask. */
-const readSgiPend: RegRead = (c, addr, len) => {
-  const h = c.h;
-  const first = addr & 0xf;
-  let v = 0;
-  for (let i = 0; i < len; i++) {
-    const r = c.vcpu * 32 + first + i;
-    lockIrq(h, r);
-    v |= (h.m[irqOff(h.g, r) + IRQ.off.source]! & 0xff) << (i * 8);
-    unlockIrq(h, r);
-  }
-  return v >>> 0;
-};
+const readSgiPend: RegRead = (c, addr, len) => P.readByteField(c, c.vcpu * 32 + (addr & 0xf), len, IRQ.off.source);
 
 /** CPENDSGIR: clear source bits; no source left means no longer pending. */
 const writeSgiPendC: RegWrite = (c, addr, len, val) => {

@@ -278,17 +278,24 @@ export const writeCactive: RegWrite = (c, _a, _len, val) => guestActive(c, () =>
 
 // ---- IPRIORITYR --------------------------------------------------------------------------------
 
-export const readPriority: RegRead = (c, _a, len) => {
+/**
+ * A byte-per-IRQ register read: byte i is the low 8 bits of `field` of record `firstRecord + i`,
+ * each read under its irq_lock (IPRIORITYR, ITARGETSR, {S,C}PENDSGIR).
+ */
+export function readByteField(c: MmioCtx, firstRecord: number, len: number, field: number): number {
   const h = c.h;
   let v = 0;
   for (let i = 0; i < len; i++) {
-    const r = recOf(c, c.intid + i);
+    const r = firstRecord + i;
     lockIrq(h, r);
-    v |= h.m[irqOff(h.g, r) + IRQ.off.priority]! << (i * 8);
+    v |= (h.m[irqOff(h.g, r) + field]! & 0xff) << (i * 8);
     unlockIrq(h, r);
   }
   return v >>> 0;
-};
+}
+
+// Records of a byte-per-IRQ access are consecutive: a register never spans private and shared INTIDs.
+export const readPriority: RegRead = (c, _a, len) => readByteField(c, recOf(c, c.intid), len, IRQ.off.priority);
 
 /**
  * Byte per IRQ; only the 5 implemented priority bits are kept (VGIC_PRI_BITS). Queued IRQs are
