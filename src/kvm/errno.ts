@@ -42,14 +42,3 @@ export function kvmErr(errno: ErrnoName, message?: string): never {
   throw new KvmError(errno, message);
 }
 
-/** Errors cross worker boundaries as plain objects; this rebuilds a KvmError from one. */
-export function reviveError(e: unknown): unknown {
-  if (e && typeof e === 'object' && (e as { name?: string }).name === 'KvmError') {
-    const o = e as { errno: ErrnoName; message: string; stack?: string };
-    const idx = o.message.indexOf(': ');
-    const err = new KvmError(o.errno, idx >= 0 ? o.message.slice(idx + 2) : undefined);
-    if (o.stack) err.stack = o.stack;
-    return err;
-  }
-  return e;
-}

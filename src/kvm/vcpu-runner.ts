@@ -8,7 +8,7 @@
  * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
  * local maintenance flag.
  */
-import { IN_GUEST_MODE, KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { KvmError } from './errno.js';
 import { EXIT, VCPU, CTR } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -247,8 +247,4 @@ export class VcpuRunner {
     }
   }
 
-  /** Used by injection on this thread (e.g. SGIs to self) to note a new request for re-entry. */
-  pendingRequest(): boolean {
-    return (Atomics.load(this.m, this.reqIdx) & KVM_REQ_IRQ_PENDING) !== 0;
-  }
 }

@@ -7,7 +7,7 @@ import { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFA
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
-import { IRQ, LR, MAX_LRS, VCPU } from '../shm/layouts.js';
+import { IRQ, MAX_LRS, VCPU } from '../shm/layouts.js';
 import { makeHost, dw, type Host, type LockingMode, type SharedVmConfig } from '../vgic/host.js';
 import { bugMask } from '../vgic/bugs.js';
 import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
@@ -278,6 +278,4 @@ export class Vm {
     return out;
   }
 
-  /** @internal the LR layout, for tools */
-  static readonly LR = LR;
 }

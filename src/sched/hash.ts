@@ -17,7 +17,3 @@ export function decide(seed: number, step: number, salt: number): number {
   return fmix32((seed ^ fmix32(step + 0x9e3779b9 * (salt + 1))) >>> 0);
 }
 
-/** [0, 1) from decide(). */
-export function decideUnit(seed: number, step: number, salt: number): number {
-  return decide(seed, step, salt) / 4294967296;
-}
