@@ -277,5 +277,4 @@ export class Vm {
     }
     return out;
   }
-
 }
