@@ -3,7 +3,7 @@
  * memory it was given; the control plane (run, after-run statistics) is comlink over the worker's
  * port. `run` executes the guest synchronously on this thread, as KVM_RUN does.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { computeGeometry, type VmBuffers } from '../src/shm/vm-memory.js';
@@ -16,17 +16,23 @@ import { releaseAll, TeardownError } from '../src/sync/lock.js';
 import { serializeError, type VcpuRunOutcome } from '../src/kvm/run-outcome.js';
 import { installStressHooks, type StressThreadConfig } from '../src/stress/thread-config.js';
 import type { ControlledThread } from '../src/sched/controlled.js';
+import { FdCache } from '../src/kvm/fd-channel.js';
+import { installVmWakeups } from '../src/kvm/irqfd-path.js';
 
 interface VcpuWorkerData {
   buffers: VmBuffers;
   cfg: SharedVmConfig;
   vcpu: number;
   stress: StressThreadConfig | null;
+  /** Where the VMM posts irqfd eventfds (resamplefds are signalled from this thread). */
+  fdPort: MessagePort;
 }
 
 const wd = workerData as VcpuWorkerData;
 const g = computeGeometry(wd.cfg);
 const h = makeHost(g, wd.cfg, wd.buffers, 1 + wd.vcpu, `vcpu${wd.vcpu}`, wd.vcpu, wd.stress?.history ?? null);
+// irqfd resampling (the ack notifier at fold) and the eventfd fast paths of this thread.
+installVmWakeups(h, new FdCache(wd.fdPort));
 
 type GuestMain = (cpu: GuestCpu, args: unknown) => unknown;
 

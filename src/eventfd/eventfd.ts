@@ -20,8 +20,9 @@ import { randomBytes } from 'node:crypto';
 import { KvmError } from '../kvm/errno.js';
 import {
   EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT,
-  EVENTFD_MAGIC, park, parkAsync, wakeAll,
+  EVENTFD_MAGIC, W_BIND_COOKIE, W_BIND_OWNER, park, parkAsync, wakeAll,
 } from './layout.js';
+import { dispatchWakeup } from './wakeup.js';
 
 export const EFD_SEMAPHORE = 1;
 export const EFD_NONBLOCK = 0o4000;
@@ -132,7 +133,10 @@ export class EventFd {
     const v = checkWriteValue(n);
     for (;;) {
       this.checkOpen();
-      if (this.tryAdd(v)) return;
+      if (this.tryAdd(v)) {
+        if (v !== 0n) this.wakeAfterAdd();
+        return;
+      }
       if (this.nonblock) throw new KvmError('EAGAIN', 'eventfd: write would overflow');
       park(this.i32, W_WR_SEQ, W_WR_WAIT, () => this.closed || this.hasRoom(v), Infinity);
     }
@@ -153,7 +157,7 @@ export class EventFd {
       if (add === 0n) return 0n;
       const p = Atomics.compareExchange(this.u64, U64_COUNT, c, c + add);
       if (p === c) {
-        wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
+        this.wakeAfterAdd();
         return add;
       }
       c = p;
@@ -175,9 +179,19 @@ export class EventFd {
       if (p === c) break;
       c = p; // Lost to a concurrent read/write: retry on the value it left.
     }
-    // After the CAS, per the wake protocol (layout.ts park()).
-    wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
     return true;
+  }
+
+  /**
+   * After a successful add (per the wake protocol, layout.ts park()): the bound callback first,
+   * as the kernel runs wait-queue callbacks, so that an irqfd's fast path in this thread takes the
+   * count before a parked poller (the injector) wakes up for it. If the callback consumed
+   * everything, no reader could proceed, so the 8-12 µs notify is skipped; a count left over
+   * (or a concurrent add, which wakes on its own) still wakes them.
+   */
+  private wakeAfterAdd(): void {
+    const bound = this.wakeCallback(false);
+    if (!bound || Atomics.load(this.u64, U64_COUNT) !== 0n) wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
   }
 
   // ---- read side ----
@@ -285,6 +299,45 @@ export class EventFd {
     // re-check or is counted in the waiter word we read here.
     wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
     wakeAll(this.i32, W_WR_SEQ, W_WR_WAIT);
+    this.wakeCallback(true);
+  }
+
+  // ---- wake-up callback binding (wakeup.ts) ----
+
+  /**
+   * @internal Register `owner`'s callback on this eventfd. One binding per eventfd: false if
+   * another is bound (the caller reports EBUSY, as KVM does for an eventfd already used by an
+   * irqfd). owner must be a positive int32.
+   */
+  bindWakeup(owner: number, cookie: number): boolean {
+    // Reserve with -1 first so that a concurrent writer never pairs our owner with a stale cookie.
+    if (Atomics.compareExchange(this.i32, W_BIND_OWNER, 0, -1) !== 0) return false;
+    Atomics.store(this.i32, W_BIND_COOKIE, cookie);
+    Atomics.store(this.i32, W_BIND_OWNER, owner);
+    return true;
+  }
+
+  /** @internal Remove owner's binding if it is still the one bound. */
+  unbindWakeup(owner: number): void {
+    Atomics.compareExchange(this.i32, W_BIND_OWNER, owner, 0);
+  }
+
+  /** @internal (owner, cookie) of the current binding, or null. */
+  wakeBinding(): { owner: number; cookie: number } | null {
+    const owner = Atomics.load(this.i32, W_BIND_OWNER);
+    return owner > 0 ? { owner, cookie: Atomics.load(this.i32, W_BIND_COOKIE) } : null;
+  }
+
+  /**
+   * Run the bound callback in this thread, after the count (or the closed flag) was published.
+   * The owner re-validates the cookie itself: a binding replaced between our two loads only makes
+   * the new owner look at an eventfd that was indeed just signalled.
+   */
+  private wakeCallback(hup: boolean): boolean {
+    const owner = Atomics.load(this.i32, W_BIND_OWNER);
+    if (owner <= 0) return false;
+    dispatchWakeup(owner, Atomics.load(this.i32, W_BIND_COOKIE), this, hup);
+    return true;
   }
 
   private checkOpen(): void {

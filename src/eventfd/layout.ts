@@ -16,8 +16,12 @@
  *   i32[7]  wrSeq     bumped when writers may proceed (a read that made room, or close).
  *   i32[8]  wrWait    number of writers registered to park on wrSeq.
  *   i32[9]  magic     EVENTFD_MAGIC, so EventFd.from() rejects a buffer that is not an eventfd.
+ *   i32[10] bindOwner who registered a wake-up callback (wakeup.ts): 0 none, -1 being bound, else
+ *                     the owner's id (a VM's token). The kernel's eventfd wait queue entry with a
+ *                     callback (irqfd_wakeup, virqfd_wakeup), reduced to one entry per eventfd.
+ *   i32[11] bindCookie the owner's cookie for that callback (which irqfd / virqfd it is).
  */
-export const EVENTFD_SAB_BYTES = 40;
+export const EVENTFD_SAB_BYTES = 48;
 
 export const U64_COUNT = 0;
 export const U64_TOKEN = 1;
@@ -28,6 +32,8 @@ export const W_RD_WAIT = 6;
 export const W_WR_SEQ = 7;
 export const W_WR_WAIT = 8;
 export const W_MAGIC = 9;
+export const W_BIND_OWNER = 10;
+export const W_BIND_COOKIE = 11;
 
 /** 'EFD1' */
 export const EVENTFD_MAGIC = 0x45464431;

@@ -138,3 +138,18 @@ export const ICC_IAR_SPURIOUS = 1023;
 export const VGIC_ADDR_UNDEF = -1;
 /** KVM's default IPA size (KVM_PHYS_SHIFT). */
 export const KVM_PHYS_SHIFT_DEFAULT = 40;
+
+// KVM_IRQFD (include/uapi/linux/kvm.h).
+export const KVM_IRQFD_FLAG_DEASSIGN = 1 << 0;
+export const KVM_IRQFD_FLAG_RESAMPLE = 1 << 1;
+/** KVM_IRQFD refuses a gsi at or above this (virt/kvm/eventfd.c, 2025). */
+export const KVM_MAX_IRQ_ROUTES = 4096;
+
+// KVM VFIO device (virt/kvm/vfio.c): group FILE (ADD/DEL), and the 2015 forwarding proposal's
+// DEVICE group with FORWARD_IRQ / UNFORWARD_IRQ (never merged upstream; numbers from the series).
+export const KVM_DEV_VFIO_FILE = 1;
+export const KVM_DEV_VFIO_FILE_ADD = 1;
+export const KVM_DEV_VFIO_FILE_DEL = 2;
+export const KVM_DEV_VFIO_DEVICE = 2;
+export const KVM_DEV_VFIO_DEVICE_FORWARD_IRQ = 1;
+export const KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ = 2;

@@ -3,7 +3,7 @@
  * its vCPU thread), `run()` (KVM_RUN until the guest program returns), and its counters, read
  * straight from shared memory.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type TransferListItem } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { VcpuWorkerApi } from '../../workers/vcpu.js';
@@ -49,12 +49,12 @@ export class Vcpu {
   private readonly onFault: () => void;
 
   /** @internal created by Vm.createVcpu; `onFault` stops the VM's other vCPUs. */
-  constructor(h: Host, id: number, workerData: unknown, opts: VcpuOptions, onFault: () => void) {
+  constructor(h: Host, id: number, workerData: unknown, opts: VcpuOptions, onFault: () => void, transferList: TransferListItem[] = []) {
     this.h = h;
     this.onFault = onFault;
     this.id = id;
     this.opts = opts;
-    this.worker = new Worker(distPath('workers/vcpu.js'), { workerData });
+    this.worker = new Worker(distPath('workers/vcpu.js'), { workerData, transferList });
     // Listeners first: an event emitted before a listener exists is lost (PLATFORM.md).
     this.gone = new Promise((res) => {
       this.worker.once('error', (e) => {

@@ -5,6 +5,7 @@
 import { KvmError, kvmErr } from './errno.js';
 import { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
+import { releaseAll } from '../sync/lock.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
 import { IRQ, MAX_LRS, VCPU } from '../shm/layouts.js';
@@ -18,6 +19,12 @@ import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-dev
 import { Vcpu, type VcpuOptions, type VcpuRunResult } from './vcpu.js';
 import { kvmIrqLine } from './irq-line.js';
 import type { StressThreadConfig } from '../stress/thread-config.js';
+import { randomInt } from 'node:crypto';
+import { Worker, type MessagePort } from 'node:worker_threads';
+import { Irqfds, type IrqfdInfo, type KvmIrqfd } from './irqfd.js';
+import { installVmWakeups } from './irqfd-path.js';
+import { distPath } from './worker-path.js';
+import { vgicDestroy } from '../vgic/init.js';
 
 export interface VmOptions {
   /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
@@ -66,6 +73,10 @@ export class Vm {
   private readonly vcpuList: Vcpu[] = [];
   private vgic: VgicDevice | null = null;
   private destroyed = false;
+  private readonly irqfdTable: Irqfds;
+  /** What destroy() tore down, in order (spec §11: irqfds before the vgic). */
+  readonly teardownLog: string[] = [];
+  private readonly teardownHooks: { name: string; fn: () => Promise<void> }[] = [];
 
   constructor(o: VmOptions) {
     const nrLr = o.nrLr ?? 4;
@@ -98,6 +109,43 @@ export class Vm {
       m[b + IRQ.off.next] = -1;
       m[b + IRQ.off.prev] = -1;
     }
+    // This VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0.
+    m[dw(this.host, 'vmToken')] = randomInt(1, 0x7fff_ffff);
+    this.irqfdTable = new Irqfds(this.host, {
+      spawnInjector: (port) => this.spawnInjector(port),
+      bypassConsumer: (token, gsi) => this.bypassConsumer?.(token, gsi) ?? null,
+    });
+    installVmWakeups(this.host, null, (slot, gen) => this.irqfdTable.hangup(slot, gen));
+  }
+
+  /** @internal set by the VFIO layer: the irq-bypass consumer of an irqfd (kvm/vfio). */
+  bypassConsumer: ((token: string, gsi: number) => import('./irq-bypass.js').IrqBypassConsumer | null) | null = null;
+
+  private spawnInjector(port: MessagePort): Worker {
+    return new Worker(distPath('workers/irqfd-injector.js'), {
+      workerData: { buffers: this.buffers, cfg: this.cfg, history: this.stress?.history ?? null, port },
+      transferList: [port],
+    });
+  }
+
+  /**
+   * KVM_IRQFD (spec §8.3): assign `fd` to raise SPI `gsi + 32`, with KVM_IRQFD_FLAG_RESAMPLE a
+   * `resamplefd` signalled at each EOI of that (level) SPI, or with KVM_IRQFD_FLAG_DEASSIGN remove
+   * it and wait until nothing can inject for it any more.
+   */
+  irqfd(a: KvmIrqfd): void {
+    this.checkAlive();
+    this.irqfdTable.ioctl(a);
+  }
+
+  /** The irqfds now assigned, with their delivery counters. */
+  irqfds(): IrqfdInfo[] {
+    return this.irqfdTable.list();
+  }
+
+  /** @internal Run `fn` at destroy() after the irqfds and vCPUs, before the vgic (devices). */
+  onTeardown(name: string, fn: () => Promise<void>): void {
+    this.teardownHooks.push({ name, fn });
   }
 
   /** Guest RAM as 32-bit words (the same memory the vCPUs see). */
@@ -179,7 +227,8 @@ export class Vm {
     } finally {
       unlockKvm(h);
     }
-    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id, stress: this.stress }, opts, () => this.stopAll());
+    const fdPort = this.irqfdTable.fds.newPort();
+    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id, stress: this.stress, fdPort }, opts, () => this.stopAll(), [fdPort]);
     this.vcpuList.push(v);
     return v;
   }
@@ -237,12 +286,25 @@ export class Vm {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    // A main-thread call that failed inside a critical section (a LockOrderError) may have left
+    // locks held: teardown takes config_lock and must not trip over them.
+    releaseAll(this.host.t);
+    // kvm_irqfd_release first (spec §11.1): after it no eventfd signal can inject into this VM.
+    await this.irqfdTable.release();
+    this.teardownLog.push('irqfds');
     this.stopAll();
     const all = Promise.all(this.vcpuList.map((v) => v.idle()));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((r) => (timer = setTimeout(r, TEARDOWN_GRACE_MS)))]);
     clearTimeout(timer);
     await Promise.all(this.vcpuList.map((v) => v.terminate()));
+    this.teardownLog.push('vcpus');
+    vgicDestroy(this.host);
+    this.teardownLog.push('vgic');
+    for (const t of this.teardownHooks) {
+      await t.fn();
+      this.teardownLog.push(t.name);
+    }
   }
 
   /**

@@ -130,6 +130,9 @@ export const DIST = defineLayout('vgic_dist', [
   { name: 'createdVcpus', doc: 'vCPUs whose creation has started' },
   { name: 'nrRdistRegions', doc: 'number of redistributor regions' },
   { name: 'rdistStyle', doc: '0 unset, 1 legacy REDIST, 2 REDIST_REGION' },
+  { name: 'vmToken', doc: "this VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0" },
+  { name: 'irqfdHiwater', doc: 'irqfd slots ever used (scans stop here)' },
+  { name: 'irqfdResamplers', doc: 'active resampling irqfds: 0 lets the ack path skip its scan' },
   { name: 'distBase', kind: 'f64', doc: 'distributor base, -1 = VGIC_ADDR_UNDEF' },
   { name: 'cpuBase', kind: 'f64', doc: 'v2 CPU interface base, -1 = undef' },
   { name: 'regions', words: MAX_RDIST_REGIONS * RDIST_REGION.size, doc: 'redistributor regions' },
@@ -137,3 +140,60 @@ export const DIST = defineLayout('vgic_dist', [
 ]);
 
 export const MAX_THREAD_SLOTS = 80;
+
+/**
+ * One irqfd (struct kvm_kernel_irqfd), in a fixed table of NR_IRQFDS. The VMM's main thread owns
+ * assignment (KVM_IRQFD is an ioctl); any thread reads it. `state` + `gen` + `inflight` are the
+ * SRCU of the kernel: a reader enters (inflight++), then checks state and gen; shutdown sets state
+ * first, then waits for inflight to drain. Sequentially consistent Atomics make that a Dekker
+ * pair: either the reader sees SHUTDOWN, or shutdown sees the reader and waits for it.
+ */
+export const IRQFD = defineLayout('irqfd', [
+  { name: 'state', doc: 'IRQFD_FREE / IRQFD_ACTIVE / IRQFD_SHUTDOWN / IRQFD_HUP' },
+  { name: 'gen', doc: 'bumped at every assign of this slot: a stale wake-up or poller compares it' },
+  { name: 'gsi', doc: 'GSI (SPI INTID - 32)' },
+  { name: 'resample', doc: '1 with KVM_IRQFD_FLAG_RESAMPLE' },
+  { name: 'inflight', doc: 'threads inside an injection or resample signal for this irqfd' },
+  { name: 'consumed', doc: 'eventfd counts consumed (sum of the values read)' },
+  { name: 'fastInjections', doc: 'injections by the atomic fast path, in the writer thread' },
+  { name: 'slowInjections', doc: 'injections by the injector worker (the work item)' },
+  { name: 'dropped', doc: 'injections the vgic refused (no such SPI, vgic torn down)' },
+  { name: 'resamples', doc: 'times its resamplefd was signalled (one per EOI of its GSI)' },
+]);
+export const NR_IRQFDS = 64;
+export const IRQFD_FREE = 0;
+export const IRQFD_ACTIVE = 1;
+export const IRQFD_SHUTDOWN = 2;
+/** Its eventfd was closed in a thread that cannot shut it down: the VMM thread reaps it. */
+export const IRQFD_HUP = 3;
+
+/**
+ * One physical interrupt line of a (VFIO-like) device: the host side that KVM forwards. `state`
+ * holds the bits below and changes only by compareExchange, because forwarding must switch
+ * atomically against a raise in flight (see kvm/vfio/forward.ts).
+ */
+export const PHYS_IRQ = defineLayout('phys_irq', [
+  { name: 'state', doc: 'PIRQ_* bits' },
+  { name: 'doorbell', doc: 'bumped and notified whenever the device thread must look again' },
+  { name: 'used', doc: '1 while a device owns this line' },
+  { name: 'level', doc: '1 = level-triggered line, 0 = edge' },
+  { name: 'vintid', doc: 'while forwarded: the guest INTID it is mapped to' },
+  { name: 'raised', doc: 'device events generated' },
+  { name: 'signalled', doc: 'trigger eventfd signals (host interrupts delivered to VFIO)' },
+  { name: 'serviced', doc: 'events completed: unmask after resample, or physical deactivation' },
+  { name: 'hwDeactivations', doc: 'completed by the guest through a HW-mapped LR (forwarded)' },
+  { name: 'unmasks', doc: 'VFIO unmasks (action or unmask eventfd)' },
+]);
+export const NR_PHYS_IRQS = 32;
+/** Physical INTID of line i: host SPIs from here (what a HW LR's pINTID carries). */
+export const PHYS_INTID_BASE = 64;
+/** The device asserts its line. */
+export const PIRQ_LINE = 1;
+/** VFIO mask: automasked when a level interrupt was signalled, or masked by the user. */
+export const PIRQ_MASKED = 2;
+/** Physical active: delivered and not yet deactivated (forwarded: by the guest). */
+export const PIRQ_ACTIVE = 4;
+/** Forwarded: HW-mapped to a guest SPI, no automask. */
+export const PIRQ_FWD = 8;
+/** The user masked it (VFIO_IRQ_SET_ACTION_MASK), as opposed to the automask. */
+export const PIRQ_USER_MASKED = 16;

@@ -2,14 +2,15 @@
  * Where everything of one VM lives. The geometry is a pure function of the VM options, so the main
  * thread and every worker compute the same offsets from the same options.
  *
- *  state SAB (Int32):  [ DIST | lockdep edges | VCPU x maxVcpus | IRQ x (32*maxVcpus + MAX_SPIS) ]
+ *  state SAB (Int32):  [ DIST | lockdep edges | VCPU x maxVcpus | IRQ x (32*maxVcpus + MAX_SPIS)
+ *                        | IRQFD x NR_IRQFDS | PHYS_IRQ x NR_PHYS_IRQS ]
  *  stats SAB (Float64): lock statistics, per thread slot x lock class
  *  ram SAB:             guest RAM, shared by every vCPU
  *  userMmio SAB:        the default VMM MMIO register file
  */
 import { NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { threadStatsSize } from '../sync/thread.js';
-import { DIST, IRQ, MAX_THREAD_SLOTS, VCPU } from './layouts.js';
+import { DIST, IRQ, IRQFD, MAX_THREAD_SLOTS, NR_IRQFDS, NR_PHYS_IRQS, PHYS_IRQ, VCPU } from './layouts.js';
 
 /** INTIDs 32..1019: the most SPIs any configuration can have. */
 export const MAX_SPIS = 1020 - 32;
@@ -24,6 +25,8 @@ export interface VmGeometry {
   readonly irqBase: number;
   readonly spiRecordBase: number;
   readonly nrRecords: number;
+  readonly irqfdBase: number;
+  readonly physBase: number;
   readonly stateWords: number;
   readonly threadSlots: number;
   readonly statsWords: number;
@@ -36,8 +39,10 @@ export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: n
   const irqBase = vcpuBase + o.maxVcpus * VCPU.size;
   const spiRecordBase = o.maxVcpus * 32;
   const nrRecords = spiRecordBase + MAX_SPIS;
-  const stateWords = irqBase + nrRecords * IRQ.size;
-  const threadSlots = Math.min(MAX_THREAD_SLOTS, 1 + o.maxVcpus + 8);
+  const irqfdBase = irqBase + nrRecords * IRQ.size;
+  const physBase = irqfdBase + NR_IRQFDS * IRQFD.size;
+  const stateWords = physBase + NR_PHYS_IRQS * PHYS_IRQ.size;
+  const threadSlots = Math.min(MAX_THREAD_SLOTS, 1 + o.maxVcpus + EXTRA_THREAD_SLOTS);
   return {
     maxVcpus: o.maxVcpus,
     nrLr: o.nrLr,
@@ -48,6 +53,8 @@ export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: n
     irqBase,
     spiRecordBase,
     nrRecords,
+    irqfdBase,
+    physBase,
     stateWords,
     threadSlots,
     statsWords: threadSlots * threadStatsSize(),
@@ -71,6 +78,33 @@ export function allocateBuffers(g: VmGeometry): VmBuffers {
     ram: new SharedArrayBuffer(g.ramBytes),
     userMmio: new SharedArrayBuffer(USER_MMIO_SLOTS * 4 * 4),
   };
+}
+
+/**
+ * Thread slots beyond main (0) and the vCPUs (1..maxVcpus): the stress driver, the irqfd injector,
+ * then device workers.
+ */
+export const EXTRA_THREAD_SLOTS = 12;
+export function driverSlot(g: VmGeometry): number {
+  return 1 + g.maxVcpus;
+}
+export function injectorSlot(g: VmGeometry): number {
+  return 2 + g.maxVcpus;
+}
+/** Slot of device worker k, or -1 when the VM has no slot left for it. */
+export function deviceSlot(g: VmGeometry, k: number): number {
+  const s = 3 + g.maxVcpus + k;
+  return s < g.threadSlots ? s : -1;
+}
+
+/** Index of the first word of irqfd slot i. */
+export function irqfdOff(g: VmGeometry, i: number): number {
+  return g.irqfdBase + i * IRQFD.size;
+}
+
+/** Index of the first word of physical line i. */
+export function physOff(g: VmGeometry, i: number): number {
+  return g.physBase + i * PHYS_IRQ.size;
 }
 
 /** Index of the first word of vCPU `id`'s record. */

@@ -25,7 +25,7 @@ import { vmStructureProblems } from '../check/invariants.js';
 import { Watchdog, waitForGraph } from '../check/watchdog.js';
 import { createSchedBuffer, describeSched, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
 import { EXIT_REASONS, IRQ, VCPU, VCPU_COUNTERS } from '../shm/layouts.js';
-import { irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { EXTRA_THREAD_SLOTS, irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { D } from '../vgic/host.js';
 import { irqRecord } from '../vgic/irq.js';
 import { LockOrderError } from '../sync/lockdep.js';
@@ -140,7 +140,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       })
     : null;
   const maxVcpus = Math.max(vcpus, 1);
-  const history = createHistory(1 + maxVcpus + 8, 1 << 17);
+  const history = createHistory(1 + maxVcpus + EXTRA_THREAD_SLOTS, 1 << 17);
   const vm = createVm({
     maxVcpus,
     nrLr: o.nrLr ?? info.nrLr ?? 4,

@@ -148,3 +148,20 @@ export function vgicMapResources(h: Host): void {
 }
 
 export { DIST };
+
+/**
+ * kvm_vgic_destroy's distributor part (spec §11.3), at VM teardown once the irqfds are released
+ * and the vCPU threads are gone: not ready, not initialised, no SPIs. Anything still holding an
+ * injection path (a device thread's stale eventfd) now fails the vgic's checks instead of touching
+ * records. The records themselves stay readable for post-mortem statistics.
+ */
+export function vgicDestroy(h: Host): void {
+  lockConfig(h);
+  try {
+    Atomics.store(h.m, dw(h, 'ready'), 0);
+    Atomics.store(h.m, dw(h, 'initialized'), 0);
+    Atomics.store(h.m, dw(h, 'nrSpis'), 0);
+  } finally {
+    unlockConfig(h);
+  }
+}

@@ -23,6 +23,8 @@ export interface IrqEchoArgs {
   spis?: number[];
   /** SGI to forward to the next vCPU on each SPI acknowledgement; -1 for none. Default 1. */
   forwardSgi?: number;
+  /** Of `spis`, those to configure level-triggered (GICD_ICFGR); the others stay edge. */
+  level?: number[];
 }
 
 export default function irqEcho(cpu: GuestCpu, args: IrqEchoArgs = {}): { acks: number } {
@@ -34,6 +36,7 @@ export default function irqEcho(cpu: GuestCpu, args: IrqEchoArgs = {}): { acks: 
   if (cpu.id === 0) {
     for (const [i, spi] of (args.spis ?? []).entries()) {
       cpu.driver.route(spi, i % n);
+      if (args.level?.includes(spi)) cpu.driver.setEdge(spi, false);
       cpu.driver.enable(spi);
     }
     cpu.driver.enableDistributor();

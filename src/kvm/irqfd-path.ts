@@ -1,0 +1,165 @@
+/**
+ * The irqfd data paths, in whatever thread they run (kernel virt/kvm/eventfd.c, spec §8.4-8.5):
+ *  - the atomic fast path (irqfd_wakeup), run by the eventfd's wake-up callback in the writer's
+ *    own thread: consume the count and raise the SPI;
+ *  - the work item (irqfd_inject), run by the injector worker for what the fast path left;
+ *  - the resampler's ack notifier, run by a vCPU thread when it folds the EOI of a level SPI.
+ *
+ * Every path enters an irqfd like an SRCU read side (irqfdEnter/irqfdExit, layout in shm IRQFD)
+ * and re-checks its state and generation, so that once deassign has waited for `inflight` to
+ * drain no injection and no resample can follow ("injection after deassign" race).
+ */
+import { EventKind } from '../check/events.js';
+import { EventFd } from '../eventfd/eventfd.js';
+import { setWakeupHandler } from '../eventfd/wakeup.js';
+import { IRQFD, IRQFD_ACTIVE, IRQFD_HUP } from '../shm/layouts.js';
+import { irqfdOff } from '../shm/vm-memory.js';
+import type { Host } from '../vgic/host.js';
+import { D } from '../vgic/host.js';
+import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
+import type { FdCache } from './fd-channel.js';
+
+/** Cookie layout on a bound eventfd: kind[30:28] | generation[27:8] | slot[7:0]. */
+export const WAKE_IRQFD = 1;
+export const WAKE_VIRQFD = 2;
+export const GEN_MASK = 0xfffff;
+
+export function makeCookie(kind: number, gen: number, slot: number): number {
+  return (kind << 28) | ((gen & GEN_MASK) << 8) | (slot & 0xff);
+}
+
+/** A per-kind wake-up handler: irqfd here, the VFIO unmask eventfd in vfio/virqfd.ts. */
+export type KindHandler = (h: Host, slot: number, gen: number, efd: EventFd, hup: boolean) => void;
+const kinds = new Map<number, KindHandler>();
+kinds.set(WAKE_IRQFD, irqfdWakeup);
+
+export function registerWakeKind(kind: number, fn: KindHandler): void {
+  kinds.set(kind, fn);
+}
+
+/**
+ * Make this thread act for its VM when it signals a bound eventfd (the fast paths), and, on a
+ * vCPU thread, run the resampler's ack notifier. `onHangup` replaces the irqfd POLLHUP handling
+ * on the VMM's main thread, which can complete the shutdown at once.
+ */
+export function installVmWakeups(h: Host, fds: FdCache | null, onIrqfdHangup?: (slot: number, gen: number) => void): void {
+  const token = h.m[D.vmToken]!;
+  setWakeupHandler(token, (cookie, efd, hup) => {
+    const kind = cookie >>> 28;
+    const slot = cookie & 0xff;
+    const gen = (cookie >>> 8) & GEN_MASK;
+    if (hup && kind === WAKE_IRQFD && onIrqfdHangup) {
+      efd.unbindWakeup(token);
+      onIrqfdHangup(slot, gen);
+      return;
+    }
+    kinds.get(kind)?.(h, slot, gen, efd, hup);
+  });
+  if (h.selfVcpu >= 0) h.onAckedSpi = (pin) => resamplerAck(h, pin, fds);
+}
+
+/** Enter irqfd `slot` of generation `gen` if it is still active. Pair with irqfdExit. */
+export function irqfdEnter(m: Int32Array, e: number, gen: number): boolean {
+  Atomics.add(m, e + IRQFD.off.inflight, 1);
+  if (Atomics.load(m, e + IRQFD.off.state) === IRQFD_ACTIVE && (Atomics.load(m, e + IRQFD.off.gen) & GEN_MASK) === gen) return true;
+  irqfdExit(m, e);
+  return false;
+}
+
+export function irqfdExit(m: Int32Array, e: number): void {
+  // The last one out of an irqfd being shut down wakes the shutdown's wait.
+  if (Atomics.sub(m, e + IRQFD.off.inflight, 1) === 1 && Atomics.load(m, e + IRQFD.off.state) !== IRQFD_ACTIVE) {
+    Atomics.notify(m, e + IRQFD.off.inflight);
+  }
+}
+
+/** Consume the eventfd (0n if empty or closed) and account for it. */
+function consume(m: Int32Array, e: number, efd: EventFd): bigint {
+  let n: bigint;
+  try {
+    n = efd.tryRead();
+  } catch {
+    return 0n; // closed under us: the POLLHUP path shuts the irqfd down
+  }
+  if (n !== 0n) Atomics.add(m, e + IRQFD.off.consumed, n > 0x3fffffffn ? 0x3fffffff : Number(n));
+  return n;
+}
+
+/**
+ * irqfd_wakeup + kvm_arch_set_irq_inatomic: in the writer's thread, raise the SPI (level 1 only)
+ * if the vgic is initialised. Otherwise -EWOULDBLOCK: leave the count for the injector's work item
+ * (which may lazily initialise a GICv2).
+ */
+function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: boolean): void {
+  const m = h.m;
+  const e = irqfdOff(h.g, slot);
+  if (hup) {
+    // POLLHUP in a thread that cannot run the shutdown: mark it; the VMM thread reaps it.
+    if (Atomics.compareExchange(m, e + IRQFD.off.state, IRQFD_ACTIVE, IRQFD_HUP) === IRQFD_ACTIVE) {
+      efd.unbindWakeup(m[D.vmToken]!);
+    }
+    return;
+  }
+  if (!Atomics.load(m, D.initialized)) return;
+  if (!irqfdEnter(m, e, gen)) return;
+  try {
+    if (consume(m, e, efd) === 0n) return;
+    const ok = vgicIrqfdSetIrq(h, m[e + IRQFD.off.gsi]!, true);
+    Atomics.add(m, e + (ok ? IRQFD.off.fastInjections : IRQFD.off.dropped), 1);
+  } finally {
+    irqfdExit(m, e);
+  }
+}
+
+/**
+ * irqfd_inject (the work item), on the injector worker: a plain irqfd pulses the GSI (1 then 0);
+ * a resampling one only raises it, the resampler lowers it at the guest's EOI.
+ */
+export function irqfdInjectWork(h: Host, slot: number, gen: number, efd: EventFd): void {
+  const m = h.m;
+  const e = irqfdOff(h.g, slot);
+  if (!irqfdEnter(m, e, gen)) return;
+  try {
+    if (consume(m, e, efd) === 0n) return;
+    const gsi = m[e + IRQFD.off.gsi]!;
+    const ok = vgicIrqfdSetIrq(h, gsi, true);
+    if (ok && !m[e + IRQFD.off.resample]) vgicIrqfdSetIrq(h, gsi, false);
+    Atomics.add(m, e + (ok ? IRQFD.off.slowInjections : IRQFD.off.dropped), 1);
+  } finally {
+    irqfdExit(m, e);
+  }
+}
+
+/**
+ * irqfd_resampler_ack, on the vCPU thread that folded a level SPI's EOI (spec §8.5): lower the
+ * GSI once, then signal every resamplefd on it. Once, not per irqfd: a second lowering could undo
+ * a re-assertion made by a device that reacted to the first signal ("resample vs re-assert" race,
+ * the kernel's comment in irqfd_resampler_ack).
+ */
+export function resamplerAck(h: Host, pin: number, fds: FdCache | null): void {
+  const m = h.m;
+  if (Atomics.load(m, D.irqfdResamplers) === 0) return;
+  const hi = Atomics.load(m, D.irqfdHiwater);
+  let lowered = false;
+  let signalled = false;
+  for (let i = 0; i < hi; i++) {
+    const e = irqfdOff(h.g, i);
+    if (Atomics.load(m, e + IRQFD.off.state) !== IRQFD_ACTIVE || !m[e + IRQFD.off.resample] || m[e + IRQFD.off.gsi] !== pin) continue;
+    const gen = Atomics.load(m, e + IRQFD.off.gen) & GEN_MASK;
+    if (!irqfdEnter(m, e, gen)) continue;
+    try {
+      if (!lowered) {
+        lowered = true;
+        vgicIrqfdSetIrq(h, pin, false);
+      }
+      const rfd = fds?.get(i, gen)?.resamplefd;
+      if (!rfd) throw new Error(`irqfd ${i}: resamplefd of generation ${gen} was never delivered to this thread`);
+      rfd.signal(1n);
+      Atomics.add(m, e + IRQFD.off.resamples, 1);
+      signalled = true;
+    } finally {
+      irqfdExit(m, e);
+    }
+  }
+  if (signalled && h.hist) h.hist.record(EventKind.RESAMPLE, pin + 32, h.selfVcpu, 0, 0);
+}
