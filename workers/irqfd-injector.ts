@@ -7,7 +7,8 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { EventFd } from '../src/eventfd/eventfd.js';
 import type { FdMessage } from '../src/kvm/fd-channel.js';
-import { GEN_MASK, irqfdInjectWork } from '../src/kvm/irqfd-path.js';
+import { irqfdInjectWork } from '../src/kvm/irqfd-path.js';
+import { GEN_MASK } from '../src/kvm/wake-cookie.js';
 import { IRQFD, IRQFD_ACTIVE } from '../src/shm/layouts.js';
 import { computeGeometry, injectorSlot, irqfdOff, type VmBuffers } from '../src/shm/vm-memory.js';
 import { makeHost, type SharedVmConfig } from '../src/vgic/host.js';

@@ -18,24 +18,15 @@ import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
 import type { FdCache } from './fd-channel.js';
+import { GEN_MASK, parseCookie, WAKE_IRQFD, WAKE_VIRQFD } from './wake-cookie.js';
+import { virqfdWakeup } from './vfio/device-line.js';
 
-/** Cookie layout on a bound eventfd: kind[30:28] | generation[27:8] | slot[7:0]. */
-export const WAKE_IRQFD = 1;
-export const WAKE_VIRQFD = 2;
-export const GEN_MASK = 0xfffff;
-
-export function makeCookie(kind: number, gen: number, slot: number): number {
-  return (kind << 28) | ((gen & GEN_MASK) << 8) | (slot & 0xff);
-}
-
-/** A per-kind wake-up handler: irqfd here, the VFIO unmask eventfd in vfio/virqfd.ts. */
-export type KindHandler = (h: Host, slot: number, gen: number, efd: EventFd, hup: boolean) => void;
-const kinds = new Map<number, KindHandler>();
-kinds.set(WAKE_IRQFD, irqfdWakeup);
-
-export function registerWakeKind(kind: number, fn: KindHandler): void {
-  kinds.set(kind, fn);
-}
+/** A per-kind wake-up handler: irqfd here, the VFIO unmask eventfd in vfio/device-line.ts. */
+type KindHandler = (h: Host, slot: number, gen: number, efd: EventFd, hup: boolean) => void;
+const kinds = new Map<number, KindHandler>([
+  [WAKE_IRQFD, irqfdWakeup],
+  [WAKE_VIRQFD, virqfdWakeup],
+]);
 
 /**
  * Make this thread act for its VM when it signals a bound eventfd (the fast paths), and, on a
@@ -45,9 +36,7 @@ export function registerWakeKind(kind: number, fn: KindHandler): void {
 export function installVmWakeups(h: Host, fds: FdCache | null, onIrqfdHangup?: (slot: number, gen: number) => void): void {
   const token = h.m[D.vmToken]!;
   setWakeupHandler(token, (cookie, efd, hup) => {
-    const kind = cookie >>> 28;
-    const slot = cookie & 0xff;
-    const gen = (cookie >>> 8) & GEN_MASK;
+    const { kind, slot, gen } = parseCookie(cookie);
     if (hup && kind === WAKE_IRQFD && onIrqfdHangup) {
       efd.unbindWakeup(token);
       onIrqfdHangup(slot, gen);

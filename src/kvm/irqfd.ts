@@ -13,7 +13,7 @@ import { D } from '../vgic/host.js';
 import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
 import { kvmErr } from './errno.js';
 import { FdChannel } from './fd-channel.js';
-import { GEN_MASK, makeCookie, WAKE_IRQFD } from './irqfd-path.js';
+import { GEN_MASK, makeCookie, WAKE_IRQFD } from './wake-cookie.js';
 import { irqBypass, type IrqBypassConsumer } from './irq-bypass.js';
 import { KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MAX_IRQ_ROUTES } from './uapi.js';
 

@@ -25,7 +25,8 @@ import { regsGetAttr, regsHasAttr, regsSetAttr } from './vgic-regs-attr.js';
 
 export interface KvmDevice {
   readonly type: number;
-  setAttr(group: number, attr: bigint | number, value?: bigint | number): void;
+  /** `value`: a u64 for the vgic; a struct (object) for the KVM VFIO device's attributes. */
+  setAttr(group: number, attr: bigint | number, value?: bigint | number | object): void;
   getAttr(group: number, attr: bigint | number, value?: bigint | number): bigint;
   hasAttr(group: number, attr: bigint | number): void;
 }

@@ -3,7 +3,7 @@
  * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
  */
 import { KvmError, kvmErr } from './errno.js';
-import { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { releaseAll } from '../sync/lock.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
@@ -25,6 +25,9 @@ import { Irqfds, type IrqfdInfo, type KvmIrqfd } from './irqfd.js';
 import { installVmWakeups } from './irqfd-path.js';
 import { distPath } from './worker-path.js';
 import { vgicDestroy } from '../vgic/init.js';
+import type { IrqBypassConsumer } from './irq-bypass.js';
+import { forwardingConsumer } from './vfio/bypass-consumer.js';
+import { KvmVfioDevice } from './vfio/kvm-vfio-device.js';
 
 export interface VmOptions {
   /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
@@ -45,6 +48,12 @@ export interface VmOptions {
   bugs?: readonly string[];
   /** Stress runs: history recording and chaos/controlled scheduling for every thread. */
   stress?: StressThreadConfig;
+  /**
+   * irq bypass forwarding: when an irqfd shares its eventfd with a VFIO device's trigger, forward
+   * the device's line to the irqfd's SPI automatically (the 2015 proposal). Default false, as in
+   * the kernel, whose arm64 code never forwards SPIs.
+   */
+  irqBypass?: boolean;
 }
 
 export interface LockClassStats {
@@ -64,6 +73,7 @@ const TEARDOWN_GRACE_MS = 3000;
 
 export class Vm {
   readonly options: Readonly<Required<Omit<VmOptions, 'bugs' | 'stress'>>> & { bugs: readonly string[] };
+  private kvmVfio: KvmVfioDevice | null = null;
   private readonly stress: StressThreadConfig | null;
   /** @internal the main thread's view of the shared state */
   readonly host: Host;
@@ -92,7 +102,8 @@ export class Vm {
     const lockdep = o.lockdep ?? process.env.VGIC_EMU_LOCKDEP === '1';
     const lockStats = o.lockStats ?? 'counts';
     const bugs = o.bugs ?? [];
-    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs };
+    const irqBypass = o.irqBypass ?? false;
+    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs, irqBypass };
     this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
     this.geometry = computeGeometry(this.cfg);
     this.buffers = allocateBuffers(this.geometry);
@@ -116,10 +127,11 @@ export class Vm {
       bypassConsumer: (token, gsi) => this.bypassConsumer?.(token, gsi) ?? null,
     });
     installVmWakeups(this.host, null, (slot, gen) => this.irqfdTable.hangup(slot, gen));
+    if (irqBypass) this.bypassConsumer = (token, gsi) => forwardingConsumer(this.host, token, gsi);
   }
 
-  /** @internal set by the VFIO layer: the irq-bypass consumer of an irqfd (kvm/vfio). */
-  bypassConsumer: ((token: string, gsi: number) => import('./irq-bypass.js').IrqBypassConsumer | null) | null = null;
+  /** The irq-bypass consumer made for each new irqfd (vfio/bypass-consumer.ts), when enabled. */
+  private bypassConsumer: ((token: string, gsi: number) => IrqBypassConsumer) | null = null;
 
   private spawnInjector(port: MessagePort): Worker {
     return new Worker(distPath('workers/irqfd-injector.js'), {
@@ -165,6 +177,13 @@ export class Vm {
   /** KVM_CREATE_DEVICE. `test` probes only whether the type exists (KVM_CREATE_DEVICE_TEST). */
   createDevice(type: number, opts: { test?: boolean } = {}): KvmDevice {
     this.checkAlive();
+    if (type === KVM_DEV_TYPE_VFIO) {
+      if (opts.test) return new KvmVfioDevice(this.host);
+      // kvm_vfio_create: one KVM VFIO device per VM.
+      if (this.kvmVfio) kvmErr('EBUSY', 'this VM already has a KVM VFIO device');
+      this.kvmVfio = new KvmVfioDevice(this.host);
+      return this.kvmVfio;
+    }
     if (type !== KVM_DEV_TYPE_ARM_VGIC_V2 && type !== KVM_DEV_TYPE_ARM_VGIC_V3) kvmErr('ENODEV', `device type ${type} is not supported`);
     if (opts.test) return new VgicDevice(this.host, type, this.options.ipaBits);
     lockKvm(this.host);

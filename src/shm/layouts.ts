@@ -175,7 +175,9 @@ export const IRQFD_HUP = 3;
 export const PHYS_IRQ = defineLayout('phys_irq', [
   { name: 'state', doc: 'PIRQ_* bits' },
   { name: 'doorbell', doc: 'bumped and notified whenever the device thread must look again' },
-  { name: 'used', doc: '1 while a device owns this line' },
+  { name: 'used', doc: 'owner generation (> 0) while a device owns this line, 0 when free' },
+  { name: 'bell', doc: "line index whose doorbell the owning device sleeps on (its first line)" },
+  { name: 'ctlAck', doc: 'first line only: control messages the device thread has applied' },
   { name: 'level', doc: '1 = level-triggered line, 0 = edge' },
   { name: 'vintid', doc: 'while forwarded: the guest INTID it is mapped to' },
   { name: 'raised', doc: 'device events generated' },

@@ -11,6 +11,7 @@
  */
 import { ICC_IAR_SPURIOUS, VGIC_MIN_LPI } from '../kvm/uapi.js';
 import { LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { physDeactivate } from './phys-irq.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
@@ -139,7 +140,9 @@ function deactivateLr(h: Host, v: number, i: number): Deact {
   const lb = lrOff(h, v, i);
   const st = m[lb + LR.off.state]! & ~LR_ACTIVE;
   m[lb + LR.off.state] = st;
-  // HW bit: the physical interrupt is deactivated too (forwarding hook, DESIGN §5).
+  // HW bit: the physical interrupt is deactivated too, right here and without an exit; this is
+  // why a forwarded interrupt needs no EOI maintenance and no resample (spec §10.2).
+  if (st === 0 && m[lb + LR.off.hw]) physDeactivate(h, m[lb + LR.off.pintid]!);
   if (st === 0 && m[lb + LR.off.eoi]) return Deact.Maintenance;
   return Deact.Done;
 }

@@ -18,6 +18,7 @@ import { traceMigrate } from './trace.js';
 import { apListProblem, InvariantError } from '../check/invariants.js';
 import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
+import { physLineLevel } from './phys-irq.js';
 
 /**
  * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
@@ -263,6 +264,12 @@ export function foldLrs(h: Host, v: number): void {
     // A level interrupt fully handled by the guest loses its soft-pending latch; its pending state
     // is otherwise recomputed from the line, never copied back from the LR.
     if (m[b + IRQ.off.config] === LEVEL && state === 0) m[b + IRQ.off.pendingLatch] = 0;
+    // A mapped level interrupt still pending in the LR: its line_level was cleared when it was
+    // populated (only rising edges are seen), so re-sample the physical line, or a pending
+    // interrupt unforwarded (or migrated) now would be forgotten (vgic_irq_handle_resampling).
+    if (m[lb + LR.off.hw] && m[b + IRQ.off.config] === LEVEL && state & LR_PENDING) {
+      m[b + IRQ.off.lineLevel] = physLineLevel(h, m[lb + LR.off.pintid]!) ? 1 : 0;
+    }
     m[b + IRQ.off.onLr] = 0;
     unlockIrq(h, r);
     clearLr(m, lb);

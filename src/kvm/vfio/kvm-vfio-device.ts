@@ -1,0 +1,72 @@
+/**
+ * The KVM VFIO pseudo device (KVM_DEV_TYPE_VFIO, virt/kvm/vfio.c): the FILE group that tells KVM
+ * which VFIO files the VM uses, and the DEVICE group of the 2015 forwarding proposal with
+ * FORWARD_IRQ / UNFORWARD_IRQ, whose argument is struct kvm_arch_forwarded_irq.
+ */
+import { kvmErr } from '../errno.js';
+import {
+  KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ, KVM_DEV_VFIO_FILE,
+  KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_FILE_DEL,
+} from '../uapi.js';
+import type { Host } from '../../vgic/host.js';
+import type { KvmDevice } from '../vgic-device.js';
+import { forwardIrq, unforwardIrq } from './forward.js';
+import { VfioPlatformDevice } from './platform-device.js';
+
+/** struct kvm_arch_forwarded_irq: which VFIO interrupt, and the guest's GSI (SPI INTID - 32). */
+export interface KvmArchForwardedIrq {
+  fd: VfioPlatformDevice;
+  index: number;
+  start: number;
+  count: number;
+  gsi: number;
+}
+
+export class KvmVfioDevice implements KvmDevice {
+  readonly type = KVM_DEV_TYPE_VFIO;
+  private readonly files = new Set<VfioPlatformDevice>();
+
+  constructor(private readonly h: Host) {}
+
+  setAttr(group: number, attr: bigint | number, value?: unknown): void {
+    const a = Number(attr);
+    if (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL)) {
+      if (!(value instanceof VfioPlatformDevice)) kvmErr('EBADF', 'KVM_DEV_VFIO_FILE: not a VFIO device');
+      if (a === KVM_DEV_VFIO_FILE_ADD) {
+        if (this.files.has(value)) kvmErr('EEXIST', `${value.name} was already added`);
+        this.files.add(value);
+      } else if (!this.files.delete(value)) kvmErr('ENOENT', `${value.name} was not added`);
+      return;
+    }
+    if (group === KVM_DEV_VFIO_DEVICE && (a === KVM_DEV_VFIO_DEVICE_FORWARD_IRQ || a === KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ)) {
+      const f = this.checkForwarded(value);
+      const line = f.fd.line(f.index);
+      if (a === KVM_DEV_VFIO_DEVICE_FORWARD_IRQ) forwardIrq(this.h, line, f.gsi);
+      else unforwardIrq(this.h, line);
+      return;
+    }
+    kvmErr('ENXIO', `KVM VFIO device: no attribute ${group}/${a}`);
+  }
+
+  getAttr(group: number, attr: bigint | number): bigint {
+    kvmErr('ENXIO', `KVM VFIO device: attribute ${group}/${Number(attr)} cannot be read`);
+  }
+
+  hasAttr(group: number, attr: bigint | number): void {
+    const a = Number(attr);
+    const ok = (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL))
+      || (group === KVM_DEV_VFIO_DEVICE && (a === KVM_DEV_VFIO_DEVICE_FORWARD_IRQ || a === KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ));
+    if (!ok) kvmErr('ENXIO', `KVM VFIO device: no attribute ${group}/${a}`);
+  }
+
+  private checkForwarded(v: unknown): KvmArchForwardedIrq {
+    const f = v as Partial<KvmArchForwardedIrq> | undefined;
+    if (!f || typeof f !== 'object') kvmErr('EINVAL', 'expected struct kvm_arch_forwarded_irq { fd, index, start, count, gsi }');
+    if (!(f.fd instanceof VfioPlatformDevice)) kvmErr('EBADF', 'kvm_arch_forwarded_irq.fd is not a VFIO device');
+    if (f.fd.host !== this.h) kvmErr('EINVAL', `${f.fd.name} belongs to another VM`);
+    if (f.start !== 0 || f.count !== 1) kvmErr('EINVAL', 'kvm_arch_forwarded_irq: a platform interrupt index has one interrupt (start 0, count 1)');
+    if (!Number.isInteger(f.gsi)) kvmErr('EINVAL', 'kvm_arch_forwarded_irq.gsi must be an integer');
+    f.fd.line(f.index!); // EINVAL for a bad index
+    return f as KvmArchForwardedIrq;
+  }
+}
