@@ -12,6 +12,7 @@ import { serializeError, type SerializedError } from '../src/kvm/run-outcome.js'
 import { DRIVER_SCHED_SLOT, installStressHooks, type StressThreadConfig } from '../src/stress/thread-config.js';
 import { DriverCtx } from '../src/stress/driver-ctx.js';
 import { deriveSeed, Prng } from '../src/sched/prng.js';
+import { installVmWakeups } from '../src/kvm/irqfd-path.js';
 
 interface DriverWorkerData {
   buffers: VmBuffers;
@@ -24,6 +25,8 @@ interface DriverWorkerData {
 
 const wd = workerData as DriverWorkerData;
 const h = makeHost(computeGeometry(wd.cfg), wd.cfg, wd.buffers, wd.slot, 'driver', -1, wd.stress?.history ?? null);
+// Eventfd writes of the driver take KVM's irqfd fast path in this (scheduled) thread.
+installVmWakeups(h, null);
 
 export type DriverOutcome = { ok: true; result: unknown; stalls: string[] } | { ok: false; error: SerializedError; stalls: string[] };
 

@@ -257,7 +257,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     // A run cut short (timeout, scheduler failure, fault) is not quiescent: its "lost" verdicts
     // would only repeat the finding that cut it short.
     const cutShort = findings.length > 0;
-    for (const v of checkHistory(events, { gicVersion: gic === 'v3' ? 3 : 2 })) {
+    for (const v of checkHistory(events, { gicVersion: gic === 'v3' ? 3 : 2, resampleSpis: info.resample ? args.spis : [] })) {
       if (cutShort && (v.kind === 'lost' || v.kind === 'level-not-represented')) continue;
       findings.push({ kind: v.kind, message: v.message, details: formatViolation(v) });
     }

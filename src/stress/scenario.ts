@@ -13,6 +13,8 @@ export interface ScenarioArgs {
   /** SPIs the scenario uses. */
   spis: number[];
   seed: number;
+  /** Whatever setup() hands to the driver (structured-cloned: e.g. EventFd handles). */
+  extra?: Record<string, unknown>;
 }
 
 export interface ScenarioInfo {
@@ -23,8 +25,11 @@ export interface ScenarioInfo {
   nrLr?: number;
   iterations?: number;
   spis?: number;
-  /** The driver stops the VM itself once everything is delivered (all built-ins do). */
-  resampleSpis?: number[];
+  /**
+   * Every SPI of the scenario is driven through an irqfd with a resamplefd: the checker then
+   * requires exactly one RESAMPLE per deactivation (spec §8.5).
+   */
+  resample?: boolean;
 }
 
 export interface ScenarioModule {

@@ -1,0 +1,96 @@
+/**
+ * Level SPIs driven the way VFIO drives them: an irqfd with a resamplefd per SPI. The driver (the
+ * "device") signals the irqfd, whose fast path raises the line in the driver's thread; the guest
+ * acknowledges and EOIs; the vCPU folding that EOI lowers the line and signals the resamplefd
+ * (spec §8.5), and only then may the device assert again. Several SPIs are in flight at once, so
+ * resamples on different vCPUs race with new assertions. The checker requires exactly one
+ * RESAMPLE per deactivation; the accounting requires one acknowledgement per assertion.
+ */
+import { EventFd, type EventFdHandle } from '../../eventfd/eventfd.js';
+import type { GuestCpu } from '../../guest/guest-cpu.js';
+import { KVM_IRQFD_FLAG_RESAMPLE } from '../../kvm/uapi.js';
+import type { Vm } from '../../kvm/vm.js';
+import type { DriverCtx } from '../driver-ctx.js';
+import { SRAM } from '../ram.js';
+import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
+import { guestPrologue, idleForever, waitReady } from './common.js';
+
+export const info: ScenarioInfo = {
+  name: 'irqfd-resample',
+  description: 'level SPIs through irqfd + resamplefd: resample on EOI races with re-assertion',
+  vcpus: 2,
+  iterations: 150,
+  spis: 4,
+  resample: true,
+};
+
+const CONFIGURED = SRAM.SCRATCH;
+
+export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
+  if (cpu.id === 0) {
+    for (const s of a.spis) cpu.driver.setEdge(s, false);
+    cpu.store(CONFIGURED, 1);
+  }
+  guestPrologue(cpu, a);
+  idleForever(cpu);
+}
+
+interface Wiring {
+  fds: EventFdHandle[];
+  resamplefds: EventFdHandle[];
+}
+
+export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-init'): void {
+  if (phase !== 'after-init') return;
+  const w: Wiring = { fds: [], resamplefds: [] };
+  for (const s of a.spis) {
+    const fd = new EventFd();
+    const rfd = new EventFd();
+    vm.irqfd({ fd, gsi: s - 32, flags: KVM_IRQFD_FLAG_RESAMPLE, resamplefd: rfd });
+    w.fds.push(fd.share());
+    w.resamplefds.push(rfd.share());
+  }
+  a.extra = { ...a.extra, irqfd: w };
+}
+
+export function driver(d: DriverCtx, a: ScenarioArgs): void {
+  const w = a.extra?.irqfd as Wiring | undefined;
+  if (!w) throw new Error('irqfd-resample: setup() did not wire the irqfds');
+  const fds = w.fds.map((h) => EventFd.from(h));
+  const rfds = w.resamplefds.map((h) => EventFd.from(h));
+  if (!waitReady(d) || !d.waitFor(() => Atomics.load(d.ram, CONFIGURED) === 1, 'level configuration')) return d.stopVm();
+  const busy = a.spis.map(() => false);
+  let raised = 0;
+  const done = (): boolean => busy.every((b) => !b);
+  while (raised < a.iterations || !done()) {
+    let progress = false;
+    for (let i = 0; i < a.spis.length; i++) {
+      // The resample is the device's "serviced" signal: only then may it assert again.
+      if (busy[i] && rfds[i]!.tryRead() !== 0n) {
+        busy[i] = false;
+        progress = true;
+      }
+      if (!busy[i] && raised < a.iterations && d.prng.chance(0.5)) {
+        busy[i] = true;
+        raised++;
+        progress = true;
+        Atomics.add(d.ram, SRAM.ACCEPTED + a.spis[i]!, 1);
+        fds[i]!.write(1n);
+      }
+    }
+    if (!progress && !d.waitFor(() => rfds.some((r, i) => busy[i] && r.value !== 0n) || (raised < a.iterations && busy.some((b) => !b)), 'a resample')) return d.stopVm();
+  }
+  d.waitFor(() => d.spisQuiet(a.spis), 'every level SPI to settle');
+  d.stopVm();
+}
+
+/** One acknowledgement per assertion: the line is lowered at each EOI, never presented twice. */
+export function check(ram: Int32Array, a: ScenarioArgs): string[] {
+  const out: string[] = [];
+  for (const s of a.spis) {
+    const raised = Atomics.load(ram, SRAM.ACCEPTED + s);
+    const acks = Atomics.load(ram, SRAM.ACKS + s);
+    if (acks !== raised) out.push(`irqfd SPI ${s}: asserted ${raised} times, acknowledged ${acks} times`);
+  }
+  return out;
+}
