@@ -50,7 +50,11 @@ function holdEventLoop(): () => void {
   return () => clearInterval(h);
 }
 
+const EVENTFD_BRAND = Symbol.for('vgic-emu.eventfd');
+
 export class EventFd {
+  /** See EventFd.is(). */
+  readonly [EVENTFD_BRAND] = true;
   private readonly sab: SharedArrayBuffer;
   private readonly i32: Int32Array;
   private readonly u64: BigUint64Array;
@@ -87,6 +91,14 @@ export class EventFd {
     const f = Atomics.load(this.i32, W_FLAGS);
     this.semaphore = (f & EFD_SEMAPHORE) !== 0;
     this.nonblock = (f & EFD_NONBLOCK) !== 0;
+  }
+
+  /**
+   * Is `x` an EventFd? A brand, not instanceof: a program can load this module twice (a test
+   * importing the sources and a worker the compiled build), and both copies' objects are eventfds.
+   */
+  static is(x: unknown): x is EventFd {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[EVENTFD_BRAND] === true;
   }
 
   /** Rebuild an eventfd from share()'s handle, in any thread. */

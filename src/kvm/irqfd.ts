@@ -123,7 +123,7 @@ export class Irqfds {
 
   /** KVM_IRQFD_FLAG_DEASSIGN: every irqfd on (fd, gsi). No match is not an error. */
   private deassign(a: KvmIrqfd): void {
-    if (!(a.fd instanceof EventFd)) kvmErr('EBADF', 'KVM_IRQFD: fd is not an eventfd');
+    if (!EventFd.is(a.fd)) kvmErr('EBADF', 'KVM_IRQFD: fd is not an eventfd');
     const token = a.fd.token;
     this.slots.forEach((s, i) => {
       if (s && s.gsi === a.gsi && s.fd.token === token) this.shutdown(i);
@@ -218,7 +218,7 @@ export class Irqfds {
 }
 
 function openEventFd(fd: unknown, what: string): EventFd {
-  if (!(fd instanceof EventFd)) kvmErr('EBADF', `KVM_IRQFD: ${what} is not an eventfd`);
+  if (!EventFd.is(fd)) kvmErr('EBADF', `KVM_IRQFD: ${what} is not an eventfd`);
   if (fd.closed) kvmErr('EBADF', `KVM_IRQFD: ${what} is closed`);
   return fd;
 }

@@ -178,7 +178,7 @@ export class VfioPlatformDevice {
     if (dataType !== VFIO_IRQ_SET_DATA_NONE && (!Array.isArray(data) || data.length !== count)) kvmErr('EINVAL', `VFIO_DEVICE_SET_IRQS: data must hold ${count} entries`);
     const bool = dataType === VFIO_IRQ_SET_DATA_BOOL ? (data as boolean[])[0] === true : true;
     const fd = dataType === VFIO_IRQ_SET_DATA_EVENTFD ? ((data as (EventFd | null)[])[0] ?? null) : undefined;
-    if (fd !== undefined && fd !== null && (!(fd instanceof EventFd) || fd.closed)) kvmErr('EBADF', 'VFIO_DEVICE_SET_IRQS: not an open eventfd');
+    if (fd !== undefined && fd !== null && (!EventFd.is(fd) || fd.closed)) kvmErr('EBADF', 'VFIO_DEVICE_SET_IRQS: not an open eventfd');
     if (action === VFIO_IRQ_SET_ACTION_TRIGGER) {
       if (fd !== undefined) return this.setTrigger(i, fd);
       if (count === 0) return this.setTrigger(i, null); // DATA_NONE, count 0: tear the trigger down
