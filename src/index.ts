@@ -32,3 +32,11 @@ export { BUG_INFO, type BugInfo } from './vgic/bugs.js';
 export { checkHistory, formatViolation, type Violation } from './check/checker.js';
 export { createHistory, readHistory, type HistoryBuffers } from './check/history.js';
 export { Prng, deriveSeed, parseSeed, formatSeed } from './sched/prng.js';
+// irqfd, eventfd, VFIO (DESIGN §5).
+export { EventFd, EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC, EVENTFD_MAX, type EventFdHandle } from './eventfd/eventfd.js';
+export type { KvmIrqfd, IrqfdInfo } from './kvm/irqfd.js';
+export { VfioPlatformDevice, type VfioPlatformDeviceOptions, type VfioIrqCounts, type VfioIrqInfo, type VfioIrqType } from './kvm/vfio/platform-device.js';
+export type { KvmArchForwardedIrq } from './kvm/vfio/kvm-vfio-device.js';
+export type { IrqSchedule } from './kvm/vfio/schedule.js';
+export * from './kvm/vfio/uapi.js';
+export { irqBypass, IrqBypassManager, type IrqBypassProducer, type IrqBypassConsumer } from './kvm/irq-bypass.js';
