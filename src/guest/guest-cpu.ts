@@ -328,8 +328,8 @@ export class GuestCpu {
       // the box must be recomputed.
       const n = this.m[D.nrRdistRegions]!;
       if (n !== this.rdRegionsSeen) this.rdBox(n);
-      if (gpa < this.rdLo || gpa >= this.rdHi) return false;
-      return vgicRedistOwner(this.h, gpa) >= 0;
+      if (gpa >= this.rdLo && gpa < this.rdHi && vgicRedistOwner(this.h, gpa) >= 0) return true;
+      return this.m[D.nrIts]! > 0 && itsByFrame(this.h, gpa) >= 0;
     }
     return false;
   }
@@ -413,6 +413,7 @@ export class GuestCpu {
   }
 }
 
+import { itsByFrame } from '../vgic/its/translate.js';
 import { vgicRedistOwner } from '../vgic/mmio/dispatch.js';
 import { readRegion, regionSize } from '../vgic/rdist.js';
 export { MIN_BPR0, MIN_BPR1 };

@@ -17,6 +17,9 @@ import { irqfdOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
+import { atomicRoute } from '../vgic/irq-routing.js';
+import { cacheLookup } from '../vgic/its/cache.js';
+import { lpiInject, lpiPut } from '../vgic/lpi.js';
 import type { FdCache } from './fd-channel.js';
 import { GEN_MASK, parseCookie, WAKE_IRQFD, WAKE_VIRQFD } from './wake-cookie.js';
 import { virqfdWakeup } from './vfio/device-line.js';
@@ -75,9 +78,10 @@ function consume(m: Int32Array, e: number, efd: EventFd): bigint {
 }
 
 /**
- * irqfd_wakeup + kvm_arch_set_irq_inatomic: in the writer's thread, raise the SPI (level 1 only)
- * if the vgic is initialised. Otherwise -EWOULDBLOCK: leave the count for the injector's work item
- * (which may lazily initialise a GICv2).
+ * irqfd_wakeup + kvm_arch_set_irq_inatomic: in the writer's thread, raise the GSI (level 1 only)
+ * if the vgic is initialised and the route allows it (irqchip; MSI with a cached translation).
+ * Otherwise -EWOULDBLOCK: leave the count for the injector's work item (which may lazily
+ * initialise a GICv2, or translate under its_lock).
  */
 function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: boolean): void {
   const m = h.m;
@@ -89,12 +93,28 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
     }
     return;
   }
-  if (!Atomics.load(m, D.initialized)) return;
   if (!irqfdEnter(m, e, gen)) return;
   try {
-    if (consume(m, e, efd) === 0n) return;
-    const ok = vgicIrqfdSetIrq(h, m[e + IRQFD.off.gsi]!, true);
-    Atomics.add(m, e + (ok ? IRQFD.off.fastInjections : IRQFD.off.dropped), 1);
+    const gsi = m[e + IRQFD.off.gsi]!;
+    const route = atomicRoute(h, gsi);
+    if (route === null) return;
+    if (route === 'irqchip') {
+      if (consume(m, e, efd) === 0n) return;
+      const ok = vgicIrqfdSetIrq(h, gsi, true);
+      Atomics.add(m, e + (ok ? IRQFD.off.fastInjections : IRQFD.off.dropped), 1);
+      return;
+    }
+    // An MSI route: only a translation-cache hit may be used here, and it is looked up before
+    // the count is consumed, so that a miss leaves the count to the work item.
+    const r = cacheLookup(h, route.its, route.devid, route.data);
+    if (r < 0) return;
+    try {
+      if (consume(m, e, efd) === 0n) return;
+      lpiInject(h, r);
+      Atomics.add(m, e + IRQFD.off.fastInjections, 1);
+    } finally {
+      lpiPut(h, r);
+    }
   } finally {
     irqfdExit(m, e);
   }

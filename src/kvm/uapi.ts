@@ -153,3 +153,8 @@ export const KVM_DEV_VFIO_FILE_DEL = 2;
 export const KVM_DEV_VFIO_DEVICE = 2;
 export const KVM_DEV_VFIO_DEVICE_FORWARD_IRQ = 1;
 export const KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ = 2;
+
+// KVM_SIGNAL_MSI / GSI routing (include/uapi/linux/kvm.h).
+export const KVM_MSI_VALID_DEVID = 1 << 0;
+export const KVM_IRQ_ROUTING_IRQCHIP = 1;
+export const KVM_IRQ_ROUTING_MSI = 2;

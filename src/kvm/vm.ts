@@ -3,7 +3,7 @@
  * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
  */
 import { KvmError, kvmErr } from './errno.js';
-import { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { releaseAll } from '../sync/lock.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
@@ -28,6 +28,9 @@ import { vgicDestroy } from '../vgic/init.js';
 import type { IrqBypassConsumer } from './irq-bypass.js';
 import { forwardingConsumer } from './vfio/bypass-consumer.js';
 import { KvmVfioDevice } from './vfio/kvm-vfio-device.js';
+import { ItsDevice, itsCreate } from './its-device.js';
+import { setGsiRouting, type RoutingEntry } from '../vgic/irq-routing.js';
+import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 
 export interface VmOptions {
   /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
@@ -62,6 +65,16 @@ export interface LockClassStats {
   contentions: number;
   waitNs: number;
   holdNs: number;
+}
+
+/** struct kvm_msi. */
+export interface KvmMsi {
+  addressLo: number;
+  addressHi?: number;
+  data: number;
+  /** KVM_MSI_VALID_DEVID when `devid` is meaningful (an ITS needs it). */
+  flags?: number;
+  devid?: number;
 }
 
 /** KVM_CREATE_VM. */
@@ -120,6 +133,7 @@ export class Vm {
       m[b + IRQ.off.next] = -1;
       m[b + IRQ.off.prev] = -1;
     }
+    m[dw(this.host, 'nrRoutes')] = -1; // the default GSI routing
     // This VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0.
     m[dw(this.host, 'vmToken')] = randomInt(1, 0x7fff_ffff);
     this.irqfdTable = new Irqfds(this.host, {
@@ -148,6 +162,34 @@ export class Vm {
   irqfd(a: KvmIrqfd): void {
     this.checkAlive();
     this.irqfdTable.ioctl(a);
+  }
+
+  /**
+   * KVM_SIGNAL_MSI (spec §8.7): deliver an MSI through the ITS whose doorbell `addressHi:addressLo`
+   * is. Returns 1 when delivered, 0 when the ITS dropped it (unmapped device, event or
+   * collection). EINVAL without an in-kernel vgic, for unknown flags, a doorbell that is no ITS or
+   * a missing KVM_MSI_VALID_DEVID; ENODEV without an ITS; EBUSY while the ITS (or the target's
+   * LPIs) are disabled.
+   */
+  signalMsi(msi: KvmMsi): number {
+    this.checkAlive();
+    const h = this.host;
+    const flags = msi.flags ?? 0;
+    if (!h.m[dw(h, 'inKernel')]) kvmErr('EINVAL', 'KVM_SIGNAL_MSI: no in-kernel irqchip');
+    if (!Number.isInteger(flags) || (flags & ~KVM_MSI_VALID_DEVID) !== 0) kvmErr('EINVAL', `KVM_SIGNAL_MSI: unknown flags ${flags}`);
+    for (const k of ['addressLo', 'addressHi', 'data', 'devid'] as const) {
+      const v = msi[k] ?? 0;
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) kvmErr('EINVAL', `KVM_SIGNAL_MSI: ${k} must be a u32`);
+    }
+    if (!Atomics.load(h.m, dw(h, 'nrIts'))) kvmErr('ENODEV', 'KVM_SIGNAL_MSI: this VM has no ITS');
+    const addr = (msi.addressHi ?? 0) * 0x1_0000_0000 + msi.addressLo;
+    return vgicItsInjectMsi(h, addr, msi.devid ?? 0, msi.data, flags);
+  }
+
+  /** KVM_SET_GSI_ROUTING: replace the routing table (irqchip and MSI entries). */
+  setGsiRouting(entries: readonly RoutingEntry[]): void {
+    this.checkAlive();
+    setGsiRouting(this.host, entries);
   }
 
   /** The irqfds now assigned, with their delivery counters. */
@@ -183,6 +225,16 @@ export class Vm {
       if (this.kvmVfio) kvmErr('EBUSY', 'this VM already has a KVM VFIO device');
       this.kvmVfio = new KvmVfioDevice(this.host);
       return this.kvmVfio;
+    }
+    if (type === KVM_DEV_TYPE_ARM_VGIC_ITS) {
+      if (opts.test) return new ItsDevice(this.host, -1, this.options.ipaBits);
+      lockKvm(this.host);
+      try {
+        const i = withConfigLock(this.host, () => itsCreate(this.host));
+        return new ItsDevice(this.host, i, this.options.ipaBits);
+      } finally {
+        unlockKvm(this.host);
+      }
     }
     if (type !== KVM_DEV_TYPE_ARM_VGIC_V2 && type !== KVM_DEV_TYPE_ARM_VGIC_V3) kvmErr('ENODEV', `device type ${type} is not supported`);
     if (opts.test) return new VgicDevice(this.host, type, this.options.ipaBits);

@@ -26,7 +26,8 @@ export const IRQ = defineLayout('vgic_irq', [
   { name: 'activeSource', doc: 'v2 SGIs: source of the active instance' },
   { name: 'owner', doc: 'in-kernel owner token, 0 = none' },
   { name: 'onLr', doc: 'currently written into an LR' },
-  { name: 'refcount', doc: 'LPIs only' },
+  { name: 'refcount', doc: 'LPIs only: references (ITEs, ap_list, translation caches); 0 = free' },
+  { name: 'lpiGen', doc: 'LPIs only: bumped at each allocation (a cached pointer compares it)' },
 ]);
 
 /** One list register, as the vCPU's shadow copy (ICH_LR<n>_EL2 / GICH_LR<n>). */
@@ -95,6 +96,8 @@ export const VCPU = defineLayout('vcpu', [
   { name: 'rdIndex', doc: 'v3: slot within that region' },
   { name: 'gicrCtlr', doc: 'v3: GICR_CTLR shadow' },
   { name: 'rdBase', kind: 'f64', doc: 'v3: redistributor frame base, -1 if not placed' },
+  { name: 'pendbaserLo', doc: 'v3: GICR_PENDBASER [31:0]' },
+  { name: 'pendbaserHi', doc: 'v3: GICR_PENDBASER [63:32]' },
   { name: 'lr', words: 16 * 8, doc: 'list registers (LR layout x 16)' },
   { name: 'exits', words: EXIT_REASONS.length, doc: 'exit counters by reason' },
   { name: 'counters', words: VCPU_COUNTERS.length, doc: 'statistics counters (VCPU_COUNTERS)' },
@@ -133,6 +136,12 @@ export const DIST = defineLayout('vgic_dist', [
   { name: 'vmToken', doc: "this VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0" },
   { name: 'irqfdHiwater', doc: 'irqfd slots ever used (scans stop here)' },
   { name: 'irqfdResamplers', doc: 'active resampling irqfds: 0 lets the ack path skip its scan' },
+  { name: 'lpiLock', words: 2, doc: 'the LPI table lock (dist->lpi_xa): LPI allocation and release' },
+  { name: 'propbaserLo', doc: 'GICR_PROPBASER [31:0] (one VM-wide value, as KVM keeps it)' },
+  { name: 'propbaserHi', doc: 'GICR_PROPBASER [63:32]' },
+  { name: 'nrIts', doc: 'ITS devices created (instances 0 .. nrIts-1)' },
+  { name: 'nrRoutes', doc: 'entries in the GSI routing table; -1 = the default table (GSI n -> SPI n+32)' },
+  { name: 'routeSeq', doc: 'seqlock of the routing table: odd while KVM_SET_GSI_ROUTING rewrites it' },
   { name: 'distBase', kind: 'f64', doc: 'distributor base, -1 = VGIC_ADDR_UNDEF' },
   { name: 'cpuBase', kind: 'f64', doc: 'v2 CPU interface base, -1 = undef' },
   { name: 'regions', words: MAX_RDIST_REGIONS * RDIST_REGION.size, doc: 'redistributor regions' },
@@ -199,3 +208,86 @@ export const PIRQ_ACTIVE = 4;
 export const PIRQ_FWD = 8;
 /** The user masked it (VFIO_IRQ_SET_ACTION_MASK), as opposed to the automask. */
 export const PIRQ_USER_MASKED = 16;
+
+/** LPIs modelled: INTIDs 8192 .. 8192 + MAX_LPIS - 1 (GICD_TYPER.IDbits allows more; a table bound). */
+export const LPI_BASE = 8192;
+export const MAX_LPIS = 1024;
+
+/** One ITS device (struct its_device). */
+export const ITS_DEVICE = defineLayout('its_device', [
+  { name: 'valid', doc: '1 while mapped (MAPD V=1)' },
+  { name: 'deviceId', doc: 'DeviceID' },
+  { name: 'ittLo', doc: 'ITT address [31:0]' },
+  { name: 'ittHi', doc: 'ITT address [51:32]' },
+  { name: 'eventBits', doc: 'num_eventid_bits (MAPD size + 1)' },
+  { name: 'iteHead', doc: 'first ITE slot of this device, -1 if none' },
+]);
+/** One interrupt translation entry (struct its_ite). */
+export const ITS_ITE = defineLayout('its_ite', [
+  { name: 'valid', doc: '1 while mapped' },
+  { name: 'dev', doc: 'device slot' },
+  { name: 'eventId', doc: 'EventID' },
+  { name: 'icid', doc: 'collection ID' },
+  { name: 'lpi', doc: 'LPI INTID (the record holds one reference for this ITE)' },
+  { name: 'next', doc: "next ITE slot of the same device, -1 at the end" },
+]);
+/** One collection (struct its_collection). */
+export const ITS_COLLECTION = defineLayout('its_collection', [
+  { name: 'valid', doc: '1 while it exists' },
+  { name: 'icid', doc: 'collection ID' },
+  { name: 'target', doc: 'target vCPU id (GITS_TYPER.PTA = 0), -1 = COLLECTION_NOT_MAPPED' },
+]);
+/**
+ * One translation-cache entry: (DeviceID, EventID) -> LPI record, holding a reference. Written
+ * under its_lock with `seq` odd while it changes (a seqlock); read lock-free by the irqfd fast path.
+ */
+export const ITS_CACHE = defineLayout('its_cache_entry', [
+  { name: 'seq', doc: 'seqlock: odd while being written' },
+  { name: 'valid', doc: '1 if it holds a translation' },
+  { name: 'deviceId', doc: 'DeviceID' },
+  { name: 'eventId', doc: 'EventID' },
+  { name: 'record', doc: 'LPI record index' },
+  { name: 'gen', doc: "the record's lpiGen when cached" },
+]);
+export const MAX_ITS = 4;
+export const NR_ITS_DEVICES = 64;
+export const NR_ITES = 1024;
+export const NR_COLLECTIONS = 64;
+export const NR_ITS_CACHE = 64;
+
+/** One ITS instance (struct vgic_its) with its tables. */
+export const ITS = defineLayout('vgic_its', [
+  { name: 'cmdLock', words: 2, doc: 'its->cmd_lock (mutex): CBASER/CREADR/CWRITER and command processing' },
+  { name: 'itsLock', words: 2, doc: 'its->its_lock (mutex): devices, ITEs, collections, translation' },
+  { name: 'created', doc: '1 once KVM_CREATE_DEVICE made it' },
+  { name: 'initialized', doc: 'its CTRL_INIT was done (it is registered at its frame)' },
+  { name: 'enabled', doc: 'GITS_CTLR.Enabled' },
+  { name: 'abiRev', doc: 'table ABI revision (GITS_IIDR.Revision)' },
+  { name: 'cbaserLo', doc: 'GITS_CBASER [31:0]' },
+  { name: 'cbaserHi', doc: 'GITS_CBASER [63:32]' },
+  { name: 'creadr', doc: 'GITS_CREADR offset' },
+  { name: 'cwriter', doc: 'GITS_CWRITER offset' },
+  { name: 'baser0Lo', doc: 'GITS_BASER0 (device table) [31:0]' },
+  { name: 'baser0Hi', doc: 'GITS_BASER0 [63:32]' },
+  { name: 'baser1Lo', doc: 'GITS_BASER1 (collection table) [31:0]' },
+  { name: 'baser1Hi', doc: 'GITS_BASER1 [63:32]' },
+  { name: 'cacheHand', doc: 'next translation-cache slot to replace (round robin)' },
+  { name: 'base', kind: 'f64', doc: 'frame base (128 KiB), -1 = undefined' },
+  { name: 'devices', words: NR_ITS_DEVICES * ITS_DEVICE.size, doc: 'device table' },
+  { name: 'ites', words: NR_ITES * ITS_ITE.size, doc: 'ITE pool' },
+  { name: 'collections', words: NR_COLLECTIONS * ITS_COLLECTION.size, doc: 'collections' },
+  { name: 'cache', words: NR_ITS_CACHE * ITS_CACHE.size, doc: 'translation cache' },
+]);
+
+/** One GSI routing entry (struct kvm_irq_routing_entry). */
+export const ROUTE = defineLayout('irq_route', [
+  { name: 'gsi', doc: 'GSI' },
+  { name: 'type', doc: 'KVM_IRQ_ROUTING_IRQCHIP (1) or KVM_IRQ_ROUTING_MSI (2)' },
+  { name: 'pin', doc: 'irqchip: pin (SPI INTID - 32)' },
+  { name: 'addrLo', doc: 'msi: doorbell address [31:0]' },
+  { name: 'addrHi', doc: 'msi: doorbell address [63:32]' },
+  { name: 'data', doc: 'msi: data (EventID)' },
+  { name: 'flags', doc: 'msi: KVM_MSI_VALID_DEVID' },
+  { name: 'devid', doc: 'msi: DeviceID' },
+]);
+export const NR_ROUTES = 256;

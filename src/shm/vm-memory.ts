@@ -2,15 +2,15 @@
  * Where everything of one VM lives. The geometry is a pure function of the VM options, so the main
  * thread and every worker compute the same offsets from the same options.
  *
- *  state SAB (Int32):  [ DIST | lockdep edges | VCPU x maxVcpus | IRQ x (32*maxVcpus + MAX_SPIS)
- *                        | IRQFD x NR_IRQFDS | PHYS_IRQ x NR_PHYS_IRQS ]
+ *  state SAB (Int32):  [ DIST | lockdep edges | VCPU x maxVcpus | IRQ x (32*maxVcpus + MAX_SPIS + MAX_LPIS)
+ *                        | IRQFD x NR_IRQFDS | PHYS_IRQ x NR_PHYS_IRQS | ITS x MAX_ITS | ROUTE x NR_ROUTES ]
  *  stats SAB (Float64): lock statistics, per thread slot x lock class
  *  ram SAB:             guest RAM, shared by every vCPU
  *  userMmio SAB:        the default VMM MMIO register file
  */
 import { NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { threadStatsSize } from '../sync/thread.js';
-import { DIST, IRQ, IRQFD, MAX_THREAD_SLOTS, NR_IRQFDS, NR_PHYS_IRQS, PHYS_IRQ, VCPU } from './layouts.js';
+import { DIST, IRQ, IRQFD, ITS, MAX_ITS, MAX_LPIS, MAX_THREAD_SLOTS, NR_IRQFDS, NR_PHYS_IRQS, NR_ROUTES, PHYS_IRQ, ROUTE, VCPU } from './layouts.js';
 
 /** INTIDs 32..1019: the most SPIs any configuration can have. */
 export const MAX_SPIS = 1020 - 32;
@@ -24,9 +24,13 @@ export interface VmGeometry {
   readonly vcpuBase: number;
   readonly irqBase: number;
   readonly spiRecordBase: number;
+  /** Record of LPI INTID LPI_BASE + k: lpiRecordBase + k. */
+  readonly lpiRecordBase: number;
   readonly nrRecords: number;
   readonly irqfdBase: number;
   readonly physBase: number;
+  readonly itsBase: number;
+  readonly routeBase: number;
   readonly stateWords: number;
   readonly threadSlots: number;
   readonly statsWords: number;
@@ -38,10 +42,13 @@ export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: n
   const vcpuBase = edgeBase + ((NR_LOCK_CLASSES * NR_LOCK_CLASSES + 1) & ~1);
   const irqBase = vcpuBase + o.maxVcpus * VCPU.size;
   const spiRecordBase = o.maxVcpus * 32;
-  const nrRecords = spiRecordBase + MAX_SPIS;
+  const lpiRecordBase = spiRecordBase + MAX_SPIS;
+  const nrRecords = lpiRecordBase + MAX_LPIS;
   const irqfdBase = irqBase + nrRecords * IRQ.size;
   const physBase = irqfdBase + NR_IRQFDS * IRQFD.size;
-  const stateWords = physBase + NR_PHYS_IRQS * PHYS_IRQ.size;
+  const itsBase = physBase + NR_PHYS_IRQS * PHYS_IRQ.size;
+  const routeBase = itsBase + MAX_ITS * ITS.size;
+  const stateWords = routeBase + NR_ROUTES * ROUTE.size;
   const threadSlots = Math.min(MAX_THREAD_SLOTS, 1 + o.maxVcpus + EXTRA_THREAD_SLOTS);
   return {
     maxVcpus: o.maxVcpus,
@@ -52,9 +59,12 @@ export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: n
     vcpuBase,
     irqBase,
     spiRecordBase,
+    lpiRecordBase,
     nrRecords,
     irqfdBase,
     physBase,
+    itsBase,
+    routeBase,
     stateWords,
     threadSlots,
     statsWords: threadSlots * threadStatsSize(),
@@ -100,6 +110,16 @@ export function deviceSlot(g: VmGeometry, k: number): number {
 /** Index of the first word of irqfd slot i. */
 export function irqfdOff(g: VmGeometry, i: number): number {
   return g.irqfdBase + i * IRQFD.size;
+}
+
+/** Index of the first word of ITS instance i. */
+export function itsOff(g: VmGeometry, i: number): number {
+  return g.itsBase + i * ITS.size;
+}
+
+/** Index of the first word of GSI routing entry i. */
+export function routeOff(g: VmGeometry, i: number): number {
+  return g.routeBase + i * ROUTE.size;
 }
 
 /** Index of the first word of physical line i. */

@@ -1,8 +1,9 @@
 /**
  * Interrupt records: lookup (vgic_get_irq) and the derived predicates of spec §1.2.
- * Record indices: private IRQs of vCPU v are v*32 + intid; SPIs follow at spiRecordBase.
+ * Record indices: private IRQs of vCPU v are v*32 + intid; SPIs follow at spiRecordBase, LPIs at
+ * lpiRecordBase.
  */
-import { IRQ } from '../shm/layouts.js';
+import { IRQ, LPI_BASE, MAX_LPIS } from '../shm/layouts.js';
 import { irqOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
@@ -17,11 +18,14 @@ export function irqRecord(h: Host, vcpu: number, intid: number): number {
     return vcpu * 32 + intid;
   }
   if (intid < 32 + h.m[D.nrSpis]!) return h.g.spiRecordBase + intid - 32;
+  // LPIs: the record exists while referenced; callers hold a reference (an ap_list's, for LRs).
+  if (intid >= LPI_BASE && intid < LPI_BASE + MAX_LPIS) return h.g.lpiRecordBase + intid - LPI_BASE;
   return -1;
 }
 
 /** INTID of record r (stored in the record at init; computed here for speed). */
 export function recordIntid(h: Host, r: number): number {
+  if (r >= h.g.lpiRecordBase) return r - h.g.lpiRecordBase + LPI_BASE;
   return r < h.g.spiRecordBase ? r & 31 : r - h.g.spiRecordBase + 32;
 }
 

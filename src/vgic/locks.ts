@@ -4,8 +4,8 @@
  * while the thread already holds it is elided, as dist->lock covered whole paths then.
  * Same call sites, same algorithms: the A/B for contention studies differs only here.
  */
-import { DIST, IRQ, VCPU } from '../shm/layouts.js';
-import { irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { DIST, IRQ, ITS, VCPU } from '../shm/layouts.js';
+import { irqOff, itsOff, vcpuOff } from '../shm/vm-memory.js';
 import { acquire, release, SPIN_LIMIT_MUTEX, SPIN_LIMIT_SPINLOCK, tryAcquire } from '../sync/lock.js';
 import { LockClass } from '../sync/lock-classes.js';
 import type { Host } from './host.js';
@@ -64,4 +64,26 @@ export function withConfigLock<T>(h: Host, body: () => T): T {
   } finally {
     unlockConfig(h);
   }
+}
+
+/** dist->lpi_xa's lock: LPI allocation and release (ranks above ap_list_lock). */
+export function lockLpi(h: Host): void {
+  acquire(h.t, h.g.distBase + DIST.off.lpiLock, LockClass.LpiLock, -1, SPIN_LIMIT_SPINLOCK);
+}
+export function unlockLpi(h: Host): void {
+  release(h.t, h.g.distBase + DIST.off.lpiLock, LockClass.LpiLock);
+}
+/** its->cmd_lock of ITS instance `its`. */
+export function lockItsCmd(h: Host, its: number): void {
+  acquire(h.t, itsOff(h.g, its) + ITS.off.cmdLock, LockClass.ItsCmdLock, its, SPIN_LIMIT_MUTEX);
+}
+export function unlockItsCmd(h: Host, its: number): void {
+  release(h.t, itsOff(h.g, its) + ITS.off.cmdLock, LockClass.ItsCmdLock);
+}
+/** its->its_lock of ITS instance `its`. */
+export function lockIts(h: Host, its: number): void {
+  acquire(h.t, itsOff(h.g, its) + ITS.off.itsLock, LockClass.ItsLock, its, SPIN_LIMIT_MUTEX);
+}
+export function unlockIts(h: Host, its: number): void {
+  release(h.t, itsOff(h.g, its) + ITS.off.itsLock, LockClass.ItsLock);
 }

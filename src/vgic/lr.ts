@@ -19,6 +19,7 @@ import { apListProblem, InvariantError } from '../check/invariants.js';
 import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
 import { physLineLevel } from './phys-irq.js';
+import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
 
 /**
  * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
@@ -248,7 +249,10 @@ export function foldLrs(h: Host, v: number): void {
       h.onAckedSpi(intid - 32);
     }
     const r = irqRecord(h, v, intid);
-    if (r < 0) {
+    // An LPI may have been unmapped and freed meanwhile (DISCARD, EnableLPIs cleared): fold only
+    // a live one, under a reference of our own (vgic_get_vcpu_irq is "get unless zero").
+    const lpi = r >= h.g.lpiRecordBase;
+    if (r < 0 || (lpi && !lpiGet(h, r))) {
       clearLr(m, lb);
       continue;
     }
@@ -272,6 +276,7 @@ export function foldLrs(h: Host, v: number): void {
     }
     m[b + IRQ.off.onLr] = 0;
     unlockIrq(h, r);
+    if (lpi) lpiPut(h, r);
     clearLr(m, lb);
   }
   m[vb + VCPU.off.usedLrs] = 0;
@@ -306,6 +311,8 @@ export function pruneApList(h: Host, v: number): void {
         apListUnlink(h, v, r);
         m[b + IRQ.off.vcpu] = -1;
         unlockIrq(h, r);
+        // An LPI's ap_list reference goes with it; freeing waits until the lock is dropped.
+        if (r >= h.g.lpiRecordBase) lpiPutLocked(h, r);
         r = next;
         continue;
       }
@@ -317,6 +324,7 @@ export function pruneApList(h: Host, v: number): void {
       // Must migrate to t.
       unlockIrq(h, r);
       unlockApList(h, v);
+      lpiReleaseDeferred(h);
       // The seeded bug takes its own lock, then the target's, whatever their ids: two vCPUs
       // migrating towards each other deadlock ABBA (and lockdep reports the order at once).
       const unordered = (h.bugs & BUG.pruneSingleLock) !== 0;
@@ -343,6 +351,7 @@ export function pruneApList(h: Host, v: number): void {
       continue retry;
     }
     unlockApList(h, v);
+    lpiReleaseDeferred(h);
     return;
   }
 }

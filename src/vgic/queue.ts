@@ -16,6 +16,7 @@ import type { Host } from './host.js';
 import { D } from './host.js';
 import { EDGE, irqIsPending, irqRecord, LEVEL } from './irq.js';
 import { vgicLazyInit } from './init.js';
+import { lpiGet, lpiInject, lpiPut } from './lpi.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { traceLine, tracePend, traceQueue } from './trace.js';
 import { EventKind } from '../check/events.js';
@@ -141,6 +142,8 @@ export function queueIrqUnlock(h: Host, r: number): boolean {
     // second time here: the list corruption the re-check exists to prevent.
     apListAppend(h, t, r);
     m[b + IRQ.off.vcpu] = t;
+    // The ap_list holds a reference on an LPI (vgic_get_irq_kref); prune drops it.
+    if (r >= h.g.lpiRecordBase) Atomics.add(m, b + IRQ.off.refcount, 1);
     if (h.hist) traceQueue(h, r, t);
     unlockIrq(h, r);
     unlockApList(h, t);
@@ -159,6 +162,7 @@ export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, 
   if (intid < 32 && vcpu < 0) kvmErr('EINVAL', `private INTID ${intid} needs a vCPU`);
   const r = irqRecord(h, vcpu, intid);
   if (r < 0) kvmErr('EINVAL', `no interrupt ${intid}`);
+  if (r >= h.g.lpiRecordBase) return injectLpiLine(h, r, intid, level);
   const m = h.m;
   const b = irqOff(h.g, r);
   lockIrq(h, r);
@@ -184,6 +188,19 @@ export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, 
   }
   schedPoint(SchedPoint.PublishLatch, r);
   queueIrqUnlock(h, r);
+}
+
+/**
+ * kvm_vgic_inject_irq on an LPI INTID (the kernel looks LPIs up too): only a live LPI, with a
+ * reference held while it is made pending; a level of 0 changes nothing for an edge LPI.
+ */
+function injectLpiLine(h: Host, r: number, intid: number, level: boolean): void {
+  if (!lpiGet(h, r)) kvmErr('EINVAL', `no interrupt ${intid} (LPI not mapped)`);
+  try {
+    if (level) lpiInject(h, r);
+  } finally {
+    lpiPut(h, r);
+  }
 }
 
 export { EDGE, LEVEL };

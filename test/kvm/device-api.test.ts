@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createVm, guestFromFunction, KvmError, ERRNO, type GuestCpu, type Vm, type KvmDevice, type ErrnoName,
-  KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_FSL_MPIC_20, KVM_DEV_TYPE_VFIO,
+  KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_FSL_MPIC_20, KVM_DEV_TYPE_XICS,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_DEV_ARM_VGIC_GRP_DIST_REGS,
   KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, KVM_VGIC_V2_ADDR_TYPE_DIST, KVM_VGIC_V2_ADDR_TYPE_CPU, KVM_VGIC_V3_ADDR_TYPE_DIST,
@@ -69,7 +69,7 @@ describe('§7.1 device creation', () => {
     ['type 0', 0],
     ['an unknown type', 4242],
     ['a non-GIC device type (FSL MPIC)', KVM_DEV_TYPE_FSL_MPIC_20],
-    ['VFIO type, not handled by the vgic', KVM_DEV_TYPE_VFIO],
+    ['a POWER device type (XICS)', KVM_DEV_TYPE_XICS],
   ])('createDevice(%s) -> ENODEV', (_n, type) => {
     const vm = vmWith(1);
     expectErrno(() => vm.createDevice(type), 'ENODEV');

@@ -8,8 +8,10 @@
  * 128 KiB redistributor pair of the vCPU that owns the address.
  */
 import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../../kvm/uapi.js';
-import { DIST, RDIST_REGION, VCPU } from '../../shm/layouts.js';
-import { vcpuOff } from '../../shm/vm-memory.js';
+import { DIST, ITS, RDIST_REGION, VCPU } from '../../shm/layouts.js';
+import { itsOff, vcpuOff } from '../../shm/vm-memory.js';
+import { GITS } from '../its/mmio-its.js';
+import { itsByFrame } from '../its/translate.js';
 import type { Host } from '../host.js';
 import { CPU_REGS } from './cpu-regs.js';
 import { GICD_V2 } from './gicd-v2.js';
@@ -24,6 +26,7 @@ const DIST_BASE = DIST.off.distBase;
 const ONLINE = DIST.off.onlineVcpus;
 const NR_REGIONS = DIST.off.nrRdistRegions;
 const REGIONS = DIST.off.regions;
+const NR_ITS = DIST.off.nrIts;
 
 // One context per thread (module instance), reused: accesses on a thread never nest.
 const ctx = makeCtx();
@@ -103,10 +106,27 @@ function route(h: Host, v: number, gpa: number): number {
   }
   if (model !== 3) return -1;
   const owner = v >= 0 && ownsFrame(h, v, gpa) ? v : vgicRedistOwner(h, gpa);
-  if (owner < 0) return -1;
+  if (owner < 0) {
+    const its = m[h.g.distBase + NR_ITS]! > 0 ? itsByFrame(h, gpa) : -1;
+    if (its < 0) return -1;
+    routed = GITS;
+    bind(h, v, v).its = its;
+    return gpa - h.f[(itsOff(h.g, its) + ITS.off.base) / 2]!;
+  }
   routed = GICR;
   bind(h, owner, v);
   return gpa - rdBase(h, owner);
+}
+
+/** ITS_REGS: a 32-bit word at `offset` of ITS `its`'s frame, as userspace sees it. */
+export function itsUaccess(h: Host, its: number, offset: number, isWrite: boolean, value: number): number {
+  const c = bind(h, -1, -1);
+  c.its = its;
+  return frameUaccess(GITS, c, offset, isWrite, value);
+}
+
+export function hasItsReg(h: Host, offset: number): boolean {
+  return frameHas(GITS, bind(h, -1, -1), offset);
 }
 
 /** Guest read of `len` bytes (1, 2, 4, 8) at `gpa` by vCPU v. Outside every frame: 0. */

@@ -36,12 +36,9 @@ const ENABLED = DIST.off.enabled;
 const NR_SPIS = DIST.off.nrSpis;
 const IMPL_REV = DIST.off.implRev;
 
-/**
- * Does the VM have an ITS? The model's ITS is not part of this layer and the shared layout has no
- * flag for it yet, so LPIs are never advertised (GICD_TYPER.LPIS, GICR_TYPER.PLPIS).
- */
-export function vgicHasIts(_h: Host): boolean {
-  return false;
+/** Does the VM have an ITS (dist->has_its)? Then LPIs are advertised (GICD_TYPER.LPIS, GICR_TYPER.PLPIS). */
+export function vgicHasIts(h: Host): boolean {
+  return h.m[h.g.distBase + DIST.off.nrIts]! > 0;
 }
 
 /** CTLR, TYPER, IIDR, TYPER2. nASSGIreq/nASSGIcap need GICv4.1, which is not modelled. */

@@ -9,7 +9,11 @@ import { vcpuOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';
 import { readIdregs, vgicHasIts } from './gicd-v3.js';
 import * as P from './per-irq.js';
-import { makeFrame, raz, W32, W64, W8, wi, type RegDesc, type RegRead } from './table.js';
+import { makeFrame, raz, W32, W64, W8, wi, type MmioCtx, type RegDesc, type RegRead, type RegWrite } from './table.js';
+import { IRQ } from '../../shm/layouts.js';
+import { irqOff } from '../../shm/vm-memory.js';
+import { forEachLpi, lpiGet, lpiPut, lpiRecord, lpisEnabled, lpiUpdateConfig, vgicEnableLpis, flushPendingLpis } from '../lpi.js';
+import { itsInvalidateAllCaches } from '../its/cache.js';
 
 export const SGI_BASE = 0x10000;
 export const GICR_CTLR = 0x0000;
@@ -36,9 +40,12 @@ export const GICR_IGRPMODR0 = SGI_BASE + 0x0d00;
 export const GICR_NSACR = SGI_BASE + 0x0e00;
 
 /** GICR_CTLR bits. */
-export const GICR_CTLR_ENABLE_LPIS = 1 << 0;
+export { GICR_CTLR_ENABLE_LPIS } from '../lpi.js';
+import { GICR_CTLR_ENABLE_LPIS } from '../lpi.js';
 export const GICR_CTLR_CES = 1 << 1;
 export const GICR_CTLR_IR = 1 << 2;
+/** Register Write Pending: the intermediate value of an EnableLPIs transition. */
+export const GICR_CTLR_RWP = 1 << 3;
 /** GICR_TYPER low word bits. */
 export const GICR_TYPER_PLPIS = 1 << 0;
 export const GICR_TYPER_LAST = 1 << 4;
@@ -70,15 +77,69 @@ export function rdistIsLast(h: Host, v: number): boolean {
 }
 
 /**
- * GICR_CTLR: the EnableLPIs state (an atomic word: its transitions are CAS-based in the kernel,
- * spec §12.15) plus IR and CES from implementation revision 3 on. Writes only matter with an ITS,
- * which this layer does not provide, so they are ignored here.
+ * GICR_CTLR: the EnableLPIs state (an atomic word: its transitions are CAS-based, spec §12.15)
+ * plus IR and CES from implementation revision 3 on.
  */
 const readCtlr: RegRead = (c) => {
   const h = c.h;
-  let v = Atomics.load(h.m, vcpuOff(h.g, c.vcpu) + VCPU.off.gicrCtlr);
+  let v = Atomics.load(h.m, vcpuOff(h.g, c.vcpu) + VCPU.off.gicrCtlr) & GICR_CTLR_ENABLE_LPIS;
   if (h.m[h.g.distBase + DIST.off.implRev]! >= KVM_VGIC_IMP_REV_3) v |= GICR_CTLR_IR | GICR_CTLR_CES;
   return v >>> 0;
+};
+
+/**
+ * EnableLPIs 0 -> 1 picks up the pending table; 1 -> 0 (allowed from revision 3 on) drops this
+ * vCPU's pending LPIs and every ITS's translation cache. Each transition is one CAS through an
+ * intermediate "busy" value (GICR_CTLR_RWP), so a second disable or enable racing with the first
+ * is ignored, as the kernel does for a "funky guest".
+ */
+const writeCtlr: RegWrite = (c, _addr, _len, value) => {
+  const h = c.h;
+  if (!vgicHasIts(h)) return;
+  const w = vcpuOff(h.g, c.vcpu) + VCPU.off.gicrCtlr;
+  if (value & GICR_CTLR_ENABLE_LPIS) {
+    if (Atomics.compareExchange(h.m, w, 0, GICR_CTLR_RWP) !== 0) return;
+    vgicEnableLpis(h, c.vcpu);
+    Atomics.store(h.m, w, GICR_CTLR_ENABLE_LPIS);
+    return;
+  }
+  if (h.m[h.g.distBase + DIST.off.implRev]! < KVM_VGIC_IMP_REV_3) return;
+  if (Atomics.compareExchange(h.m, w, GICR_CTLR_ENABLE_LPIS, GICR_CTLR_RWP) !== GICR_CTLR_ENABLE_LPIS) return;
+  flushPendingLpis(h, c.vcpu);
+  itsInvalidateAllCaches(h);
+  Atomics.store(h.m, w, 0);
+};
+
+/** PROPBASER (one VM-wide value) and this vCPU's PENDBASER: fixed while its LPIs are enabled. */
+function baserRow(name: string, offset: number, lo: (c: MmioCtx) => number): RegDesc {
+  return {
+    name, offset, len: 8, bitsPerIrq: 0, widths: W32 | W64,
+    read: (c, addr) => Atomics.load(c.h.m, lo(c) + ((addr & 4) ? 1 : 0)) >>> 0,
+    write: (c, addr, _len, value) => {
+      if (Atomics.load(c.h.m, vcpuOff(c.h.g, c.vcpu) + VCPU.off.gicrCtlr) !== 0) return;
+      Atomics.store(c.h.m, lo(c) + ((addr & 4) ? 1 : 0), value | 0);
+    },
+  };
+}
+
+/** GICR_INVLPIR: re-read one LPI's configuration. */
+const writeInvlpir: RegWrite = (c, addr, _len, value) => {
+  if (addr & 4 || !lpisEnabled(c.h, c.vcpu)) return;
+  const r = lpiRecord(c.h, value >>> 0);
+  if (r < 0 || !lpiGet(c.h, r)) return;
+  try {
+    lpiUpdateConfig(c.h, r);
+  } finally {
+    lpiPut(c.h, r);
+  }
+};
+
+/** GICR_INVALLR: re-read the configuration of every LPI targeting this redistributor. */
+const writeInvallr: RegWrite = (c, addr) => {
+  if (addr & 4 || !lpisEnabled(c.h, c.vcpu)) return;
+  forEachLpi(c.h, (r) => {
+    if (c.h.m[irqOff(c.h.g, r) + IRQ.off.target] === c.vcpu) lpiUpdateConfig(c.h, r);
+  });
 };
 
 /** GICR_IIDR: ProductID 'K' [31:24] and the ARM implementer code; no revision (spec §6). */
@@ -98,19 +159,17 @@ const readTyper: RegRead = (c, addr) => {
 };
 
 const RD_ROWS: RegDesc[] = [
-  { name: 'CTLR', offset: GICR_CTLR, len: 4, bitsPerIrq: 0, widths: W32, read: readCtlr, write: wi },
+  { name: 'CTLR', offset: GICR_CTLR, len: 4, bitsPerIrq: 0, widths: W32, read: readCtlr, write: writeCtlr },
   { name: 'IIDR', offset: GICR_IIDR, len: 4, bitsPerIrq: 0, widths: W32, read: readIidr, write: wi },
   { name: 'TYPER', offset: GICR_TYPER, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: readTyper, write: wi, uwrite: wi },
   // Redistributors are always awake and report no errors.
   { name: 'STATUSR', offset: GICR_STATUSR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: wi },
   { name: 'WAKER', offset: GICR_WAKER, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: wi },
-  // PROPBASER/PENDBASER belong to the LPI machinery; the shared layouts have no storage for them
-  // yet, so they are RAZ/WI until the ITS layer adds it (kernel: stored, CAS-updated, sanitised).
-  { name: 'PROPBASER', offset: GICR_PROPBASER, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: raz, write: wi },
-  { name: 'PENDBASER', offset: GICR_PENDBASER, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: raz, write: wi },
-  // Only meaningful with LPIs enabled, which needs an ITS; SYNCR then never reads busy.
-  { name: 'INVLPIR', offset: GICR_INVLPIR, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: raz, write: wi },
-  { name: 'INVALLR', offset: GICR_INVALLR, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: raz, write: wi },
+  baserRow('PROPBASER', GICR_PROPBASER, (c) => c.h.g.distBase + DIST.off.propbaserLo),
+  baserRow('PENDBASER', GICR_PENDBASER, (c) => vcpuOff(c.h.g, c.vcpu) + VCPU.off.pendbaserLo),
+  { name: 'INVLPIR', offset: GICR_INVLPIR, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: raz, write: writeInvlpir },
+  { name: 'INVALLR', offset: GICR_INVALLR, len: 8, bitsPerIrq: 0, widths: W32 | W64, read: raz, write: writeInvallr },
+  // Invalidation is synchronous here: SYNCR never reads busy.
   { name: 'SYNCR', offset: GICR_SYNCR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: wi },
   { name: 'IDREGS', offset: GICR_IDREGS, len: 48, bitsPerIrq: 0, widths: W32, read: readIdregs, write: wi },
 ];

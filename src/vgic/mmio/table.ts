@@ -33,10 +33,12 @@ export interface MmioCtx {
   vcpu: number;
   accessor: number;
   intid: number;
+  /** ITS frames: which ITS instance. */
+  its: number;
 }
 
 export function makeCtx(): MmioCtx {
-  return { h: null as unknown as Host, vcpu: 0, accessor: -1, intid: 0 };
+  return { h: null as unknown as Host, vcpu: 0, accessor: -1, intid: 0, its: 0 };
 }
 
 export type RegRead = (c: MmioCtx, addr: number, len: number) => number;
