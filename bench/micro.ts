@@ -7,10 +7,12 @@
  */
 import {
   createVm, PINGPONG, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
-  KVM_DEV_TYPE_ARM_VGIC_V3, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
+  KVM_DEV_TYPE_ARM_VGIC_V3, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE,
   type GuestRef, type LockClassStats, type Vm, type VcpuStats,
 } from '../src/index.js';
 import { median } from './report.js';
+import { defaultItsLayout, defaultItt } from '../src/guest/builtins/its-lpi.js';
+import { LPI_BENCH } from './guests/lpi.js';
 
 export const GICD_BASE = 0x08000000n;
 export const GICR_BASE = 0x080a0000n;
@@ -18,7 +20,7 @@ const GICD_IIDR = 0x8;
 const USER_MMIO_GPA = 0x0a000000;
 
 export type Locking = 'fine' | 'global';
-export type MicroName = 'mmio_read_user' | 'mmio_read_vgic' | 'eoi' | 'ipi';
+export type MicroName = 'mmio_read_user' | 'mmio_read_vgic' | 'eoi' | 'ipi' | 'lpi';
 
 export interface MicroResult {
   name: MicroName;
@@ -44,8 +46,20 @@ export interface MicroOptions {
 
 const guestUrl = (file: string): string => new URL(`./guests/${file}`, import.meta.url).href;
 
-function spec(name: MicroName, iters: number): { guest: GuestRef; args: unknown; beforeRun?: (vm: Vm) => void } {
+export const ITS_BASE = 0x08080000;
+
+function spec(name: MicroName, iters: number): { guest: GuestRef; args: unknown; beforeRun?: (vm: Vm) => void; its?: boolean } {
   switch (name) {
+    case 'lpi':
+      return {
+        guest: guestUrl('lpi.js'),
+        its: true,
+        args: { iters, ...defaultItsLayout(ITS_BASE), itt: defaultItt(0) },
+        beforeRun: (vm) => {
+          const ram = vm.ram;
+          for (const w of [LPI_BENCH.ACK, LPI_BENCH.READY, LPI_BENCH.DONE]) Atomics.store(ram, w, 0);
+        },
+      };
     case 'mmio_read_vgic':
       return { guest: guestUrl('mmio-read.js'), args: { iters, gicdOffset: GICD_IIDR } };
     case 'mmio_read_user':
@@ -65,13 +79,18 @@ function spec(name: MicroName, iters: number): { guest: GuestRef; args: unknown;
   }
 }
 
-function makeGicV3Vm(locking: Locking, guest: GuestRef, args: unknown): Vm {
-  const vm = createVm({ maxVcpus: 2, locking, lockdep: false, lockStats: 'counts' });
+function makeGicV3Vm(locking: Locking, guest: GuestRef, args: unknown, its = false): Vm {
+  const vm = createVm({ maxVcpus: 2, locking, lockdep: false, lockStats: 'counts', ramBytes: its ? 4 << 20 : undefined });
   try {
     for (let id = 0; id < 2; id++) vm.createVcpu(id, { guest, args });
     const gic = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_V3);
     gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, GICD_BASE);
     gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, GICR_BASE);
+    if (its) {
+      const dev = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_ITS);
+      dev.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, BigInt(ITS_BASE));
+      dev.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
+    }
     gic.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
     return vm;
   } catch (e) {
@@ -101,7 +120,7 @@ export async function runMicro(name: MicroName, locking: Locking, o: MicroOption
   let vm: Vm | null = null;
   let runs = 0;
   try {
-    vm = makeGicV3Vm(locking, s.guest, s.args);
+    vm = makeGicV3Vm(locking, s.guest, s.args, s.its);
     for (let r = 0; r < o.warmupRuns + o.reps; r++) {
       s.beforeRun?.(vm);
       runs++;
