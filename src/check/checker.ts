@@ -68,6 +68,11 @@ export interface CheckOptions {
   gicVersion?: 2 | 3;
   /** Maximum events in a violation's slice (default 24). */
   sliceLimit?: number;
+  /**
+   * Interrupts whose pending state the run may legally discard without an event (an ITS DISCARD
+   * of a pending LPI): never reported `lost`.
+   */
+  discardable?: (intid: number) => boolean;
 }
 
 interface EdgeCount {
@@ -259,6 +264,7 @@ export function checkHistory(input: readonly HistoryEvent[], opts: CheckOptions 
     const end = levelEnd.get(k);
     if (!t.level) {
       if (end !== undefined && end.b === 0) continue;
+      if (opts.discardable?.(t.intid)) continue;
       for (const [src, c] of t.edge) {
         if (c.firstUnacked === null) continue;
         out.push({

@@ -18,8 +18,8 @@ import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
 import { atomicRoute } from '../vgic/irq-routing.js';
-import { cacheLookup } from '../vgic/its/cache.js';
-import { lpiInject, lpiPut } from '../vgic/lpi.js';
+import { cacheLookup, cachePut } from '../vgic/its/cache.js';
+import { lpiInject } from '../vgic/lpi.js';
 import type { FdCache } from './fd-channel.js';
 import { GEN_MASK, parseCookie, WAKE_IRQFD, WAKE_VIRQFD } from './wake-cookie.js';
 import { virqfdWakeup } from './vfio/device-line.js';
@@ -113,7 +113,7 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
       lpiInject(h, r);
       Atomics.add(m, e + IRQFD.off.fastInjections, 1);
     } finally {
-      lpiPut(h, r);
+      cachePut(h, r);
     }
   } finally {
     irqfdExit(m, e);

@@ -153,7 +153,14 @@ export class Irqfds {
       const others = this.slots.some((o, i) => o && i !== slot && o.resamplefd && o.gsi === s.gsi);
       if (!others && Atomics.load(m, D.initialized)) vgicIrqfdSetIrq(h, s.gsi, false);
     }
-    if (s.consumer) irqBypass.unregisterConsumer(s.consumer);
+    if (s.consumer) {
+      try {
+        irqBypass.unregisterConsumer(s.consumer);
+      } catch {
+        // Disconnecting cannot fail in the kernel (del_producer returns nothing): the shutdown
+        // must complete whatever a consumer callback did.
+      }
+    }
     this.slots[slot] = null;
     Atomics.store(m, e + IRQFD.off.state, IRQFD_FREE);
   }

@@ -15,7 +15,7 @@ import { itsOff, vcpuOff } from '../shm/vm-memory.js';
 import { VCPU } from '../shm/layouts.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
-import { setReg64 } from '../vgic/guest-mem.js';
+import { reg64, setReg64 } from '../vgic/guest-mem.js';
 import { lockConfig, lockIts, lockKvm, unlockConfig, unlockIts, unlockKvm } from '../vgic/locks.js';
 import { hasItsReg, itsUaccess } from '../vgic/mmio/dispatch.js';
 import { cacheInvalidate } from '../vgic/its/cache.js';
@@ -32,6 +32,12 @@ function is32bitReg(off: number): boolean {
   return off === GITS_CTLR || off === GITS_IIDR || (off >= GITS_IDREGS && off < GITS_IDREGS + 48);
 }
 const REGS_64 = [GITS_TYPER, GITS_CBASER, GITS_CWRITER, GITS_CREADR];
+
+/** ITS_REGS offsets: 64-bit registers 8-aligned, CTLR/IIDR/ID registers 4-aligned (EINVAL). */
+function checkRegAlignment(off: number): void {
+  if (!Number.isInteger(off) || off < 0) kvmErr('EINVAL', `ITS_REGS: bad offset ${off}`);
+  if (is32bitReg(off) || off < GITS_TYPER || off >= GITS_IDREGS ? off % 4 !== 0 : off % 8 !== 0) kvmErr('EINVAL', `ITS_REGS: offset 0x${off.toString(16)} is misaligned for its register`);
+}
 
 /** vgic_its_create, with config_lock held (race §12.7: it changes VM-wide vgic state). */
 export function itsCreate(h: Host): number {
@@ -102,7 +108,8 @@ export class ItsDevice implements KvmDevice {
         kvmErr('ENXIO', `ITS: no CTRL attribute ${a}`);
       // eslint-disable-next-line no-fallthrough
       case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-        if (hasItsReg(this.h, a & ~3)) return;
+        checkRegAlignment(a);
+        if (hasItsReg(this.h, a)) return;
         kvmErr('ENXIO', `ITS: no register at 0x${a.toString(16)}`);
       // eslint-disable-next-line no-fallthrough
       default:
@@ -175,8 +182,9 @@ export class ItsDevice implements KvmDevice {
     const h = this.h;
     const m = h.m;
     const b = this.b;
-    setReg64(m, b + ITS.off.baser0Lo, 0n);
-    setReg64(m, b + ITS.off.baser1Lo, 0n);
+    // Only the Valid bits go: the address and size the guest programmed stay (vgic_its_reset).
+    setReg64(m, b + ITS.off.baser0Lo, reg64(m, b + ITS.off.baser0Lo) & ~(1n << 63n));
+    setReg64(m, b + ITS.off.baser1Lo, reg64(m, b + ITS.off.baser1Lo) & ~(1n << 63n));
     setReg64(m, b + ITS.off.cbaserLo, 0n);
     Atomics.store(m, b + ITS.off.creadr, 0);
     Atomics.store(m, b + ITS.off.cwriter, 0);
@@ -193,12 +201,12 @@ export class ItsDevice implements KvmDevice {
    */
   private regs(off: number, isWrite: boolean, val: bigint): bigint {
     const h = this.h;
-    if (!Number.isInteger(off) || off < 0) kvmErr('EINVAL', `ITS_REGS: bad offset ${off}`);
+    checkRegAlignment(off);
     const wide = REGS_64.includes(off) || (off >= GITS_BASER && off < GITS_BASER + 0x40);
-    if (is32bitReg(off) ? off % 4 !== 0 : off % 8 !== 0) kvmErr('EINVAL', `ITS_REGS: offset 0x${off.toString(16)} is misaligned for its register`);
-    if (this.base < 0) kvmErr('ENXIO', 'ITS_REGS: the ITS frame address is not set');
-    if (!hasItsReg(h, off)) kvmErr('ENXIO', `ITS_REGS: no register at 0x${off.toString(16)}`);
+    // vgic_its_attr_regs_access: alignment, then EBUSY (lock all vCPUs), then ENXIO.
     return withAllVcpusLocked(h, () => {
+      if (this.base < 0) kvmErr('ENXIO', 'ITS_REGS: the ITS frame address is not set');
+      if (!hasItsReg(h, off)) kvmErr('ENXIO', `ITS_REGS: no register at 0x${off.toString(16)}`);
       if (isWrite) {
         itsUaccess(h, this.index, off, true, Number(val & 0xffff_ffffn));
         if (wide) itsUaccess(h, this.index, off + 4, true, Number(val >> 32n));

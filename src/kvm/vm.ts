@@ -197,9 +197,14 @@ export class Vm {
     return this.irqfdTable.list();
   }
 
-  /** @internal Run `fn` at destroy() after the irqfds and vCPUs, before the vgic (devices). */
-  onTeardown(name: string, fn: () => Promise<void>): void {
-    this.teardownHooks.push({ name, fn });
+  /** @internal Run `fn` at destroy() after the irqfds, vCPUs and vgic (devices); returns its remover. */
+  onTeardown(name: string, fn: () => Promise<void>): () => void {
+    const hook = { name, fn };
+    this.teardownHooks.push(hook);
+    return () => {
+      const i = this.teardownHooks.indexOf(hook);
+      if (i >= 0) this.teardownHooks.splice(i, 1);
+    };
   }
 
   /** Guest RAM as 32-bit words (the same memory the vCPUs see). */
@@ -372,7 +377,8 @@ export class Vm {
     this.teardownLog.push('vcpus');
     vgicDestroy(this.host);
     this.teardownLog.push('vgic');
-    for (const t of this.teardownHooks) {
+    // A copy: each hook (a device's close) removes itself from the list.
+    for (const t of [...this.teardownHooks]) {
       await t.fn();
       this.teardownLog.push(t.name);
     }

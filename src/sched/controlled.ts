@@ -278,7 +278,7 @@ export class ControlledThread {
       // Random walk; and, under every strategy, a yield: a seeded random other thread, so two
       // threads polling each other cannot starve a third (PCT would keep picking the same pair).
       const seed = s[o.seed]!;
-      const p = kind >= SchedPoint.PublishMode && kind <= SchedPoint.Block ? s[o.pHotMicro]! : s[o.pMicro]!;
+      const p = (kind >= SchedPoint.PublishMode && kind <= SchedPoint.Block) || kind === SchedPoint.RcuRead ? s[o.pHotMicro]! : s[o.pMicro]!;
       if (!curCan || excludeCur || decide(seed, step, 1) < p * 4294.967296) {
         let k = decide(seed, step, 2) % count;
         next = lowest;

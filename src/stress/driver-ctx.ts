@@ -12,6 +12,7 @@ import { yieldHook } from '../sync/wait-hooks.js';
 import { D, type Host } from '../vgic/host.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { SRAM } from './ram.js';
+import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 import { irqRecord } from '../vgic/irq.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { IRQ, LR, LR_PENDING, VCPU } from '../shm/layouts.js';
@@ -48,6 +49,19 @@ export class DriverCtx {
   ppi(vcpu: number, intid: number, level: number): boolean {
     return this.irqLine(kvmIrqLineField(KVM_ARM_IRQ_TYPE_PPI, vcpu, intid), level);
   }
+  /**
+   * A device's MSI to the ITS doorbell `addr` (what KVM_SIGNAL_MSI or an irqfd's MSI route does):
+   * 1 delivered, 0 dropped by the ITS, -1 refused (ITS or LPIs disabled).
+   */
+  msi(addr: number, devid: number, eventId: number): number {
+    try {
+      return vgicItsInjectMsi(this.h, addr, devid, eventId);
+    } catch (e) {
+      if (e instanceof KvmError) return -1;
+      throw e;
+    }
+  }
+
   private irqLine(field: number, level: number): boolean {
     try {
       kvmIrqLine(this.h, field, level);

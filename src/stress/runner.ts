@@ -24,7 +24,7 @@ import { checkHistory, formatViolation } from '../check/checker.js';
 import { vmStructureProblems } from '../check/invariants.js';
 import { Watchdog, waitForGraph } from '../check/watchdog.js';
 import { createSchedBuffer, describeSched, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
-import { EXIT_REASONS, IRQ, VCPU, VCPU_COUNTERS } from '../shm/layouts.js';
+import { EXIT_REASONS, IRQ, LPI_BASE, VCPU, VCPU_COUNTERS } from '../shm/layouts.js';
 import { EXTRA_THREAD_SLOTS, irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { D } from '../vgic/host.js';
 import { irqRecord } from '../vgic/irq.js';
@@ -257,7 +257,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     // A run cut short (timeout, scheduler failure, fault) is not quiescent: its "lost" verdicts
     // would only repeat the finding that cut it short.
     const cutShort = findings.length > 0;
-    for (const v of checkHistory(events, { gicVersion: gic === 'v3' ? 3 : 2, resampleSpis: info.resample ? args.spis : [] })) {
+    for (const v of checkHistory(events, { gicVersion: gic === 'v3' ? 3 : 2, resampleSpis: info.resample ? args.spis : [], discardable: info.discardsLpis ? (i) => i >= LPI_BASE : undefined })) {
       if (cutShort && (v.kind === 'lost' || v.kind === 'level-not-represented')) continue;
       findings.push({ kind: v.kind, message: v.message, details: formatViolation(v) });
     }

@@ -30,6 +30,8 @@ export interface ScenarioInfo {
    * requires exactly one RESAMPLE per deactivation (spec §8.5).
    */
   resample?: boolean;
+  /** The scenario DISCARDs pending LPIs: LPIs are never reported `lost`. */
+  discardsLpis?: boolean;
 }
 
 export interface ScenarioModule {

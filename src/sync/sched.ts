@@ -15,6 +15,8 @@ export const enum SchedPoint {
   Wake = 8,
   Block = 9,
   GuestBoundary = 10,
+  /** Inside a lock-free (RCU-style) lookup, between reading a pointer and taking its reference. */
+  RcuRead = 11,
 }
 
 export type SchedHook = (point: SchedPoint, object: number) => void;

@@ -19,6 +19,10 @@ export const BUG = {
   foldDropsEdgePending: 1 << 6,
   /** Injection before the vgic is ready is accepted and dropped (irqfd v4, rejected in 2014 review; §8.8). */
   earlyInjectDropped: 1 << 7,
+  /** The translation cache hands out its LPI without taking a reference (CVE-2024-26598, §12.8). */
+  cacheNoRef: 1 << 8,
+  /** An LPI lookup takes a reference even when the count is already zero (kref_get, not get-unless-zero; §1.7). */
+  lpiGetOnZero: 1 << 9,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -92,5 +96,17 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'injection before the vgic is initialised succeeds and is dropped, instead of failing (EBUSY on GICv3)',
     history: 'irqfd v4 for arm (2014) silently dropped early injections; review required refusing them, which became vgic_lazy_init/-EBUSY (spec §8.8)',
     scenario: 'early-inject',
+  },
+  {
+    name: 'cacheNoRef',
+    what: 'a translation-cache hit returns the LPI record without raising its refcount: a DISCARD on another vCPU frees it between the lookup and the injection, which then makes a freed LPI pending',
+    history: 'CVE-2024-26598, "KVM: arm64: vgic-its: Avoid potential UAF in LPI translation cache" (2024), and the refcount-underflow follow-up (spec §12.8)',
+    scenario: 'lpi-refcount',
+  },
+  {
+    name: 'lpiGetOnZero',
+    what: 'an LPI lookup increments the refcount unconditionally: a record that a DISCARD just freed is resurrected and used',
+    history: 'vgic_get_irq\'s RCU lookup must be "get unless zero" (kref_get_unless_zero), spec §1.7; the LPI xarray rework of 2024 kept that rule',
+    scenario: 'lpi-refcount',
   },
 ];

@@ -11,6 +11,7 @@
  * vgic_put_irq_norelease + vgic_release_deleted_lpis).
  */
 import { EventKind } from '../check/events.js';
+import { BUG } from './bugs.js';
 import { InvariantError } from '../check/invariants.js';
 import { IRQ, LPI_BASE, MAX_LPIS, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
@@ -45,6 +46,11 @@ export function lpiIntidLimit(h: Host): number {
 /** vgic_get_irq for an LPI: take a reference unless the record is free. */
 export function lpiGet(h: Host, r: number): boolean {
   const i = irqOff(h.g, r) + R.refcount;
+  if (h.bugs & BUG.lpiGetOnZero) {
+    // Seeded: kref_get instead of get-unless-zero, which revives a freed record.
+    Atomics.add(h.m, i, 1);
+    return true;
+  }
   for (let c = Atomics.load(h.m, i); c > 0; ) {
     const was = Atomics.compareExchange(h.m, i, c, c + 1);
     if (was === c) return true;

@@ -12,7 +12,9 @@
 import { KvmError } from '../errno.js';
 import type { IrqBypassConsumer, IrqBypassProducer } from '../irq-bypass.js';
 import type { Host } from '../../vgic/host.js';
-import { forwardIrq, unforwardIrq } from './forward.js';
+import { forwardIrq, isForwarded, unforwardIrq } from './forward.js';
+import { PHYS_IRQ } from '../../shm/layouts.js';
+import { physOff } from '../../shm/vm-memory.js';
 import type { VfioBypassProducer } from './platform-device.js';
 
 const RETRY_MS = 1;
@@ -64,7 +66,10 @@ export function forwardingConsumer(h: Host, token: string, gsi: number): Forward
       if (p !== producer) return;
       if (timer) clearTimeout(timer);
       timer = null;
-      if (forwarded) unforwardIrq(h, producer.vfio.line);
+      // The line may have been unforwarded meanwhile through the KVM VFIO device: undo only our
+      // own forwarding, which must not fail (the kernel's del_producer cannot).
+      const line = producer.vfio.line;
+      if (forwarded && isForwarded(h, line) && h.m[physOff(h.g, line) + PHYS_IRQ.off.vintid] === gsi + 32) unforwardIrq(h, line);
       forwarded = false;
       producer = null;
     },

@@ -31,7 +31,7 @@ export class KvmVfioDevice implements KvmDevice {
   setAttr(group: number, attr: bigint | number, value?: unknown): void {
     const a = Number(attr);
     if (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL)) {
-      if (!(value instanceof VfioPlatformDevice)) kvmErr('EBADF', 'KVM_DEV_VFIO_FILE: not a VFIO device');
+      if (!(value instanceof VfioPlatformDevice) || value.isClosed) kvmErr('EBADF', 'KVM_DEV_VFIO_FILE: not an open VFIO device');
       if (a === KVM_DEV_VFIO_FILE_ADD) {
         if (this.files.has(value)) kvmErr('EEXIST', `${value.name} was already added`);
         this.files.add(value);
@@ -62,7 +62,7 @@ export class KvmVfioDevice implements KvmDevice {
   private checkForwarded(v: unknown): KvmArchForwardedIrq {
     const f = v as Partial<KvmArchForwardedIrq> | undefined;
     if (!f || typeof f !== 'object') kvmErr('EINVAL', 'expected struct kvm_arch_forwarded_irq { fd, index, start, count, gsi }');
-    if (!(f.fd instanceof VfioPlatformDevice)) kvmErr('EBADF', 'kvm_arch_forwarded_irq.fd is not a VFIO device');
+    if (!(f.fd instanceof VfioPlatformDevice) || f.fd.isClosed) kvmErr('EBADF', 'kvm_arch_forwarded_irq.fd is not an open VFIO device');
     if (f.fd.host !== this.h) kvmErr('EINVAL', `${f.fd.name} belongs to another VM`);
     if (f.start !== 0 || f.count !== 1) kvmErr('EINVAL', 'kvm_arch_forwarded_irq: a platform interrupt index has one interrupt (start 0, count 1)');
     if (!Number.isInteger(f.gsi)) kvmErr('EINVAL', 'kvm_arch_forwarded_irq.gsi must be an integer');

@@ -18,6 +18,7 @@ import { GEN_MASK, makeCookie, WAKE_VIRQFD } from '../wake-cookie.js';
 import { distPath } from '../worker-path.js';
 import type { DeviceControl, DeviceWorkerData } from '../../../workers/device.js';
 import { maskLine, unmaskLine } from './device-line.js';
+import { isForwarded, unforwardIrq } from './forward.js';
 import { scheduleEvents, type IrqSchedule } from './schedule.js';
 import {
   VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
@@ -85,6 +86,8 @@ export class VfioPlatformDevice {
   private readonly unmaskFds: (EventFd | null)[];
   private readonly producers: (VfioBypassProducer | null)[];
   private closed = false;
+  private finalCounts: VfioIrqCounts[] | null = null;
+  private readonly offTeardown: () => void;
   private ctlSent = 0;
   private workerError: Error | null = null;
 
@@ -133,7 +136,7 @@ export class VfioPlatformDevice {
     this.worker.on('error', (e) => {
       this.workerError = e;
     });
-    vm.onTeardown(this.name, () => this.close());
+    this.offTeardown = vm.onTeardown(this.name, () => this.close());
   }
 
   get numIrqs(): number {
@@ -147,7 +150,13 @@ export class VfioPlatformDevice {
 
   /** @internal physical line of interrupt `index`. */
   line(index: number): number {
+    this.checkOpen();
     return this.lines[this.checkIndex(index)]!;
+  }
+
+  /** True once close() ran: every VFIO call then fails with EBADF. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** @internal */
@@ -157,6 +166,7 @@ export class VfioPlatformDevice {
 
   /** VFIO_DEVICE_GET_IRQ_INFO. Level interrupts are automasked, as vfio-platform reports them. */
   getIrqInfo(index: number): VfioIrqInfo {
+    this.checkOpen();
     const i = this.checkIndex(index);
     const level = this.types[i] === 'level';
     return { index: i, count: 1, flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_NORESIZE | (level ? VFIO_IRQ_INFO_AUTOMASKED : 0) };
@@ -219,6 +229,7 @@ export class VfioPlatformDevice {
 
   /** DATA_EVENTFD | ACTION_UNMASK: the eventfd whose signals unmask (VFIO's virqfd; null: none). */
   setUnmaskEventFd(index: number, fd: EventFd | null): void {
+    this.checkOpen(); // before binding: a closed device must not leave the eventfd bound
     const i = this.checkIndex(index);
     const token = this.h.m[this.vmTokenIdx()]!;
     const old = this.unmaskFds[i];
@@ -250,9 +261,13 @@ export class VfioPlatformDevice {
     this.control({ op: 'raise', index: i, n });
   }
 
+  /** Live counts of interrupt `index`; after close(), the counts it closed with. */
   counts(index: number): VfioIrqCounts {
+    const i = this.checkIndex(index);
+    // Once closed, its lines may belong to another device: report what it closed with.
+    if (this.finalCounts) return { ...this.finalCounts[i]! };
     const m = this.h.m;
-    const p = physOff(this.h.g, this.lines[this.checkIndex(index)]!);
+    const p = physOff(this.h.g, this.lines[i]!);
     const c = (f: keyof typeof PHYS_IRQ.off): number => Atomics.load(m, p + PHYS_IRQ.off[f]);
     const s = c('state');
     return {
@@ -270,7 +285,12 @@ export class VfioPlatformDevice {
   /** Close the device: stop its thread, drop its eventfds and bypass producers, free its lines. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.offTeardown();
     for (let i = 0; i < this.types.length; i++) {
+      // A line still forwarded (KVM VFIO FORWARD_IRQ) is unforwarded first: its SPI must not stay
+      // HW-mapped to a line another device will own.
+      // (At VM teardown the vgic is already gone: then there is no mapping left to undo.)
+      if (isForwarded(this.h, this.lines[i]!) && Atomics.load(this.h.m, D.initialized)) unforwardIrq(this.h, this.lines[i]!);
       if (this.producers[i]) irqBypass.unregisterProducer(this.producers[i]!);
       this.unmaskFds[i]?.unbindWakeup(this.h.m[this.vmTokenIdx()]!);
     }
@@ -279,6 +299,7 @@ export class VfioPlatformDevice {
     } catch {
       // the thread is gone or stuck: terminate below anyway
     }
+    this.finalCounts = this.types.map((_, i) => this.counts(i));
     this.closed = true;
     this.port.close();
     await this.worker.terminate();

@@ -9,6 +9,8 @@
 import { ITS, ITS_CACHE, NR_ITS_CACHE, IRQ } from '../../shm/layouts.js';
 import { irqOff, itsOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';
+import { BUG } from '../bugs.js';
+import { schedPoint, SchedPoint } from '../../sync/sched.js';
 import { lockIts, unlockIts } from '../locks.js';
 import { lpiGet, lpiGetHeld, lpiPut } from '../lpi.js';
 import { forEachIts } from './state.js';
@@ -33,6 +35,9 @@ export function cacheLookup(h: Host, its: number, deviceId: number, eventId: num
     const r = Atomics.load(m, e + C.record);
     const gen = Atomics.load(m, e + C.gen);
     if (Atomics.load(m, e + C.seq) !== s1) return -1; // changed under us: take the slow path
+    // The window of race §12.8: the entry was consistent, the record may be freed right now.
+    schedPoint(SchedPoint.RcuRead, r);
+    if (h.bugs & BUG.cacheNoRef) return r; // seeded: no reference (callers then do not put it)
     if (!lpiGet(h, r)) return -1; // freed since: a miss, never a resurrection
     if (m[irqOff(h.g, r) + IRQ.off.lpiGen] !== gen) {
       lpiPut(h, r); // freed and re-allocated for another mapping
@@ -41,6 +46,11 @@ export function cacheLookup(h: Host, its: number, deviceId: number, eventId: num
     return r;
   }
   return -1;
+}
+
+/** Drop the reference a cacheLookup hit gave (none under the cacheNoRef seed). */
+export function cachePut(h: Host, r: number): void {
+  if (!(h.bugs & BUG.cacheNoRef)) lpiPut(h, r);
 }
 
 function writeBegin(m: Int32Array, e: number): void {

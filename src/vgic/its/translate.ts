@@ -11,7 +11,7 @@ import type { Host } from '../host.js';
 import { D } from '../host.js';
 import { lockIts, unlockIts } from '../locks.js';
 import { lpiGet, lpiInject, lpiPut, lpiRecord, lpisEnabled } from '../lpi.js';
-import { cacheInsert, cacheLookup } from './cache.js';
+import { cacheInsert, cacheLookup, cachePut } from './cache.js';
 import { collectionTarget, findDevice, findIte, ITE, iteOff } from './state.js';
 
 /** GITS_TRANSLATER's offset in the ITS frame (the second 64 KiB page). */
@@ -81,7 +81,7 @@ export function itsInjectCached(h: Host, its: number, deviceId: number, eventId:
   try {
     lpiInject(h, r);
   } finally {
-    lpiPut(h, r);
+    cachePut(h, r);
   }
   return true;
 }
