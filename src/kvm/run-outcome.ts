@@ -22,12 +22,14 @@ export type VcpuRunOutcome =
 export class GuestFault extends Error {
   readonly vcpu: number;
   readonly guestStack: string;
+  /** `vcpu` -1: a host thread that is no vCPU (the stress driver). */
   constructor(vcpu: number, message: string, guestStack: string) {
-    super(`guest on vCPU ${vcpu} threw: ${message}`);
+    const who = vcpu >= 0 ? `guest on vCPU ${vcpu}` : 'host thread (stress driver)';
+    super(`${who} threw: ${message}`);
     this.name = 'GuestFault';
     this.vcpu = vcpu;
     this.guestStack = guestStack;
-    this.stack = `${this.name}: ${this.message}\n--- guest stack (vCPU ${vcpu}) ---\n${guestStack}`;
+    this.stack = `${this.name}: ${this.message}\n--- ${vcpu >= 0 ? `guest stack (vCPU ${vcpu})` : 'driver stack'} ---\n${guestStack}`;
   }
 }
 

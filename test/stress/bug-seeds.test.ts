@@ -26,6 +26,9 @@ const EXPECT: Record<BugName, readonly FindingKind[]> = {
   apListInsideIrqLock: ['lock-order'],
   foldDropsEdgePending: ['lost', 'stall', 'accounting'],
   earlyInjectDropped: ['accounting', 'lost'],
+  // A freed LPI made pending, or a refcount driven below zero: both are invariant failures.
+  cacheNoRef: ['invariant'],
+  lpiGetOnZero: ['invariant'],
 };
 
 describe('the bug seeds', () => {
