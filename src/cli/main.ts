@@ -7,7 +7,7 @@ import { formatSummary, runDemo } from './demo.js';
 import { formatVfioSummary, runVfioDemo } from './demo-vfio.js';
 import { stressCommand } from './stress.js';
 import { describeLayout } from '../shm/layout.js';
-import { DIST, IRQ, LR, VCPU } from '../shm/layouts.js';
+import { DIST, IRQ, IRQFD, ITS, ITS_CACHE, ITS_COLLECTION, ITS_DEVICE, ITS_ITE, LR, PHYS_IRQ, ROUTE, VCPU } from '../shm/layouts.js';
 import { LOCK_CLASSES } from '../sync/lock-classes.js';
 
 const DEMO_FLAGS: FlagSpec[] = [
@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
     case 'stress':
       return stressCommand(rest);
     case 'layout': {
-      for (const l of [DIST, VCPU, LR, IRQ]) process.stdout.write(`${describeLayout(l)}\n\n`);
+      for (const l of [DIST, VCPU, LR, IRQ, IRQFD, PHYS_IRQ, ROUTE, ITS, ITS_DEVICE, ITS_ITE, ITS_COLLECTION, ITS_CACHE]) process.stdout.write(`${describeLayout(l)}\n\n`);
       process.stdout.write('lock order (outermost first):\n');
       for (const c of [...LOCK_CLASSES].sort((a, b) => a.rank - b.rank)) process.stdout.write(`  ${c.rank}  ${c.name.padEnd(14)} ${c.kind.padEnd(6)} ${c.protects}\n`);
       return 0;
