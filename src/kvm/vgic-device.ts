@@ -5,7 +5,7 @@
  */
 import { kvmErr } from './errno.js';
 import {
-  KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS,
+  KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS,
   KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
   KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_VGIC_V2_ADDR_TYPE_CPU,
   KVM_VGIC_V2_ADDR_TYPE_DIST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
@@ -20,7 +20,8 @@ import { dw } from '../vgic/host.js';
 import { initPrivateIrqs, resetCpuInterface, vgicInit } from '../vgic/init.js';
 import { lockConfig, lockKvm, unlockConfig, unlockKvm, withConfigLock } from '../vgic/locks.js';
 import { addRegion, placeAllRedists, rdistOverlap, readRegion, regionSize, removeLastRegion } from '../vgic/rdist.js';
-import { lockAllVcpus, unlockAllVcpus } from './vcpu-locks.js';
+import { lockAllVcpus, unlockAllVcpus, withAllVcpusLocked } from './vcpu-locks.js';
+import { savePendingTables } from '../vgic/lpi.js';
 import { regsGetAttr, regsHasAttr, regsSetAttr } from './vgic-regs-attr.js';
 
 export interface KvmDevice {
@@ -101,6 +102,13 @@ export class VgicDevice implements KvmDevice {
           withConfigLock(this.h, () => vgicInit(this.h));
           return;
         }
+        if (!this.v2 && a === BigInt(KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES)) {
+          // kvm->lock, every vCPU stopped (EBUSY otherwise), config_lock.
+          withAllVcpusLocked(this.h, () => {
+            if (!savePendingTables(this.h)) kvmErr('EFAULT', 'an LPI pending table is outside guest RAM');
+          });
+          return;
+        }
         kvmErr('ENXIO', `unknown CTRL attribute ${a}`);
       // eslint-disable-next-line no-fallthrough
       default:
@@ -142,6 +150,7 @@ export class VgicDevice implements KvmDevice {
         return;
       case KVM_DEV_ARM_VGIC_GRP_CTRL:
         if (a === BigInt(KVM_DEV_ARM_VGIC_CTRL_INIT)) return;
+        if (!this.v2 && a === BigInt(KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES)) return;
         kvmErr('ENXIO', `unsupported CTRL attribute ${a}`);
       // eslint-disable-next-line no-fallthrough
       default:

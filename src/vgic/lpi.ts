@@ -285,3 +285,34 @@ export function flushPendingLpis(h: Host, v: number): void {
   }
   lpiReleaseDeferred(h);
 }
+
+/**
+ * vgic_v3_save_pending_tables (KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES): write every LPI's pending
+ * state into its target redistributor's pending table in guest RAM, setting or clearing its bit.
+ * Only the LPI part of a table is touched (its first KiB, INTIDs below 8192, never is). The caller
+ * has stopped every vCPU. Returns false if a table is outside guest RAM (the kernel's -EFAULT).
+ */
+export function savePendingTables(h: Host): boolean {
+  let ok = true;
+  forEachLpi(h, (r) => {
+    const m = h.m;
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    const v = m[b + R.target]!;
+    const intid = m[b + R.intid]!;
+    const pending = m[b + R.pendingLatch] !== 0;
+    unlockIrq(h, r);
+    if (v < 0 || !intid) return;
+    const pend = Number(reg64(m, vcpuOff(h.g, v) + VCPU.off.pendbaserLo) & 0x000f_ffff_ffff_0000n);
+    if (!pend) return;
+    const at = pend + (intid >> 3);
+    const byte = readGuest8(h, at);
+    if (byte === null) {
+      ok = false;
+      return;
+    }
+    const bit = 1 << (intid & 7);
+    writeGuest8(h, at, pending ? byte | bit : byte & ~bit);
+  });
+  return ok;
+}

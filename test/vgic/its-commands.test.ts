@@ -10,9 +10,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createVm, type Vm } from '../../src/kvm/vm.js';
+import type { KvmDevice } from '../../src/kvm/vgic-device.js';
 import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_V3,
-  KVM_REQ_IRQ_PENDING, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
+  KVM_REQ_IRQ_PENDING, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES,
 } from '../../src/kvm/uapi.js';
 import { IRQ, ITS, ITS_CACHE, LPI_BASE, NR_ITS_CACHE, VCPU } from '../../src/shm/layouts.js';
 import { irqOff, itsOff, vcpuOff } from '../../src/shm/vm-memory.js';
@@ -76,6 +77,8 @@ interface ItsVm {
   enqueue(...cmds: Cmd[]): void;
   process(): void;
   queueBytes: number;
+  /** The vgic device (for its CTRL attributes). */
+  gic: KvmDevice;
 }
 
 function setup(o: { vcpus?: number; queuePages?: number; queueAddr?: number } = {}): ItsVm {
@@ -123,7 +126,7 @@ function setup(o: { vcpus?: number; queuePages?: number; queueAddr?: number } = 
       unlockItsCmd(h, 0);
     }
   };
-  return { vm, h, base, enqueue, process, submit: (...c) => (enqueue(...c), process()), queueBytes };
+  return { vm, h, base, enqueue, process, submit: (...c) => (enqueue(...c), process()), queueBytes, gic };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -602,5 +605,26 @@ describe('lock order', () => {
       ),
     ).not.toThrow();
     expect(t.h.m[t.base + ITS.off.itsLock]).toBe(0);
+  });
+});
+
+describe('KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES (§9.6)', () => {
+  it('writes each LPI pending bit into its target redistributor table, and clears it once not pending', () => {
+    const t = setup();
+    // Two LPIs on vCPU 1, disabled in the property table so that INT leaves them pending.
+    t.submit(MAPC(0, 1), MAPD(1, ITT, 2), MAPTI(1, 0, 8200, 0), MAPTI(1, 1, 8209, 0));
+    t.submit(INT(1, 0), INT(1, 1), CLEAR(1, 1));
+    const gic = t.gic;
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES);
+    const bit = (intid: number, v: number): number => (t.h.ram[PEND + v * 0x10000 + (intid >> 3)]! >> (intid & 7)) & 1;
+    expect(bit(8200, 1)).toBe(1);
+    expect(bit(8209, 1)).toBe(0);
+    expect(bit(8200, 0)).toBe(0); // not vCPU 0's LPI
+    // Set the stale bit of 8209 by hand: a save must clear it (it is not pending).
+    t.h.ram[PEND + 0x10000 + (8209 >> 3)] |= 1 << (8209 & 7);
+    t.submit(CLEAR(1, 0));
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES);
+    expect(bit(8200, 1)).toBe(0);
+    expect(bit(8209, 1)).toBe(0);
   });
 });
