@@ -23,6 +23,7 @@ import { randomInt } from 'node:crypto';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import { Irqfds, type IrqfdInfo, type KvmIrqfd } from './irqfd.js';
 import { installVmWakeups } from './irqfd-path.js';
+import { setWakeupHandler } from '../eventfd/wakeup.js';
 import { distPath } from './worker-path.js';
 import { vgicDestroy } from '../vgic/init.js';
 import type { IrqBypassConsumer } from './irq-bypass.js';
@@ -367,6 +368,7 @@ export class Vm {
     releaseAll(this.host.t);
     // kvm_irqfd_release first (spec §11.1): after it no eventfd signal can inject into this VM.
     await this.irqfdTable.release();
+    setWakeupHandler(this.host.m[dw(this.host, 'vmToken')]!, null);
     this.teardownLog.push('irqfds');
     this.stopAll();
     const all = Promise.all(this.vcpuList.map((v) => v.idle()));
