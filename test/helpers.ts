@@ -153,6 +153,16 @@ export function waitRam(vm: Vm, idx: number, ms: number, what: string, run?: Run
 }
 
 /** Settle `p` within `ms` or fail with `what`. */
+/** Resolve `p` while failing early if the VM run fails meanwhile. */
+export async function withRun<X>(p: Promise<X>, run: RunHandle, ms: number, what: string): Promise<X> {
+  let out: { v: X } | undefined;
+  let err: unknown;
+  void p.then((v) => (out = { v }), (e: unknown) => (err = e ?? new Error('rejected')));
+  await waitFor(() => out !== undefined || err !== undefined, ms, what, run);
+  if (err !== undefined) throw err;
+  return out!.v;
+}
+
 export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, rej) => {

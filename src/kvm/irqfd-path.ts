@@ -65,6 +65,21 @@ export function irqfdExit(m: Int32Array, e: number): void {
   }
 }
 
+/**
+ * Count an injection before it can become visible: the guest may acknowledge the interrupt on
+ * another thread before `inject` even returns, and whoever waits for that ack must find it counted
+ * ("ack before count" race). A refused injection moves its count to `dropped`.
+ */
+function countInjection(m: Int32Array, e: number, counter: number, inject: () => boolean): boolean {
+  Atomics.add(m, e + counter, 1);
+  const ok = inject();
+  if (!ok) {
+    Atomics.sub(m, e + counter, 1);
+    Atomics.add(m, e + IRQFD.off.dropped, 1);
+  }
+  return ok;
+}
+
 /** Consume the eventfd (0n if empty or closed) and account for it. */
 function consume(m: Int32Array, e: number, efd: EventFd): bigint {
   let n: bigint;
@@ -100,8 +115,7 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
     if (route === null) return;
     if (route === 'irqchip') {
       if (consume(m, e, efd) === 0n) return;
-      const ok = vgicIrqfdSetIrq(h, gsi, true);
-      Atomics.add(m, e + (ok ? IRQFD.off.fastInjections : IRQFD.off.dropped), 1);
+      countInjection(m, e, IRQFD.off.fastInjections, () => vgicIrqfdSetIrq(h, gsi, true));
       return;
     }
     // An MSI route: only a translation-cache hit may be used here, and it is looked up before
@@ -110,8 +124,7 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
     if (r < 0) return;
     try {
       if (consume(m, e, efd) === 0n) return;
-      lpiInject(h, r);
-      Atomics.add(m, e + IRQFD.off.fastInjections, 1);
+      countInjection(m, e, IRQFD.off.fastInjections, () => (lpiInject(h, r), true));
     } finally {
       cachePut(h, r);
     }
@@ -131,9 +144,8 @@ export function irqfdInjectWork(h: Host, slot: number, gen: number, efd: EventFd
   try {
     if (consume(m, e, efd) === 0n) return;
     const gsi = m[e + IRQFD.off.gsi]!;
-    const ok = vgicIrqfdSetIrq(h, gsi, true);
+    const ok = countInjection(m, e, IRQFD.off.slowInjections, () => vgicIrqfdSetIrq(h, gsi, true));
     if (ok && !m[e + IRQFD.off.resample]) vgicIrqfdSetIrq(h, gsi, false);
-    Atomics.add(m, e + (ok ? IRQFD.off.slowInjections : IRQFD.off.dropped), 1);
   } finally {
     irqfdExit(m, e);
   }

@@ -94,15 +94,17 @@ export class Irqfds {
     // The eventfd's wait queue takes one irqfd: binding it is also the duplicate check (KVM:
     // -EBUSY for an eventfd already used by an irqfd of this VM).
     if (!fd.bindWakeup(m[D.vmToken]!, makeCookie(WAKE_IRQFD, gen, slot))) kvmErr('EBUSY', 'KVM_IRQFD: this eventfd is already bound to an irqfd (or another wake-up callback)');
+    m[e + IRQFD.off.gsi] = a.gsi;
+    m[e + IRQFD.off.resample] = resample ? 1 : 0;
+    for (const f of ['consumed', 'fastInjections', 'slowInjections', 'dropped', 'resamples'] as const) Atomics.store(m, e + IRQFD.off[f], 0);
+    // The generation before the message: a running injector that sees the message must find the
+    // new generation, or its poller takes the slot for reassigned and quits ("lost work item").
+    Atomics.store(m, e + IRQFD.off.gen, gen);
     // The work item: the injector polls every irqfd's eventfd, which also injects a count that
     // was already there before the assign (the kernel schedules the inject work at once then).
     this.startInjector();
     // Threads must be able to find the eventfds before they can see the irqfd (fd-channel.ts).
     this.fds.publish({ slot, gen, fd: fd.share(), resamplefd: rfd ? rfd.share() : null });
-    m[e + IRQFD.off.gsi] = a.gsi;
-    m[e + IRQFD.off.resample] = resample ? 1 : 0;
-    for (const f of ['consumed', 'fastInjections', 'slowInjections', 'dropped', 'resamples'] as const) Atomics.store(m, e + IRQFD.off[f], 0);
-    Atomics.store(m, e + IRQFD.off.gen, gen);
     if (resample) Atomics.add(m, D.irqfdResamplers, 1);
     if (slot >= Atomics.load(m, D.irqfdHiwater)) Atomics.store(m, D.irqfdHiwater, slot + 1);
     // Publication: from here the fast path, the injector and the resampler act on it.

@@ -260,7 +260,7 @@ export function vgicEnableLpis(h: Host, v: number): void {
 
 /**
  * vgic_flush_pending_lpis: the redistributor disabled its LPIs: take every LPI off vCPU v's
- * ap_list, drop its pending state and the list's reference.
+ * ap_list and drop the list's reference (the pending latch stays, as in the kernel).
  */
 export function flushPendingLpis(h: Host, v: number): void {
   const m = h.m;
@@ -274,7 +274,6 @@ export function flushPendingLpis(h: Host, v: number): void {
         lockIrq(h, r);
         apListUnlink(h, v, r);
         m[b + R.vcpu] = -1;
-        m[b + R.pendingLatch] = 0;
         unlockIrq(h, r);
         lpiPutLocked(h, r);
       }

@@ -26,8 +26,7 @@ import { irqfdOff, irqOff } from '../../src/shm/vm-memory.js';
 import { irqRecord } from '../../src/vgic/irq.js';
 import { NR_SPIS_DEFAULT } from '../../src/vgic/init.js';
 import {
-  VmTracker, build, expectErrno, startRun, waitFor, waitRam, within, type RunHandle,
-} from '../helpers.js';
+  VmTracker, build, expectErrno, startRun, waitFor, waitRam, within, type RunHandle, withRun } from '../helpers.js';
 
 const WORKER_URL = new URL('./irqfd-writer-worker.mjs', import.meta.url);
 const DIST_EVENTFD = new URL('../../dist/src/eventfd/eventfd.js', import.meta.url);
@@ -145,15 +144,6 @@ function spawnWriter(op: string, fd: EventFd, extra: Record<string, unknown> = {
   return { result };
 }
 
-/** Resolve `p` while failing early if the VM run fails meanwhile. */
-async function withRun<X>(p: Promise<X>, run: RunHandle, ms: number, what: string): Promise<X> {
-  let out: { v: X } | undefined;
-  let err: unknown;
-  void p.then((v) => (out = { v }), (e: unknown) => (err = e ?? new Error('rejected')));
-  await waitFor(() => out !== undefined || err !== undefined, ms, what, run);
-  if (err !== undefined) throw err;
-  return out!.v;
-}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -100,15 +100,18 @@ const writeCtlr: RegWrite = (c, _addr, _len, value) => {
     if (on) {
       const ok = (reg64(m, b + I.cbaserLo) & VALID) && (reg64(m, b + I.baser0Lo) & VALID) && (reg64(m, b + I.baser1Lo) & VALID);
       if (!ok) return;
+      Atomics.store(m, b + I.enabled, 1);
     } else {
+      // Disable, then invalidate, both under its_lock: a translation running in between would
+      // otherwise still see the ITS enabled and re-fill the cache of a disabled ITS.
       lockIts(h, c.its);
       try {
+        Atomics.store(m, b + I.enabled, 0);
         cacheInvalidate(h, c.its);
       } finally {
         unlockIts(h, c.its);
       }
     }
-    Atomics.store(m, b + I.enabled, on ? 1 : 0);
     processCommands(h, c.its);
   } finally {
     unlockItsCmd(h, c.its);
