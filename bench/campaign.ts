@@ -26,7 +26,7 @@ for (const scenario of BUILTIN_SCENARIOS) {
     violations += r.failures.length;
     const first = r.failures[0];
     console.log(
-      `${scenario.padEnd(13)} ${mode.padEnd(10)} ${String(r.runs).padStart(5)} runs  ${r.failures.length} failing` +
+      `${scenario.padEnd(Math.max(...BUILTIN_SCENARIOS.map((s) => s.length)))} ${mode.padEnd(10)} ${String(r.runs).padStart(5)} runs  ${r.failures.length} failing` +
         (first ? `  first: seed ${formatSeed(first.seed)} ${first.findings[0]?.kind}: ${first.findings[0]?.message}` : ''),
     );
   }
