@@ -10,6 +10,7 @@
  * drain no injection and no resample can follow ("injection after deassign" race).
  */
 import { EventKind } from '../check/events.js';
+import { BUG } from '../vgic/bugs.js';
 import { EventFd } from '../eventfd/eventfd.js';
 import { setWakeupHandler } from '../eventfd/wakeup.js';
 import { IRQFD, IRQFD_ACTIVE, IRQFD_HUP } from '../shm/layouts.js';
@@ -169,7 +170,8 @@ export function resamplerAck(h: Host, pin: number, fds: FdCache | null): void {
     const gen = Atomics.load(m, e + IRQFD.off.gen) & GEN_MASK;
     if (!irqfdEnter(m, e, gen)) continue;
     try {
-      if (!lowered) {
+      // Seeded (resampleLowerPerIrqfd): lower before every signal, not once before all of them.
+      if (!lowered || h.bugs & BUG.resampleLowerPerIrqfd) {
         lowered = true;
         vgicIrqfdSetIrq(h, pin, false);
       }

@@ -23,6 +23,8 @@ export const BUG = {
   cacheNoRef: 1 << 8,
   /** An LPI lookup takes a reference even when the count is already zero (kref_get, not get-unless-zero; §1.7). */
   lpiGetOnZero: 1 << 9,
+  /** The resampler lowers the line once per resamplefd instead of once per EOI (§8.5, §12.21). */
+  resampleLowerPerIrqfd: 1 << 10,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -108,5 +110,11 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'an LPI lookup increments the refcount unconditionally: a record that a DISCARD just freed is resurrected and used',
     history: 'vgic_get_irq\'s RCU lookup must be "get unless zero" (kref_get_unless_zero), spec §1.7; the LPI xarray rework of 2024 kept that rule',
     scenario: 'lpi-refcount',
+  },
+  {
+    name: 'resampleLowerPerIrqfd',
+    what: 'with several resampling irqfds on one GSI, the ack handler lowers the line before each resamplefd signal: a device that re-asserted after the first signal is lowered again by the second, and its interrupt is lost',
+    history: 'irqfd_resampler_ack de-asserts once, then notifies every resamplefd ("multiple de-asserts racing with re-asserts", virt/kvm/eventfd.c comment; spec §8.5, §12.21)',
+    scenario: 'irqfd-shared',
   },
 ];
