@@ -17,14 +17,24 @@ import type { EventFd } from './eventfd.js';
 export type WakeupHandler = (cookie: number, efd: EventFd, hup: boolean) => void;
 
 const handlers = new Map<number, WakeupHandler>();
+// A thread almost always serves one VM: remember the last lookup so that a signal on the
+// interrupt path costs a compare, not a Map lookup.
+let lastOwner = 0;
+let lastHandler: WakeupHandler | undefined;
 
 /** Register (or with null, remove) this thread's handler for eventfds bound by `owner`. */
 export function setWakeupHandler(owner: number, fn: WakeupHandler | null): void {
   if (fn) handlers.set(owner, fn);
   else handlers.delete(owner);
+  lastOwner = 0;
+  lastHandler = undefined;
 }
 
 /** @internal called by EventFd after a write, signal or close of a bound eventfd. */
 export function dispatchWakeup(owner: number, cookie: number, efd: EventFd, hup: boolean): void {
-  handlers.get(owner)?.(cookie, efd, hup);
+  if (owner !== lastOwner) {
+    lastOwner = owner;
+    lastHandler = handlers.get(owner);
+  }
+  lastHandler?.(cookie, efd, hup);
 }

@@ -11,6 +11,3 @@ export function makeCookie(kind: number, gen: number, slot: number): number {
   return (kind << 28) | ((gen & GEN_MASK) << 8) | (slot & 0xff);
 }
 
-export function parseCookie(cookie: number): { kind: number; gen: number; slot: number } {
-  return { kind: cookie >>> 28, gen: (cookie >>> 8) & GEN_MASK, slot: cookie & 0xff };
-}

@@ -100,6 +100,18 @@ export function routesOf(h: Host, gsi: number): Route[] {
  * the ITS) refused a delivery, which the irqfd paths count as dropped.
  */
 export function setGsi(h: Host, gsi: number, level: boolean): boolean {
+  // The default table (no KVM_SET_GSI_ROUTING yet) is the common case of every irqfd injection:
+  // answer it without building a route list (no allocation on the interrupt path).
+  if (Atomics.load(h.m, D.nrRoutes) < 0) {
+    if (gsi >= h.m[D.nrSpis]!) return false;
+    try {
+      injectIrq(h, -1, gsi + 32, level);
+      return true;
+    } catch (e) {
+      if (e instanceof KvmError) return false;
+      throw e;
+    }
+  }
   const routes = routesOf(h, gsi);
   let ok = routes.length > 0; // no route: kvm_set_irq returns -1, the event goes nowhere
   for (const r of routes) {
@@ -126,6 +138,7 @@ export function setGsi(h: Host, gsi: number, level: boolean): boolean {
  */
 export function atomicRoute(h: Host, gsi: number): 'irqchip' | { its: number; devid: number; data: number } | null {
   if (!Atomics.load(h.m, D.initialized)) return null;
+  if (Atomics.load(h.m, D.nrRoutes) < 0) return 'irqchip'; // default table: no allocation
   const routes = routesOf(h, gsi);
   // Like the kernel's cached irqfd route: only a GSI with exactly one route; none: setGsi drops
   // the event, which it may as well do right here.

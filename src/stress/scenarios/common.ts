@@ -3,6 +3,9 @@ import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs } from '../scenario.js';
 import type { DriverCtx } from '../driver-ctx.js';
+import { EventFd, type EventFdHandle } from '../../eventfd/eventfd.js';
+import { KVM_IRQFD_FLAG_RESAMPLE } from '../../kvm/uapi.js';
+import type { Vm } from '../../kvm/vm.js';
 
 /**
  * Bring the CPU interface up, count every acknowledgement in guest RAM (SPIs: ACKS and SEEN; SGIs:
@@ -93,4 +96,33 @@ export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () =>
   }
   d.waitFor(() => d.spisQuiet(a.spis), 'every SPI to be delivered');
   d.stopVm();
+}
+
+/** Resampling irqfds handed from setup() (main thread) to the driver thread in `args.extra`. */
+interface ResampleWiring {
+  fds: EventFdHandle[];
+  resamplefds: EventFdHandle[];
+}
+
+/**
+ * setup(): one resampling irqfd per entry of `gsis` (QEMU's wiring for a level line), its eventfds
+ * passed on to the driver through `a.extra`.
+ */
+export function wireResampleIrqfds(vm: Vm, a: ScenarioArgs, gsis: readonly number[]): void {
+  const w: ResampleWiring = { fds: [], resamplefds: [] };
+  for (const gsi of gsis) {
+    const fd = new EventFd();
+    const rfd = new EventFd();
+    vm.irqfd({ fd, gsi, flags: KVM_IRQFD_FLAG_RESAMPLE, resamplefd: rfd });
+    w.fds.push(fd.share());
+    w.resamplefds.push(rfd.share());
+  }
+  a.extra = { ...a.extra, irqfd: w };
+}
+
+/** driver(): the irqfds wireResampleIrqfds made, adopted in this thread. */
+export function resampleIrqfds(a: ScenarioArgs, scenario: string): { fds: EventFd[]; rfds: EventFd[] } {
+  const w = a.extra?.irqfd as ResampleWiring | undefined;
+  if (!w) throw new Error(`${scenario}: setup() did not wire the irqfds`);
+  return { fds: w.fds.map((x) => EventFd.from(x)), rfds: w.resamplefds.map((x) => EventFd.from(x)) };
 }

@@ -6,14 +6,12 @@
  * resamples on different vCPUs race with new assertions. The checker requires exactly one
  * RESAMPLE per deactivation; the accounting requires one acknowledgement per assertion.
  */
-import { EventFd, type EventFdHandle } from '../../eventfd/eventfd.js';
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { KVM_IRQFD_FLAG_RESAMPLE } from '../../kvm/uapi.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
-import { guestPrologue, idleForever, waitReady } from './common.js';
+import { guestPrologue, idleForever, resampleIrqfds, waitReady, wireResampleIrqfds } from './common.js';
 
 export const info: ScenarioInfo = {
   name: 'irqfd-resample',
@@ -35,29 +33,12 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   idleForever(cpu);
 }
 
-interface Wiring {
-  fds: EventFdHandle[];
-  resamplefds: EventFdHandle[];
-}
-
 export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-init'): void {
-  if (phase !== 'after-init') return;
-  const w: Wiring = { fds: [], resamplefds: [] };
-  for (const s of a.spis) {
-    const fd = new EventFd();
-    const rfd = new EventFd();
-    vm.irqfd({ fd, gsi: s - 32, flags: KVM_IRQFD_FLAG_RESAMPLE, resamplefd: rfd });
-    w.fds.push(fd.share());
-    w.resamplefds.push(rfd.share());
-  }
-  a.extra = { ...a.extra, irqfd: w };
+  if (phase === 'after-init') wireResampleIrqfds(vm, a, a.spis.map((s) => s - 32));
 }
 
 export function driver(d: DriverCtx, a: ScenarioArgs): void {
-  const w = a.extra?.irqfd as Wiring | undefined;
-  if (!w) throw new Error('irqfd-resample: setup() did not wire the irqfds');
-  const fds = w.fds.map((h) => EventFd.from(h));
-  const rfds = w.resamplefds.map((h) => EventFd.from(h));
+  const { fds, rfds } = resampleIrqfds(a, 'irqfd-resample');
   if (!waitReady(d) || !d.waitFor(() => Atomics.load(d.ram, CONFIGURED) === 1, 'level configuration')) return d.stopVm();
   const busy = a.spis.map(() => false);
   let raised = 0;

@@ -8,14 +8,12 @@
  * the first resamplefd (bug seed resampleLowerPerIrqfd, race §12.21) loses that re-assertion and
  * the round never completes.
  */
-import { EventFd, type EventFdHandle } from '../../eventfd/eventfd.js';
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { KVM_IRQFD_FLAG_RESAMPLE } from '../../kvm/uapi.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
-import { guestPrologue, idleForever, waitReady } from './common.js';
+import { guestPrologue, idleForever, resampleIrqfds, waitReady, wireResampleIrqfds } from './common.js';
 
 export const info: ScenarioInfo = {
   name: 'irqfd-shared',
@@ -52,29 +50,12 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   idleForever(cpu);
 }
 
-interface Wiring {
-  fds: EventFdHandle[];
-  resamplefds: EventFdHandle[];
-}
-
 export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-init'): void {
-  if (phase !== 'after-init') return;
-  const w: Wiring = { fds: [], resamplefds: [] };
-  for (let d = 0; d < DEVICES; d++) {
-    const fd = new EventFd();
-    const rfd = new EventFd();
-    vm.irqfd({ fd, gsi: a.spis[0]! - 32, flags: KVM_IRQFD_FLAG_RESAMPLE, resamplefd: rfd });
-    w.fds.push(fd.share());
-    w.resamplefds.push(rfd.share());
-  }
-  a.extra = { ...a.extra, irqfd: w };
+  if (phase === 'after-init') wireResampleIrqfds(vm, a, Array.from({ length: DEVICES }, () => a.spis[0]! - 32));
 }
 
 export function driver(d: DriverCtx, a: ScenarioArgs): void {
-  const w = a.extra?.irqfd as Wiring | undefined;
-  if (!w) throw new Error('irqfd-shared: setup() did not wire the irqfds');
-  const fds = w.fds.map((x) => EventFd.from(x));
-  const rfds = w.resamplefds.map((x) => EventFd.from(x));
+  const { fds, rfds } = resampleIrqfds(a, 'irqfd-shared');
   if (!waitReady(d) || !d.waitFor(() => Atomics.load(d.ram, CONFIGURED) === 1, 'level configuration')) return d.stopVm();
   const work = (): number => Atomics.load(d.ram, WORK) + Atomics.load(d.ram, WORK + 1);
   /** VFIO's part: a device whose resamplefd fired re-asserts while it still has work. */
