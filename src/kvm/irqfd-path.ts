@@ -17,8 +17,7 @@ import { IRQFD, IRQFD_ACTIVE, IRQFD_HUP } from '../shm/layouts.js';
 import { irqfdOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
-import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
-import { atomicRoute } from '../vgic/irq-routing.js';
+import { atomicRoute, setGsi } from '../vgic/irq-routing.js';
 import { cacheLookup, cachePut } from '../vgic/its/cache.js';
 import { lpiInject } from '../vgic/lpi.js';
 import type { FdCache } from './fd-channel.js';
@@ -65,18 +64,17 @@ export function irqfdExit(m: Int32Array, e: number): void {
 }
 
 /**
- * Count an injection before it can become visible: the guest may acknowledge the interrupt on
- * another thread before `inject` even returns, and whoever waits for that ack must find it counted
- * ("ack before count" race). A refused injection moves its count to `dropped`.
+ * Injections are counted before they can become visible: the guest may acknowledge the interrupt
+ * on another thread before the injection call even returns, and whoever waits for that ack must
+ * find it counted ("ack before count" race). `refused` then moves a count the vgic turned down to
+ * `dropped`. (Two calls rather than a callback: no closure per interrupt.)
  */
-function countInjection(m: Int32Array, e: number, counter: number, inject: () => boolean): boolean {
+function counted(m: Int32Array, e: number, counter: number): void {
   Atomics.add(m, e + counter, 1);
-  const ok = inject();
-  if (!ok) {
-    Atomics.sub(m, e + counter, 1);
-    Atomics.add(m, e + IRQFD.off.dropped, 1);
-  }
-  return ok;
+}
+function refused(m: Int32Array, e: number, counter: number): void {
+  Atomics.sub(m, e + counter, 1);
+  Atomics.add(m, e + IRQFD.off.dropped, 1);
 }
 
 /** Consume the eventfd (0n if empty or closed) and account for it. */
@@ -114,7 +112,8 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
     if (route === null) return;
     if (route === 'irqchip') {
       if (consume(m, e, efd) === 0n) return;
-      countInjection(m, e, IRQFD.off.fastInjections, () => vgicIrqfdSetIrq(h, gsi, true));
+      counted(m, e, IRQFD.off.fastInjections);
+      if (!setGsi(h, gsi, true)) refused(m, e, IRQFD.off.fastInjections);
       return;
     }
     // An MSI route: only a translation-cache hit may be used here, and it is looked up before
@@ -123,7 +122,8 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
     if (r < 0) return;
     try {
       if (consume(m, e, efd) === 0n) return;
-      countInjection(m, e, IRQFD.off.fastInjections, () => (lpiInject(h, r), true));
+      counted(m, e, IRQFD.off.fastInjections);
+      lpiInject(h, r);
     } finally {
       cachePut(h, r);
     }
@@ -143,8 +143,9 @@ export function irqfdInjectWork(h: Host, slot: number, gen: number, efd: EventFd
   try {
     if (consume(m, e, efd) === 0n) return;
     const gsi = m[e + IRQFD.off.gsi]!;
-    const ok = countInjection(m, e, IRQFD.off.slowInjections, () => vgicIrqfdSetIrq(h, gsi, true));
-    if (ok && !m[e + IRQFD.off.resample]) vgicIrqfdSetIrq(h, gsi, false);
+    counted(m, e, IRQFD.off.slowInjections);
+    if (!setGsi(h, gsi, true)) refused(m, e, IRQFD.off.slowInjections);
+    else if (!m[e + IRQFD.off.resample]) setGsi(h, gsi, false);
   } finally {
     irqfdExit(m, e);
   }
@@ -171,7 +172,7 @@ export function resamplerAck(h: Host, pin: number, fds: FdCache | null): void {
       // Seeded (resampleLowerPerIrqfd): lower before every signal, not once before all of them.
       if (!lowered || h.bugs & BUG.resampleLowerPerIrqfd) {
         lowered = true;
-        vgicIrqfdSetIrq(h, pin, false);
+        setGsi(h, pin, false);
       }
       const rfd = fds?.get(i, gen)?.resamplefd;
       if (!rfd) throw new Error(`irqfd ${i}: resamplefd of generation ${gen} was never delivered to this thread`);

@@ -10,7 +10,7 @@ import { IRQFD, IRQFD_ACTIVE, IRQFD_FREE, IRQFD_HUP, IRQFD_SHUTDOWN, NR_IRQFDS }
 import { irqfdOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
-import { vgicIrqfdSetIrq } from '../vgic/irqfd.js';
+import { setGsi } from '../vgic/irq-routing.js';
 import { kvmErr } from './errno.js';
 import { FdChannel } from './fd-channel.js';
 import { GEN_MASK, makeCookie, WAKE_IRQFD } from './wake-cookie.js';
@@ -153,7 +153,7 @@ export class Irqfds {
       Atomics.sub(m, D.irqfdResamplers, 1);
       // Last resampler on this GSI: lower the line it may have left high (irqfd_resampler_shutdown).
       const others = this.slots.some((o, i) => o && i !== slot && o.resamplefd && o.gsi === s.gsi);
-      if (!others && Atomics.load(m, D.initialized)) vgicIrqfdSetIrq(h, s.gsi, false);
+      if (!others && Atomics.load(m, D.initialized)) setGsi(h, s.gsi, false);
     }
     if (s.consumer) {
       try {

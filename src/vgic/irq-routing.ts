@@ -96,8 +96,10 @@ export function routesOf(h: Host, gsi: number): Route[] {
 }
 
 /**
- * kvm_set_irq through the routing table: every route of the GSI. Returns false if the vgic (or
- * the ITS) refused a delivery, which the irqfd paths count as dropped.
+ * kvm_set_irq / vgic_irqfd_set_irq through the routing table: every route of the GSI. Returns
+ * false if there is no route or the vgic (or the ITS) refused a delivery (no such SPI, an
+ * uninitialised GICv3, an MSI the ITS dropped): the kernel's irqfd paths drop the event then, and
+ * ours count it as dropped so that it is never silent.
  */
 export function setGsi(h: Host, gsi: number, level: boolean): boolean {
   // The default table (no KVM_SET_GSI_ROUTING yet) is the common case of every irqfd injection:
