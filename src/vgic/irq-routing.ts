@@ -74,9 +74,15 @@ export function setGsiRouting(h: Host, entries: readonly RoutingEntry[]): void {
 /** The routes of `gsi` (default table: one irqchip route for an existing SPI). Lock-free. */
 export function routesOf(h: Host, gsi: number): Route[] {
   const m = h.m;
-  for (;;) {
+  for (let spins = 0; ; spins++) {
     const s = Atomics.load(m, D.routeSeq);
-    if (s & 1) continue; // a writer is mid-update: retry (it is short and never blocks)
+    if (s & 1) {
+      // KVM_SET_GSI_ROUTING is rewriting the table ("reader vs rewrite"): retry. The writer's
+      // critical section is short, but its thread may be preempted, so never a pure spin
+      // (PLATFORM.md): after a few tries, sleep a short slice (the writer does not notify).
+      if (spins > 100) Atomics.wait(m, D.routeSeq, s, 0.05);
+      continue;
+    }
     const n = Atomics.load(m, D.nrRoutes);
     const out: Route[] = [];
     if (n < 0) {
