@@ -1,8 +1,10 @@
 /**
- * The irqfd injector worker: the kernel's irqfd inject work item, for one VM. It polls every
- * irqfd's eventfd (Atomics.waitAsync: its event loop is free, unlike a vCPU's) and injects what the
- * writer's fast path could not take: writes from threads that do not map this VM, and counts
- * signalled before the vgic was initialised or before the irqfd existed.
+ * The irqfd injector worker: the kernel's irqfd inject work item, for one VM. It waits on every
+ * irqfd's eventfd work word (Atomics.waitAsync: its event loop is free, unlike a vCPU's) and
+ * injects what the eventfd handed to it: writes from threads that do not map this VM, signals
+ * the fast path declined (-EWOULDBLOCK: an MSI translation-cache miss), and a count found at
+ * assign. It never looks at a count that nobody handed over, so it cannot take one that a
+ * writer's fast path is about to consume ("work item steals the fast path's count").
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { EventFd } from '../src/eventfd/eventfd.js';
@@ -25,7 +27,7 @@ const wd = workerData as InjectorData;
 const g = computeGeometry(wd.cfg);
 const h = makeHost(g, wd.cfg, wd.buffers, injectorSlot(g), 'irqfd-injector', -1, wd.history);
 const m = h.m;
-/** How often a poller re-checks its irqfd while its eventfd stays quiet. */
+/** How often a waiter re-checks its irqfd's state while no work comes (reassigned, released). */
 const POLL_SLICE_MS = 50;
 
 async function poll(msg: FdMessage): Promise<void> {
@@ -40,24 +42,18 @@ async function poll(msg: FdMessage): Promise<void> {
     // only a state seen after ACTIVE means the irqfd is gone.
     if (state === IRQFD_ACTIVE) seenActive = true;
     else if (seenActive) return;
-    let ready: boolean;
     try {
-      ready = await fd.waitReadableAsync(POLL_SLICE_MS);
+      if (!(await fd.waitWorkAsync(POLL_SLICE_MS))) continue;
     } catch {
       // Closed (POLLHUP), possibly by a thread that does not map this VM and so could not run
       // the callback: mark the irqfd so that the VMM thread reaps it (irqfd.ts reapHangups).
       if ((Atomics.load(m, e + IRQFD.off.gen) & GEN_MASK) === msg.gen) Atomics.compareExchange(m, e + IRQFD.off.state, IRQFD_ACTIVE, IRQFD_HUP);
       return;
     }
-    if (ready && seenActive) {
-      // A count seen at a slice timeout may be one a writer added a microsecond ago and is about
-      // to take on its fast path: look again after a turn of the event loop, and leave counts
-      // that are consumed by then to their writer (kept rare, not impossible: a writer
-      // preempted between its add and its callback still loses the count to us, harmlessly).
-      await new Promise((r) => setImmediate(r));
-      if (fd.value !== 0n) irqfdInjectWork(h, msg.slot, msg.gen, fd);
-    }
-    else if (ready) await new Promise((r) => setImmediate(r)); // the VMM is between publish and ACTIVE
+    // One injection per unit handed over (a semaphore eventfd gives one count per unit; a normal
+    // one gives everything to the first). Work taken before ACTIVE finds the irqfd not active and
+    // leaves the count: assign schedules it again once ACTIVE.
+    for (let n = fd.takeWork(); n > 0 && irqfdInjectWork(h, msg.slot, msg.gen, fd); n--);
   }
 }
 

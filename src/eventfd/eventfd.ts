@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { KvmError } from '../kvm/errno.js';
 import {
   EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT,
-  EVENTFD_MAGIC, W_BIND_COOKIE, W_BIND_OWNER, park, parkAsync, wakeAll,
+  EVENTFD_MAGIC, W_BIND_COOKIE, W_BIND_OWNER, W_WORK, park, parkAsync, wakeAll,
 } from './layout.js';
 import { dispatchWakeup } from './wakeup.js';
 
@@ -197,13 +197,51 @@ export class EventFd {
   /**
    * After a successful add (per the wake protocol, layout.ts park()): the bound callback first,
    * as the kernel runs wait-queue callbacks, so that an irqfd's fast path in this thread takes the
-   * count before a parked poller (the injector) wakes up for it. If the callback consumed
-   * everything, no reader could proceed, so the 8-12 µs notify is skipped; a count left over
-   * (or a concurrent add, which wakes on its own) still wakes them.
+   * count in the writer's own thread. A callback that cannot finish here (no handler in this
+   * thread, or it declined) hands the wake-up to the owner's worker through the work word. If the
+   * callback consumed everything, no reader could proceed, so the 8-12 µs notify is skipped; a
+   * count left over (or a concurrent add, which wakes on its own) still wakes them.
    */
   private wakeAfterAdd(): void {
-    const bound = this.wakeCallback(false);
-    if (!bound || Atomics.load(this.u64, U64_COUNT) !== 0n) wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
+    const owner = Atomics.load(this.i32, W_BIND_OWNER);
+    if (owner > 0 && !dispatchWakeup(owner, Atomics.load(this.i32, W_BIND_COOKIE), this, false)) this.scheduleWork();
+    else if (owner <= 0 || Atomics.load(this.u64, U64_COUNT) !== 0n) wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
+  }
+
+  /**
+   * @internal schedule_work for the bound owner: `n` more units of work (signals its callback
+   * could not complete) for the owner's worker, which waits with waitWorkAsync and takes them with
+   * takeWork. Units, not a flag: in semaphore mode each unit is one count to take.
+   */
+  scheduleWork(n = 1): void {
+    Atomics.add(this.i32, W_WORK, n);
+    wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
+  }
+
+  /** @internal Take every scheduled unit of work (0 when none). */
+  takeWork(): number {
+    return Atomics.load(this.i32, W_WORK) === 0 ? 0 : Atomics.exchange(this.i32, W_WORK, 0);
+  }
+
+  /**
+   * @internal Wait until work is scheduled (true) or the timeout passes (false); EBADF once
+   * closed. Keeps the process alive while pending.
+   */
+  async waitWorkAsync(timeoutMs = Infinity): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    let release: (() => void) | undefined;
+    try {
+      for (;;) {
+        this.checkOpen();
+        if (Atomics.load(this.i32, W_WORK) !== 0) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        release ??= holdEventLoop();
+        await parkAsync(this.i32, W_RD_SEQ, W_RD_WAIT, () => this.closed || Atomics.load(this.i32, W_WORK) !== 0, left);
+      }
+    } finally {
+      release?.();
+    }
   }
 
   // ---- read side ----
@@ -311,7 +349,7 @@ export class EventFd {
     // re-check or is counted in the waiter word we read here.
     wakeAll(this.i32, W_RD_SEQ, W_RD_WAIT);
     wakeAll(this.i32, W_WR_SEQ, W_WR_WAIT);
-    this.wakeCallback(true);
+    this.hangupCallback();
   }
 
   // ---- wake-up callback binding (wakeup.ts) ----
@@ -341,15 +379,14 @@ export class EventFd {
   }
 
   /**
-   * Run the bound callback in this thread, after the count (or the closed flag) was published.
-   * The owner re-validates the cookie itself: a binding replaced between our two loads only makes
-   * the new owner look at an eventfd that was indeed just signalled.
+   * Run the bound callback for a close (POLLHUP) in this thread, after the closed flag was
+   * published; hand it to the owner's worker when it cannot run here. The owner re-validates the
+   * cookie itself: a binding replaced between our two loads only makes the new owner look at an
+   * eventfd that was indeed just closed.
    */
-  private wakeCallback(hup: boolean): boolean {
+  private hangupCallback(): void {
     const owner = Atomics.load(this.i32, W_BIND_OWNER);
-    if (owner <= 0) return false;
-    dispatchWakeup(owner, Atomics.load(this.i32, W_BIND_COOKIE), this, hup);
-    return true;
+    if (owner > 0 && !dispatchWakeup(owner, Atomics.load(this.i32, W_BIND_COOKIE), this, true)) this.scheduleWork();
   }
 
   private checkOpen(): void {

@@ -20,8 +20,13 @@
  *                     the owner's id (a VM's token). The kernel's eventfd wait queue entry with a
  *                     callback (irqfd_wakeup, virqfd_wakeup), reduced to one entry per eventfd.
  *   i32[11] bindCookie the owner's cookie for that callback (which irqfd / virqfd it is).
+ *   i32[12] work      signals the bound callback could not finish in the signalling thread (no
+ *                     handler there, or the handler declined: the kernel's -EWOULDBLOCK from
+ *                     kvm_arch_set_irq_inatomic, then schedule_work). The owner's worker (the irqfd
+ *                     injector) waits on this word, never on the count, so it only ever takes
+ *                     counts that were handed to it ("work item steals the fast path's count").
  */
-export const EVENTFD_SAB_BYTES = 48;
+export const EVENTFD_SAB_BYTES = 56;
 
 export const U64_COUNT = 0;
 export const U64_TOKEN = 1;
@@ -34,6 +39,7 @@ export const W_WR_WAIT = 8;
 export const W_MAGIC = 9;
 export const W_BIND_OWNER = 10;
 export const W_BIND_COOKIE = 11;
+export const W_WORK = 12;
 
 /** 'EFD1' */
 export const EVENTFD_MAGIC = 0x45464431;

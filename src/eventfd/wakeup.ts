@@ -13,8 +13,12 @@
  */
 import type { EventFd } from './eventfd.js';
 
-/** `hup`: the eventfd was closed (POLLHUP), not written. */
-export type WakeupHandler = (cookie: number, efd: EventFd, hup: boolean) => void;
+/**
+ * `hup`: the eventfd was closed (POLLHUP), not written. Returns true when the wake-up is done in
+ * this thread (including "nothing to do"), false when it must go to the owner's worker (the
+ * kernel's irqfd_wakeup scheduling its inject work).
+ */
+export type WakeupHandler = (cookie: number, efd: EventFd, hup: boolean) => boolean;
 
 const handlers = new Map<number, WakeupHandler>();
 // A thread almost always serves one VM: remember the last lookup so that a signal on the
@@ -30,11 +34,14 @@ export function setWakeupHandler(owner: number, fn: WakeupHandler | null): void 
   lastHandler = undefined;
 }
 
-/** @internal called by EventFd after a write, signal or close of a bound eventfd. */
-export function dispatchWakeup(owner: number, cookie: number, efd: EventFd, hup: boolean): void {
+/**
+ * @internal called by EventFd after a write, signal or close of a bound eventfd. False when this
+ * thread has no handler for `owner` or its handler declined: the caller hands the work on.
+ */
+export function dispatchWakeup(owner: number, cookie: number, efd: EventFd, hup: boolean): boolean {
   if (owner !== lastOwner) {
     lastOwner = owner;
     lastHandler = handlers.get(owner);
   }
-  lastHandler?.(cookie, efd, hup);
+  return lastHandler !== undefined && lastHandler(cookie, efd, hup);
 }

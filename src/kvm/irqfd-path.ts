@@ -39,11 +39,11 @@ export function installVmWakeups(h: Host, fds: FdCache | null, onIrqfdHangup?: (
     const slot = cookie & 0xff;
     const gen = (cookie >>> 8) & GEN_MASK;
     if (kind === WAKE_IRQFD) {
-      if (hup && onIrqfdHangup) {
-        efd.unbindWakeup(token);
-        onIrqfdHangup(slot, gen);
-      } else irqfdWakeup(h, slot, gen, efd, hup);
+      if (!hup || !onIrqfdHangup) return irqfdWakeup(h, slot, gen, efd, hup);
+      efd.unbindWakeup(token);
+      onIrqfdHangup(slot, gen);
     } else if (kind === WAKE_VIRQFD) virqfdWakeup(h, slot, gen, efd, hup);
+    return true;
   });
   if (h.selfVcpu >= 0) h.onAckedSpi = (pin) => resamplerAck(h, pin, fds);
 }
@@ -92,10 +92,10 @@ function consume(m: Int32Array, e: number, efd: EventFd): bigint {
 /**
  * irqfd_wakeup + kvm_arch_set_irq_inatomic: in the writer's thread, raise the GSI (level 1 only)
  * if the vgic is initialised and the route allows it (irqchip; MSI with a cached translation).
- * Otherwise -EWOULDBLOCK: leave the count for the injector's work item (which may lazily
- * initialise a GICv2, or translate under its_lock).
+ * Otherwise -EWOULDBLOCK: return false and leave the count; the eventfd then schedules the
+ * injector's work item (which translates under its_lock). True: done in this thread.
  */
-function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: boolean): void {
+function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: boolean): boolean {
   const m = h.m;
   const e = irqfdOff(h.g, slot);
   if (hup) {
@@ -103,27 +103,31 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
     if (Atomics.compareExchange(m, e + IRQFD.off.state, IRQFD_ACTIVE, IRQFD_HUP) === IRQFD_ACTIVE) {
       efd.unbindWakeup(m[D.vmToken]!);
     }
-    return;
+    return true;
   }
-  if (!irqfdEnter(m, e, gen)) return;
+  // Not active (being assigned: assign schedules the work for a count it finds once ACTIVE; or
+  // being shut down: dropped) or another generation: nothing to do here.
+  if (!irqfdEnter(m, e, gen)) return true;
   try {
     const gsi = m[e + IRQFD.off.gsi]!;
     const route = atomicRoute(h, gsi);
-    if (route === null) return;
+    if (route === null) return false;
     if (route === 'irqchip') {
-      if (consume(m, e, efd) === 0n) return;
+      if (consume(m, e, efd) === 0n) return true;
       counted(m, e, IRQFD.off.fastInjections);
       if (!setGsi(h, gsi, true)) refused(m, e, IRQFD.off.fastInjections);
-      return;
+      return true;
     }
     // An MSI route: only a translation-cache hit may be used here, and it is looked up before
     // the count is consumed, so that a miss leaves the count to the work item.
     const r = cacheLookup(h, route.its, route.devid, route.data);
-    if (r < 0) return;
+    if (r < 0) return false;
     try {
-      if (consume(m, e, efd) === 0n) return;
-      counted(m, e, IRQFD.off.fastInjections);
-      lpiInject(h, r);
+      if (consume(m, e, efd) !== 0n) {
+        counted(m, e, IRQFD.off.fastInjections);
+        lpiInject(h, r);
+      }
+      return true;
     } finally {
       cachePut(h, r);
     }
@@ -134,18 +138,20 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
 
 /**
  * irqfd_inject (the work item), on the injector worker: a plain irqfd pulses the GSI (1 then 0);
- * a resampling one only raises it, the resampler lowers it at the guest's EOI.
+ * a resampling one only raises it, the resampler lowers it at the guest's EOI. False when there
+ * was nothing to consume (or the irqfd is not active).
  */
-export function irqfdInjectWork(h: Host, slot: number, gen: number, efd: EventFd): void {
+export function irqfdInjectWork(h: Host, slot: number, gen: number, efd: EventFd): boolean {
   const m = h.m;
   const e = irqfdOff(h.g, slot);
-  if (!irqfdEnter(m, e, gen)) return;
+  if (!irqfdEnter(m, e, gen)) return false;
   try {
-    if (consume(m, e, efd) === 0n) return;
+    if (consume(m, e, efd) === 0n) return false;
     const gsi = m[e + IRQFD.off.gsi]!;
     counted(m, e, IRQFD.off.slowInjections);
     if (!setGsi(h, gsi, true)) refused(m, e, IRQFD.off.slowInjections);
     else if (!m[e + IRQFD.off.resample]) setGsi(h, gsi, false);
+    return true;
   } finally {
     irqfdExit(m, e);
   }

@@ -5,7 +5,7 @@
  * irqfds.
  */
 import type { MessagePort, Worker } from 'node:worker_threads';
-import { EventFd } from '../eventfd/eventfd.js';
+import { EFD_SEMAPHORE, EventFd } from '../eventfd/eventfd.js';
 import { IRQFD, IRQFD_ACTIVE, IRQFD_FREE, IRQFD_HUP, IRQFD_SHUTDOWN, NR_IRQFDS } from '../shm/layouts.js';
 import { irqfdOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
@@ -100,8 +100,6 @@ export class Irqfds {
     // The generation before the message: a running injector that sees the message must find the
     // new generation, or its poller takes the slot for reassigned and quits ("lost work item").
     Atomics.store(m, e + IRQFD.off.gen, gen);
-    // The work item: the injector polls every irqfd's eventfd, which also injects a count that
-    // was already there before the assign (the kernel schedules the inject work at once then).
     this.startInjector();
     // Threads must be able to find the eventfds before they can see the irqfd (fd-channel.ts).
     this.fds.publish({ slot, gen, fd: fd.share(), resamplefd: rfd ? rfd.share() : null });
@@ -109,6 +107,12 @@ export class Irqfds {
     if (slot >= Atomics.load(m, D.irqfdHiwater)) Atomics.store(m, D.irqfdHiwater, slot + 1);
     // Publication: from here the fast path, the injector and the resampler act on it.
     Atomics.store(m, e + IRQFD.off.state, IRQFD_ACTIVE);
+    // A count already there (signalled before the assign, or while it was under way: the fast
+    // path leaves counts to a not-yet-active irqfd) goes to the work item, as kvm_irqfd_assign
+    // schedules the inject work when the eventfd is already readable. The load comes after the
+    // ACTIVE store, so a signal either sees ACTIVE or its count is seen here (SC Dekker pair).
+    const pending = fd.value;
+    if (pending !== 0n) fd.scheduleWork(fd.flags & EFD_SEMAPHORE ? Number(pending > 0x3fffffffn ? 0x3fffffffn : pending) : 1);
     const s: Slot = { gen, fd, resamplefd: rfd, gsi: a.gsi, consumer: null };
     this.slots[slot] = s;
     // irq bypass: a failure to connect is not an irqfd failure (spec §8.3: only logged).
