@@ -4,6 +4,7 @@
  * Attribute groups: ADDR (KVM_VGIC_ITS_ADDR_TYPE), CTRL (INIT, RESET, SAVE_TABLES,
  * RESTORE_TABLES) and ITS_REGS (the GITS_* registers as userspace saves and restores them).
  */
+import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from './errno.js';
 import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
@@ -66,6 +67,7 @@ export class ItsDevice implements KvmDevice {
   }
 
   setAttr(group: number, attr: bigint | number, value: bigint | number = 0n): void {
+    checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
     const val = BigInt.asUintN(64, BigInt(value));
     switch (group) {
@@ -82,6 +84,7 @@ export class ItsDevice implements KvmDevice {
   }
 
   getAttr(group: number, attr: bigint | number): bigint {
+    checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
@@ -98,6 +101,7 @@ export class ItsDevice implements KvmDevice {
   }
 
   hasAttr(group: number, attr: bigint | number): void {
+    checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:

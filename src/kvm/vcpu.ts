@@ -10,7 +10,7 @@ import type { VcpuWorkerApi } from '../../workers/vcpu.js';
 import { EXIT_REASONS, type ExitReason, VCPU, VCPU_COUNTERS, type VcpuCounter } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
-import { resolveGuestUrl, type GuestRef } from './guest-ref.js';
+import { resolveGuestUrl, resolveModuleUrl, type GuestRef } from './guest-ref.js';
 import { reviveRunError, type VcpuRunOutcome } from './run-outcome.js';
 import { distPath } from './worker-path.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
@@ -18,8 +18,7 @@ import { KVM_EXIT_INTR, VGIC_EMU_REQ_SIGNAL } from './uapi.js';
 import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
 import { waitAsync } from '../eventfd/layout.js';
 import { kvmErr } from './errno.js';
-import { pathToFileURL } from 'node:url';
-import { isAbsolute, resolve } from 'node:path';
+import { checkVmUsable } from './vm-closed.js';
 
 export interface VcpuOptions {
   /** Built-in guest name, module path, or { source } (see guestFromFunction). */
@@ -50,6 +49,8 @@ export class Vcpu {
   readonly gone: Promise<void>;
   private crashed: Error | null = null;
   private running: Promise<VcpuRunResult> | null = null;
+  private readonly guestUrl: string;
+  private readonly mmioUrl: string | undefined;
 
   private readonly onFault: () => void;
 
@@ -59,6 +60,8 @@ export class Vcpu {
     this.onFault = onFault;
     this.id = id;
     this.opts = opts;
+    this.guestUrl = resolveGuestUrl(opts.guest ?? 'idle');
+    this.mmioUrl = opts.mmioHandler === undefined ? undefined : resolveModuleUrl(opts.mmioHandler, 'mmioHandler');
     this.worker = new Worker(distPath('workers/vcpu.js'), { workerData, transferList });
     // Listeners first: an event emitted before a listener exists is lost (PLATFORM.md).
     this.gone = new Promise((res) => {
@@ -68,17 +71,24 @@ export class Vcpu {
       this.worker.once('exit', () => res());
     });
     this.api = Comlink.wrap<VcpuWorkerApi>(nodeEndpoint(this.worker));
+    // An idle vCPU thread must not keep the process alive (a VM that is never destroyed, or whose
+    // guests have all returned): only a KVM_RUN in flight holds a reference (run() below). After
+    // the wrap: attaching a 'message' listener refs the worker's port again.
+    this.worker.unref();
   }
 
   /** KVM_RUN until the guest returns. Rejects with KvmError, LockOrderError or GuestFault. */
   run(): Promise<VcpuRunResult> {
     if (this.running) return this.running;
-    const guestRef = this.opts.guest ?? 'idle';
+    try {
+      checkVmUsable(this.h, 'KVM_RUN');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const url = this.guestUrl;
+    const mmio = this.mmioUrl;
+    this.worker.ref();
     const p = (async (): Promise<VcpuRunResult> => {
-      const url = resolveGuestUrl(guestRef);
-      const mmio = this.opts.mmioHandler
-        ? this.opts.mmioHandler.startsWith('file:') ? this.opts.mmioHandler : pathToFileURL(isAbsolute(this.opts.mmioHandler) ? this.opts.mmioHandler : resolve(this.opts.mmioHandler)).href
-        : undefined;
       // Comlink calls do not reject if the worker dies: race the call against the worker's exit.
       const died = this.gone.then((): VcpuRunOutcome => ({
         ok: false,
@@ -95,6 +105,7 @@ export class Vcpu {
     })();
     this.running = p.finally(() => {
       this.running = null;
+      this.worker.unref();
     });
     return this.running;
   }
@@ -113,6 +124,7 @@ export class Vcpu {
    * left pending). ETIMEDOUT if it does not come out within `timeoutMs`.
    */
   async interrupt(timeoutMs = 5000): Promise<{ exitReason: typeof KVM_EXIT_INTR; errno: 'EINTR' } | { exitReason: null }> {
+    checkVmUsable(this.h, 'vcpu.interrupt');
     const m = this.h.m;
     const sig = vcpuOff(this.h.g, this.id) + VCPU.off.signal;
     if (Atomics.load(m, sig) === SIG_OUT) return { exitReason: KVM_EXIT_INTR, errno: 'EINTR' };

@@ -3,6 +3,7 @@
  * groups ADDR, NR_IRQS, CTRL, plus the register groups (vgic-regs-attr.ts). Attribute numbers and
  * values are `bigint` where the kernel's are u64.
  */
+import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from './errno.js';
 import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS,
@@ -85,7 +86,7 @@ export class VgicDevice implements KvmDevice {
   }
 
   private checkAlive(): void {
-    if (Atomics.load(this.h.m, dw(this.h, 'dead'))) kvmErr('EIO', 'VM is dead');
+    checkVmUsable(this.h, 'vgic device');
   }
 
   setAttr(group: number, attr: bigint | number, value: bigint | number = 0n): void {
@@ -137,6 +138,7 @@ export class VgicDevice implements KvmDevice {
   }
 
   hasAttr(group: number, attr: bigint | number): void {
+    this.checkAlive();
     const a = BigInt(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR: {

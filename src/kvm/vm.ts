@@ -28,37 +28,15 @@ import { distPath } from './worker-path.js';
 import { vgicDestroy } from '../vgic/init.js';
 import type { IrqBypassConsumer } from './irq-bypass.js';
 import { forwardingConsumer } from './vfio/bypass-consumer.js';
+import { checkVmUsable, markVmClosed } from './vm-closed.js';
+import { checkVcpuOptions } from './guest-ref.js';
+import { describe, resolveVmOptions, type ResolvedVmOptions, type VmOptions } from './vm-options.js';
 import { KvmVfioDevice } from './vfio/kvm-vfio-device.js';
 import { ItsDevice, itsCreate } from './its-device.js';
 import { setGsiRouting, type RoutingEntry } from '../vgic/irq-routing.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 
-export interface VmOptions {
-  /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
-  maxVcpus?: number;
-  /** List registers per vCPU, 1-16. Default 4 (a common GICv3 implementation). */
-  nrLr?: number;
-  /** Guest RAM bytes, shared by all vCPUs. Default 1 MiB. */
-  ramBytes?: number;
-  /** Guest physical address size in bits (KVM_VM_TYPE_ARM_IPA_SIZE). Default 40, KVM's default. */
-  ipaBits?: number;
-  /** 'fine' (2016+ kernel) or 'global' (2014 kernel's single distributor lock). Default 'fine'. */
-  locking?: LockingMode;
-  /** Lock-order checking (lockdep). Default: on when VGIC_EMU_LOCKDEP=1 (tests), else off. */
-  lockdep?: boolean;
-  /** Lock statistics: 'off', 'counts' (default), or 'timed' (adds wait/hold time). */
-  lockStats?: LockStatsMode;
-  /** Bug seeds to switch on (see BUG in vgic/bugs.ts). */
-  bugs?: readonly string[];
-  /** Stress runs: history recording and chaos/controlled scheduling for every thread. */
-  stress?: StressThreadConfig;
-  /**
-   * irq bypass forwarding: when an irqfd shares its eventfd with a VFIO device's trigger, forward
-   * the device's line to the irqfd's SPI automatically (the 2015 proposal). Default false, as in
-   * the kernel, whose arm64 code never forwards SPIs.
-   */
-  irqBypass?: boolean;
-}
+export type { VmOptions } from './vm-options.js';
 
 export interface LockClassStats {
   name: string;
@@ -79,14 +57,14 @@ export interface KvmMsi {
 }
 
 /** KVM_CREATE_VM. */
-export function createVm(options: VmOptions = {}): Vm {
+export function createVm(options?: VmOptions): Vm {
   return new Vm(options);
 }
 
 const TEARDOWN_GRACE_MS = 3000;
 
 export class Vm {
-  readonly options: Readonly<Required<Omit<VmOptions, 'bugs' | 'stress'>>> & { bugs: readonly string[] };
+  readonly options: Readonly<ResolvedVmOptions>;
   private kvmVfio: KvmVfioDevice | null = null;
   private readonly stress: StressThreadConfig | null;
   /** @internal the main thread's view of the shared state */
@@ -96,32 +74,20 @@ export class Vm {
   private readonly cfg: SharedVmConfig;
   private readonly vcpuList: Vcpu[] = [];
   private vgic: VgicDevice | null = null;
-  private destroyed = false;
+  private teardown: Promise<void> | null = null;
   private readonly irqfdTable: Irqfds;
   /** What destroy() tore down, in order (spec §11: irqfds before the vgic). */
   readonly teardownLog: string[] = [];
   private readonly teardownHooks: { name: string; fn: () => Promise<void> }[] = [];
 
-  constructor(o: VmOptions) {
-    const nrLr = o.nrLr ?? 4;
-    if (!Number.isInteger(nrLr) || nrLr < 1 || nrLr > MAX_LRS) throw new KvmError('EINVAL', `nrLr must be 1..${MAX_LRS}`);
-    const maxVcpus = o.maxVcpus ?? 8;
-    if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > 64) throw new KvmError('EINVAL', 'maxVcpus must be 1..64');
-    const ipaBits = o.ipaBits ?? KVM_PHYS_SHIFT_DEFAULT;
-    if (!Number.isInteger(ipaBits) || ipaBits < 32 || ipaBits > 52) throw new KvmError('EINVAL', 'ipaBits must be 32..52');
-    const ramBytes = o.ramBytes ?? 1 << 20;
-    if (!Number.isInteger(ramBytes) || ramBytes < 4096 || ramBytes % 4096) throw new KvmError('EINVAL', 'ramBytes must be a positive multiple of 4096');
-    const locking = o.locking ?? 'fine';
-    if (locking !== 'fine' && locking !== 'global') throw new KvmError('EINVAL', "locking must be 'fine' or 'global'");
-    const lockdep = o.lockdep ?? process.env.VGIC_EMU_LOCKDEP === '1';
-    const lockStats = o.lockStats ?? 'counts';
-    const bugs = o.bugs ?? [];
-    const irqBypass = o.irqBypass ?? false;
-    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs, irqBypass };
+  constructor(o?: VmOptions) {
+    const { stress, ...opts } = resolveVmOptions(o);
+    const { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs } = opts;
+    this.options = opts;
     this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
     this.geometry = computeGeometry(this.cfg);
     this.buffers = allocateBuffers(this.geometry);
-    this.stress = o.stress ?? null;
+    this.stress = stress;
     this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1, this.stress?.history ?? null);
     const m = this.host.m;
     m.fill(0);
@@ -142,7 +108,7 @@ export class Vm {
       bypassConsumer: (token, gsi) => this.bypassConsumer?.(token, gsi) ?? null,
     });
     installVmWakeups(this.host, null, (slot, gen) => this.irqfdTable.hangup(slot, gen));
-    if (irqBypass) this.bypassConsumer = (token, gsi) => forwardingConsumer(this.host, token, gsi);
+    if (opts.irqBypass) this.bypassConsumer = (token, gsi) => forwardingConsumer(this.host, token, gsi);
   }
 
   /** The irq-bypass consumer made for each new irqfd (vfio/bypass-consumer.ts), when enabled. */
@@ -161,7 +127,7 @@ export class Vm {
    * it and wait until nothing can inject for it any more.
    */
   irqfd(a: KvmIrqfd): void {
-    this.checkAlive();
+    this.checkAlive('KVM_IRQFD');
     this.irqfdTable.ioctl(a);
   }
 
@@ -173,7 +139,7 @@ export class Vm {
    * LPIs) are disabled.
    */
   signalMsi(msi: KvmMsi): number {
-    this.checkAlive();
+    this.checkAlive('KVM_SIGNAL_MSI');
     const h = this.host;
     const flags = msi.flags ?? 0;
     if (!h.m[dw(h, 'inKernel')]) kvmErr('EINVAL', 'KVM_SIGNAL_MSI: no in-kernel irqchip');
@@ -189,7 +155,7 @@ export class Vm {
 
   /** KVM_SET_GSI_ROUTING: replace the routing table (irqchip and MSI entries). */
   setGsiRouting(entries: readonly RoutingEntry[]): void {
-    this.checkAlive();
+    this.checkAlive('KVM_SET_GSI_ROUTING');
     setGsiRouting(this.host, entries);
   }
 
@@ -217,23 +183,31 @@ export class Vm {
     return this.vcpuList;
   }
 
-  private checkAlive(): void {
-    if (this.destroyed) kvmErr('EIO', 'VM destroyed');
-    if (Atomics.load(this.host.m, dw(this.host, 'dead'))) kvmErr('EIO', 'VM is dead');
+  private checkAlive(call = 'vm'): void {
+    checkVmUsable(this.host, call);
   }
 
-  /** KVM_CREATE_DEVICE. `test` probes only whether the type exists (KVM_CREATE_DEVICE_TEST). */
-  createDevice(type: number, opts: { test?: boolean } = {}): KvmDevice {
-    this.checkAlive();
+  /**
+   * KVM_CREATE_DEVICE. With `{ test: true }` (KVM_CREATE_DEVICE_TEST) it only asks whether the
+   * type is supported: it creates nothing and returns no handle (undefined), or fails with
+   * ENODEV, as the kernel returns before calling the device's create.
+   */
+  createDevice(type: number, opts: { test: true }): undefined;
+  createDevice(type: number, opts?: { test?: false }): KvmDevice;
+  createDevice(type: number, opts: { test?: boolean } = {}): KvmDevice | undefined {
+    this.checkAlive('KVM_CREATE_DEVICE');
+    if (opts === null || typeof opts !== 'object') kvmErr('EINVAL', 'KVM_CREATE_DEVICE: opts must be an object ({ test?: boolean })');
+    if (opts.test !== undefined && typeof opts.test !== 'boolean') kvmErr('EINVAL', 'KVM_CREATE_DEVICE: opts.test must be a boolean');
+    const known = type === KVM_DEV_TYPE_VFIO || type === KVM_DEV_TYPE_ARM_VGIC_ITS || type === KVM_DEV_TYPE_ARM_VGIC_V2 || type === KVM_DEV_TYPE_ARM_VGIC_V3;
+    if (!known) kvmErr('ENODEV', `KVM_CREATE_DEVICE: device type ${String(type)} is not supported`);
+    if (opts.test) return undefined;
     if (type === KVM_DEV_TYPE_VFIO) {
-      if (opts.test) return new KvmVfioDevice(this.host);
       // kvm_vfio_create: one KVM VFIO device per VM.
       if (this.kvmVfio) kvmErr('EBUSY', 'this VM already has a KVM VFIO device');
       this.kvmVfio = new KvmVfioDevice(this.host);
       return this.kvmVfio;
     }
     if (type === KVM_DEV_TYPE_ARM_VGIC_ITS) {
-      if (opts.test) return new ItsDevice(this.host, -1, this.options.ipaBits);
       lockKvm(this.host);
       try {
         const i = withConfigLock(this.host, () => itsCreate(this.host));
@@ -242,8 +216,6 @@ export class Vm {
         unlockKvm(this.host);
       }
     }
-    if (type !== KVM_DEV_TYPE_ARM_VGIC_V2 && type !== KVM_DEV_TYPE_ARM_VGIC_V3) kvmErr('ENODEV', `device type ${type} is not supported`);
-    if (opts.test) return new VgicDevice(this.host, type, this.options.ipaBits);
     lockKvm(this.host);
     try {
       vgicCreate(this.host, type);
@@ -259,7 +231,8 @@ export class Vm {
    * by id). Spec §7.3: EBUSY once the vgic is initialised; EINVAL beyond the vgic's vCPU limit.
    */
   createVcpu(id: number, opts: VcpuOptions = {}): Vcpu {
-    this.checkAlive();
+    this.checkAlive('KVM_CREATE_VCPU');
+    checkVcpuOptions(opts);
     const h = this.host;
     const m = h.m;
     lockKvm(h);
@@ -315,7 +288,11 @@ export class Vm {
    * vcpu_index[23:16] | number[15:0] (see kvmIrqLineField).
    */
   irqLine(irq: number, level: boolean | number): void {
-    this.checkAlive();
+    this.checkAlive('KVM_IRQ_LINE');
+    // struct kvm_irq_level: a u32 field and a line level. Only 0 and 1 (or false/true) are levels:
+    // NaN, strings, objects or -7 are caller bugs, not "high" by truthiness.
+    if (typeof irq !== 'number' || !Number.isInteger(irq) || irq < 0 || irq > 0xffff_ffff) kvmErr('EINVAL', `KVM_IRQ_LINE: irq must be a u32 (see kvmIrqLineField), got ${describe(irq)}`);
+    if (level !== 0 && level !== 1 && level !== true && level !== false) kvmErr('EINVAL', `KVM_IRQ_LINE: level must be 0 or 1, got ${describe(level)}`);
     kvmIrqLine(this.host, irq, level);
   }
 
@@ -324,7 +301,7 @@ export class Vm {
    * error is thrown (GuestFault, KvmError or LockOrderError, each with the vCPU id).
    */
   async run(): Promise<VcpuRunResult[]> {
-    this.checkAlive();
+    this.checkAlive('KVM_RUN');
     const order: unknown[] = [];
     const runs = this.vcpuList.map((v) =>
       v.run().catch((e: unknown) => {
@@ -360,9 +337,20 @@ export class Vm {
    * Tear the VM down: stop every vCPU, wait for their runs (bounded), then end every worker
    * thread. No thread outlives its VM. Idempotent.
    */
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
+  destroy(): Promise<void> {
+    // Every call returns the same teardown: a second caller must not resolve while the first is
+    // still tearing down (and must see its failure, if any).
+    this.teardown ??= this.tearDown();
+    return this.teardown;
+  }
+
+  /** `await using vm = createVm()`: destroyed when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.destroy();
+  }
+
+  private async tearDown(): Promise<void> {
+    markVmClosed(this.host);
     // A main-thread call that failed inside a critical section (a LockOrderError) may have left
     // locks held: teardown takes config_lock and must not trip over them.
     releaseAll(this.host.t);

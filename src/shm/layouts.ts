@@ -188,6 +188,7 @@ export const PHYS_IRQ = defineLayout('phys_irq', [
   { name: 'used', doc: 'owner generation (> 0) while a device owns this line, 0 when free' },
   { name: 'bell', doc: "line index whose doorbell the owning device sleeps on (its first line)" },
   { name: 'ctlAck', doc: 'first line only: control messages the device thread has applied' },
+  { name: 'devState', doc: 'first line only: 0 starting, 1 the device thread runs, 2 it has exited (DEV_*)' },
   { name: 'level', doc: '1 = level-triggered line, 0 = edge' },
   { name: 'vintid', doc: 'while forwarded: the guest INTID it is mapped to' },
   { name: 'raised', doc: 'device events generated' },
@@ -197,6 +198,9 @@ export const PHYS_IRQ = defineLayout('phys_irq', [
   { name: 'unmasks', doc: 'VFIO unmasks (action or unmask eventfd)' },
 ]);
 export const NR_PHYS_IRQS = 32;
+/** PHYS_IRQ.devState: the device thread runs / has exited (written from its exit handler). */
+export const DEV_RUNNING = 1;
+export const DEV_EXITED = 2;
 /** Physical INTID of line i: host SPIs from here (what a HW LR's pINTID carries). */
 export const PHYS_INTID_BASE = 64;
 /** The device asserts its line. */

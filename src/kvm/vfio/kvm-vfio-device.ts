@@ -3,6 +3,7 @@
  * which VFIO files the VM uses, and the DEVICE group of the 2015 forwarding proposal with
  * FORWARD_IRQ / UNFORWARD_IRQ, whose argument is struct kvm_arch_forwarded_irq.
  */
+import { checkVmUsable } from '../vm-closed.js';
 import { kvmErr } from '../errno.js';
 import {
   KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ, KVM_DEV_VFIO_FILE,
@@ -29,6 +30,7 @@ export class KvmVfioDevice implements KvmDevice {
   constructor(private readonly h: Host) {}
 
   setAttr(group: number, attr: bigint | number, value?: unknown): void {
+    checkVmUsable(this.h, 'KVM VFIO device');
     const a = Number(attr);
     if (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL)) {
       if (!(value instanceof VfioPlatformDevice) || value.isClosed) kvmErr('EBADF', 'KVM_DEV_VFIO_FILE: not an open VFIO device');
@@ -49,10 +51,12 @@ export class KvmVfioDevice implements KvmDevice {
   }
 
   getAttr(group: number, attr: bigint | number): bigint {
+    checkVmUsable(this.h, 'KVM VFIO device');
     kvmErr('ENXIO', `KVM VFIO device: attribute ${group}/${Number(attr)} cannot be read`);
   }
 
   hasAttr(group: number, attr: bigint | number): void {
+    checkVmUsable(this.h, 'KVM VFIO device');
     const a = Number(attr);
     const ok = (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL))
       || (group === KVM_DEV_VFIO_DEVICE && (a === KVM_DEV_VFIO_DEVICE_FORWARD_IRQ || a === KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ));
