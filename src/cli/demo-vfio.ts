@@ -9,6 +9,8 @@
  * resamples stop and HW deactivations take over. `--early-irqfd` first tries step 4 before step
  * 3 and shows the kernel's EAGAIN.
  */
+import type { LockClassStats } from '../kvm/vm.js';
+import { usedLockStats } from './demo.js';
 import { EventFd } from '../eventfd/eventfd.js';
 import { ECHO } from '../guest/builtins/irq-echo.js';
 import { KvmError } from '../kvm/errno.js';
@@ -49,6 +51,9 @@ export interface VfioDemoSummary {
   lines: VfioLineSummary[];
   forwarded: number;
   teardown: string[];
+  /** The lock design (the demo uses 'fine') and the lock statistics per class (integer ns). */
+  locking: 'fine' | 'global';
+  lockStats: LockClassStats[];
   ok: boolean;
 }
 
@@ -187,7 +192,7 @@ export async function runVfioDemo(o: VfioDemoOptions): Promise<VfioDemoSummary> 
     say(`   order: ${vm.teardownLog.join(' -> ')}`);
     // Every raised event reached the guest once and was completed once, by exactly one path.
     const ok = lines.every((l) => l.raised === l.acknowledged && l.resampled + l.hwCompleted === l.raised);
-    return { earlyIrqfd, lines, forwarded, teardown: [...vm.teardownLog], ok };
+    return { earlyIrqfd, lines, forwarded, teardown: [...vm.teardownLog], locking: vm.options.locking, lockStats: usedLockStats(vm), ok };
   } finally {
     await vm.destroy();
   }

@@ -8,13 +8,21 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { distPath } from './worker-path.js';
 import { BUILTIN_GUESTS } from '../guest/builtins/index.js';
+import type { GuestCpu } from '../guest/guest-cpu.js';
 import { kvmErr } from './errno.js';
 import { describe } from './vm-options.js';
 
 export type GuestRef = string | { readonly source: string };
 
-/** Wrap a self-contained function `(cpu, args) => result` as an inline guest module. */
-export function guestFromFunction(fn: (cpu: never, args: never) => unknown): { source: string } {
+/**
+ * Wrap a self-contained function `(cpu, args) => result` as an inline guest module. `cpu` is the
+ * vCPU's GuestCpu and `args` the vCPU's `args` option (structured-cloned), typed `A`: give it
+ * (`guestFromFunction<{ spi: number }>(…)` or annotate the parameter) to have it checked; an
+ * unannotated arrow compiles with `args: any`, as the value comes from another thread.
+ * The function's text is what runs: it can capture nothing from the caller's scope.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function guestFromFunction<A = any>(fn: (cpu: GuestCpu, args: A) => unknown): { source: string } {
   return { source: `export default ${fn.toString()};\n//# sourceURL=inline-guest.js\n` };
 }
 

@@ -50,6 +50,8 @@ export class Vcpu {
   private crashed: Error | null = null;
   private running: Promise<VcpuRunResult> | null = null;
   private readonly guestUrl: string;
+  /** @internal The error its last KVM_RUN failed with (Vm.waitForRam stops at it). */
+  failedWith: Error | null = null;
   private readonly mmioUrl: string | undefined;
 
   private readonly onFault: () => void;
@@ -99,7 +101,8 @@ export class Vcpu {
         // A guest that throws (or a host error on this vCPU) stops the whole VM: no thread may
         // keep spinning against a vCPU that is gone.
         this.onFault();
-        throw reviveRunError(out.error);
+        this.failedWith = reviveRunError(out.error);
+        throw this.failedWith;
       }
       return { vcpu: this.id, reason: out.reason, result: out.result };
     })();
@@ -173,6 +176,11 @@ export class Vcpu {
   /** True while interrupt() has this vCPU out of KVM_RUN, waiting for resume(). */
   get interrupted(): boolean {
     return Atomics.load(this.h.m, vcpuOff(this.h.g, this.id) + VCPU.off.signal) === SIG_OUT;
+  }
+
+  /** True while a KVM_RUN (run()) is in flight. */
+  get isRunning(): boolean {
+    return this.running !== null;
   }
 
   /** Resolves once no run is in flight (never starts one). */

@@ -179,6 +179,37 @@ export class Vm {
     return new Int32Array(this.buffers.ram);
   }
 
+  /**
+   * Wait until guest RAM word `index` (32-bit words, as `vm.ram`) meets `cond`: equal to a number,
+   * or a predicate of the word. Guests publish their progress in RAM (the built-in guests' READY
+   * word), and an injection made before a guest enabled its interrupts is not delivered, so a VMM
+   * waits for READY before it injects. Bounded: ETIMEDOUT naming `what` after `timeoutMs`
+   * (default 10 s). It fails at once with a vCPU's error when a KVM_RUN fails meanwhile, and with
+   * EINVAL when no vCPU is running (then the word can never change). Resolves the word.
+   */
+  async waitForRam(index: number, cond: number | ((word: number) => boolean), opts: { timeoutMs?: number; what?: string } = {}): Promise<number> {
+    this.checkAlive('waitForRam');
+    const ram = this.ram;
+    if (!Number.isInteger(index) || index < 0 || index >= ram.length) kvmErr('EINVAL', `waitForRam: index must be a word index below ${ram.length}, got ${describe(index)}`);
+    if (typeof cond !== 'number' && typeof cond !== 'function') kvmErr('EINVAL', `waitForRam: cond must be a number or a predicate, got ${describe(cond)}`);
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) kvmErr('EINVAL', `waitForRam: timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
+    const what = opts.what ?? `guest RAM word ${index} to be ${typeof cond === 'number' ? cond : 'as expected'}`;
+    const ok = typeof cond === 'number' ? (w: number): boolean => w === cond : cond;
+    const deadline = performance.now() + timeoutMs;
+    for (let spins = 0; ; spins++) {
+      const w = Atomics.load(ram, index);
+      if (ok(w)) return w;
+      const failed = this.vcpuList.find((v) => v.failedWith)?.failedWith;
+      if (failed) throw failed;
+      if (!this.vcpuList.some((v) => v.isRunning)) kvmErr('EINVAL', `waitForRam: no vCPU is running (vm.run() first, or every guest has returned), waiting for ${what}`);
+      if (performance.now() > deadline) kvmErr('ETIMEDOUT', `waitForRam: timed out after ${timeoutMs} ms waiting for ${what} (word ${index} is ${w})`);
+      // Poll the word (guests store it plainly, nothing notifies): turns of the event loop first,
+      // then 1 ms timers, so a long wait costs no CPU.
+      await new Promise<void>((r) => (spins < 200 ? setImmediate(r) : setTimeout(r, 1)));
+    }
+  }
+
   get vcpus(): readonly Vcpu[] {
     return this.vcpuList;
   }

@@ -252,3 +252,40 @@ describe('the default KVM_EXIT_MMIO register file', () => {
     expect(err.message).toMatch(new RegExp(`${USER_MMIO_SLOTS} distinct addresses`));
   });
 });
+
+describe('vm.waitForRam: a bounded wait for a guest condition', () => {
+  const readyThenSpin = guestFromFunction((cpu, a: { ready: number }) => {
+    cpu.store(a.ready, 7);
+    while (cpu.load(1) === 0) cpu.relax();
+  });
+
+  it('resolves the word once the guest wrote it (number or predicate)', async () => {
+    const vm = tracker.track(createVm());
+    vm.createVcpu(0, { guest: readyThenSpin, args: { ready: 5 } });
+    const run = vm.run();
+    await expect(vm.waitForRam(5, 7)).resolves.toBe(7);
+    await expect(vm.waitForRam(5, (w) => w > 3)).resolves.toBe(7);
+    Atomics.store(vm.ram, 1, 1);
+    await within(run, 10_000, 'the guest to return');
+  });
+
+  it('times out with ETIMEDOUT naming what it waited for', async () => {
+    const vm = tracker.track(createVm());
+    vm.createVcpu(0, { guest: readyThenSpin, args: { ready: 5 } });
+    const run = vm.run();
+    const e = await expectErrnoAsync(vm.waitForRam(6, 1, { timeoutMs: 50, what: 'word six' }), 'ETIMEDOUT');
+    expect(e.message).toMatch(/word six/);
+    Atomics.store(vm.ram, 1, 1);
+    await within(run, 10_000, 'the guest to return');
+  });
+
+  it('fails at once with the guest\'s fault, and with EINVAL when no vCPU runs', async () => {
+    const vm = tracker.track(createVm());
+    vm.createVcpu(0, { guest: guestFromFunction(() => { throw new Error('guest bug'); }) });
+    await expectErrnoAsync(vm.waitForRam(0, 1), 'EINVAL'); // nothing running yet
+    const run = vm.run().catch((e: unknown) => e);
+    await expect(vm.waitForRam(0, 1, { timeoutMs: 10_000 })).rejects.toThrow(/guest bug/);
+    await run;
+    await expectErrnoAsync(vm.waitForRam(-1, 1), 'EINVAL');
+  });
+});
