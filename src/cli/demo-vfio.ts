@@ -87,7 +87,7 @@ async function forwardLine(vfio: ReturnType<Vm['createDevice']>, w: Wire): Promi
       vfio.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, { fd: w.dev, index: w.index, start: 0, count: 1, gsi: w.gsi });
       return;
     } catch (e) {
-      if (!(e instanceof KvmError && e.errno === 'EAGAIN') || Date.now() > end) throw e;
+      if (!(e instanceof KvmError && e.code === 'EAGAIN') || Date.now() > end) throw e;
       await sleep(0);
     }
   }
@@ -120,7 +120,7 @@ export async function runVfioDemo(o: VfioDemoOptions): Promise<VfioDemoSummary> 
         earlyIrqfd = 'accepted (unexpected)';
         say('   accepted: this kernel model does not follow KVM here');
       } catch (e) {
-        earlyIrqfd = e instanceof KvmError ? `${e.errno} (${e.code})` : String(e);
+        earlyIrqfd = e instanceof KvmError ? `${e.code} (${e.errno})` : String(e);
         say(`   refused with ${earlyIrqfd}: the vgic is not initialised, so KVM cannot wire an irqfd yet.`);
         say('   Before CTRL_INIT existed, a VMM had to run a vCPU (lazy init) first, and VFIO interrupts raised');
         say('   in between were lost; QEMU now initialises the vgic explicitly before wiring irqfds (step 3).');

@@ -344,7 +344,7 @@ export class Vm {
     if (order.length) {
       // Report the cause, not its echo: once one vCPU's first run marks the VM dead, the others
       // fail with EIO; the first error that is not that EIO is the one that explains the run.
-      throw order.find((e) => !(e instanceof KvmError && e.errno === 'EIO')) ?? order[0];
+      throw order.find((e) => !(e instanceof KvmError && e.code === 'EIO')) ?? order[0];
     }
     return settled.map((s) => (s as PromiseFulfilledResult<VcpuRunResult>).value);
   }

@@ -141,7 +141,7 @@ describe('Symbol.asyncDispose and destroy()', () => {
         err = e;
       }
       expect(err, name).toBeInstanceOf(KvmError);
-      expect((err as KvmError).errno, `${name}: ${(err as Error).message}`).toBe('EBADF');
+      expect((err as KvmError).code, `${name}: ${(err as Error).message}`).toBe('EBADF');
     }
     await expectErrnoAsync(vm.run(), 'EBADF');
     await expectErrnoAsync(vcpu.run(), 'EBADF');
@@ -165,7 +165,7 @@ describe('a device thread that died', () => {
     }
     // EIO from the liveness word, not ETIMEDOUT from the 5 s bound.
     expect(err).toBeInstanceOf(KvmError);
-    expect((err as KvmError).errno).toBe('EIO');
+    expect((err as KvmError).code).toBe('EIO');
     expect(dev.failure).toBeInstanceOf(KvmError);
     expectErrno(() => dev.start(0, { kind: 'rate', count: 1, periodMs: 1 }), 'EIO');
     await within(vm.destroy(), 2_000, 'destroy with a dead device thread');
@@ -193,7 +193,7 @@ describe('bad arguments fail at the call that is wrong (EINVAL naming the argume
       err = e;
     }
     expect(err).toBeInstanceOf(KvmError);
-    expect((err as KvmError).errno).toBe('EINVAL');
+    expect((err as KvmError).code).toBe('EINVAL');
     expect((err as Error).message).toMatch(msg);
   });
 
@@ -205,7 +205,7 @@ describe('bad arguments fail at the call that is wrong (EINVAL naming the argume
     } catch (e) {
       err = e;
     }
-    expect((err as KvmError).errno).toBe('EINVAL');
+    expect((err as KvmError).code).toBe('EINVAL');
     expect((err as Error).message).toMatch(/level must be 0 or 1/);
   });
 
@@ -228,7 +228,7 @@ describe('bad arguments fail at the call that is wrong (EINVAL naming the argume
     } catch (e) {
       err = e;
     }
-    expect((err as KvmError).errno).toBe('EINVAL');
+    expect((err as KvmError).code).toBe('EINVAL');
     expect((err as Error).message).toMatch(msg);
     expect(vm.vcpus).toHaveLength(0);
     vm.createVcpu(0, { guest: 'idle' }); // the id is still free

@@ -515,7 +515,7 @@ async function toggleForwarding(r: Rig, kv: KvmDevice, N: number, minUnderLoad: 
         if (loaded()) res.underLoad++;
         expect(w.dev.counts(w.index).forwarded, `${describeLine(r, w)} after a successful toggle`).toBe(!fwd);
       } catch (e) {
-        if (!(e instanceof KvmError && e.errno === 'EAGAIN')) throw e;
+        if (!(e instanceof KvmError && e.code === 'EAGAIN')) throw e;
         res.eagain++;
       }
     }
@@ -595,7 +595,7 @@ describe('forward and unforward under load: nothing lost, nothing completed twic
             else forward(kv, w);
             ok++;
           } catch (e) {
-            if (!(e instanceof KvmError && e.errno === 'EAGAIN')) throw e;
+            if (!(e instanceof KvmError && e.code === 'EAGAIN')) throw e;
           }
           w.dev.raise(w.index, 1);
           await until(r, () => acks(r.vm, w.spi) >= base + i + 1 && w.dev.counts(w.index).serviced === c0.serviced + i + 1, `credited edge #${i + 1} to be acked and serviced`, 10_000);
@@ -925,7 +925,7 @@ describe('closing a device with a forwarded line', () => {
         err = e;
       }
       expect(b.counts(0).forwarded, "b's forwarding must survive an ioctl on a's stale handle").toBe(true);
-      expect((err as KvmError | null)?.errno).toBe('EBADF');
+      expect((err as KvmError | null)?.code).toBe('EBADF');
     });
   });
 });

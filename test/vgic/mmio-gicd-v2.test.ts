@@ -40,7 +40,7 @@ describe('GICv2 distributor: identification', () => {
     try {
       distUaccess(h, 0, IIDR, true, iidr + 1);
     } catch (e) {
-      expect((e as KvmError).errno).toBe('EINVAL');
+      expect((e as KvmError).code).toBe('EINVAL');
     }
     expect(h.m[dw(h, 'v2GroupsUserWritable')]).toBe(0);
     distUaccess(h, 0, IIDR, true, iidr);
