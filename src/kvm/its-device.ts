@@ -5,6 +5,7 @@
  * RESTORE_TABLES) and ITS_REGS (the GITS_* registers as userspace saves and restores them).
  */
 import { kvmErr } from './errno.js';
+import { getUserU64 } from './user-copy.js';
 import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS,
@@ -65,16 +66,16 @@ export class ItsDevice implements KvmDevice {
     return this.h.f[(this.b + ITS.off.base) / 2]!;
   }
 
-  setAttr(group: number, attr: bigint | number, value: bigint | number = 0n): void {
+  setAttr(group: number, attr: bigint | number, value?: unknown): void {
     const a = Number(attr);
-    const val = BigInt.asUintN(64, BigInt(value));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
-        return this.setAddr(a, val);
+        return this.setAddr(a, getUserU64(value, 'ITS ADDR'));
       case KVM_DEV_ARM_VGIC_GRP_CTRL:
+        // CTRL attributes carry no value (attr->addr is not read).
         return this.ctrl(a);
       case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-        this.regs(a, true, val);
+        this.regs(a, true, getUserU64(value, 'ITS_REGS'));
         return;
       default:
         kvmErr('ENXIO', `ITS: unknown attribute group ${group}`);
