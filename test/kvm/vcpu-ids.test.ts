@@ -21,7 +21,7 @@ import {
   KVM_VGIC_V3_REDIST_SIZE, KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT, KVM_DEV_ARM_VGIC_CPUID_SHIFT, KVM_VGIC_V2_ADDR_TYPE_DIST,
   KVM_VGIC_V2_ADDR_TYPE_CPU,
 } from '../../src/index.js';
-import { V2_CPU, V2_DIST, V3_DIST, V3_REDIST, VmTracker, expectErrno, ppiLine, startRun, waitFor } from '../helpers.js';
+import { V2_CPU, V2_DIST, V3_DIST, V3_REDIST, VmTracker, expectErrno, ppiLine, pulseSpi, startRun, waitFor } from '../helpers.js';
 
 const tracker = new VmTracker();
 afterEach(() => tracker.destroyAll());
@@ -170,6 +170,57 @@ describe('KVM_CREATE_VCPU with ids 0,3,5,4,1,2 (GICv3)', () => {
     },
     60_000,
   );
+});
+
+/**
+ * Affinity routing names vcpu_ids: ICC_SGI1R_EL1 target lists and GICD_IROUTER carry MPIDR
+ * affinity (vgic_v3_dispatch_sgi, vgic_mmio_write_irouter: kvm_mpidr_to_vcpu). Counts of each
+ * INTID taken go to RAM 100 + 64*idx + intid.
+ */
+const affinityGuest = guestFromFunction((cpu: GuestCpu) => {
+  const base = 100 + cpu.id * 64;
+  cpu.initCpuInterface();
+  cpu.onIrq((c) => {
+    const iar = c.iar();
+    if (iar === 1023) return;
+    c.add(base + (iar & 63), 1);
+    c.eoi(iar);
+  });
+  if (cpu.vcpuId === 0) {
+    cpu.driver.route(40, 5); // IROUTER: the affinity of vcpu_id 5
+    cpu.driver.enable(40);
+    cpu.driver.enableDistributor();
+  }
+  cpu.enableIrqs();
+  cpu.add(1, 1);
+  if (cpu.vcpuId === 3) {
+    while (cpu.load(2) === 0) cpu.relax();
+    cpu.sendSgi(2, [5]);
+    cpu.sendSgi(3, 'self');
+  }
+  for (;;) cpu.wfi();
+});
+
+describe('GICv3 affinity routing with ids 0,3,5 (created in that order)', () => {
+  it('an SGI to [5] reaches vcpu_id 5 (index 2), one to self stays on vcpu_id 3; IROUTER for vcpu_id 5 routes the SPI there', async () => {
+    const vm = tracker.track(createVm({ maxVcpus: 8 }));
+    const ids = [0, 3, 5];
+    ids.forEach((id) => vm.createVcpu(id, { guest: affinityGuest }));
+    const gic = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_V3);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, V3_DIST);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, V3_REDIST);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
+    const run = startRun(vm);
+    const ram = vm.ram;
+    const count = (idx: number, intid: number): number => Atomics.load(ram, 100 + idx * 64 + intid);
+    await waitFor(() => Atomics.load(ram, 1) === 3, T, 'every vCPU ready', run);
+    Atomics.store(ram, 2, 1);
+    await waitFor(() => count(2, 2) === 1 && count(1, 3) === 1, T, 'the SGIs of vcpu_id 3', run);
+    pulseSpi(vm, 40);
+    await waitFor(() => count(2, 40) === 1, T, 'SPI 40 on vcpu_id 5', run);
+    expect([0, 1, 2].map((idx) => [count(idx, 2), count(idx, 3), count(idx, 40)])).toEqual([[0, 0, 0], [0, 1, 0], [1, 0, 1]]);
+    expect(run.error).toBeUndefined();
+  });
 });
 
 describe('KVM_CREATE_VCPU id rules (kvm_vm_ioctl_create_vcpu, kvm_arch_vcpu_precreate)', () => {
