@@ -14,14 +14,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  createVm, guestFromFunction, type GuestCpu, type KvmDevice, type Vm,
+  createVm, guestFromFunction, GuestFault, type GuestCpu, type KvmDevice, type Vm,
   KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
   KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, KVM_VGIC_V3_RDIST_COUNT_SHIFT,
   KVM_VGIC_V3_REDIST_SIZE, KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT, KVM_DEV_ARM_VGIC_CPUID_SHIFT, KVM_VGIC_V2_ADDR_TYPE_DIST,
   KVM_VGIC_V2_ADDR_TYPE_CPU,
 } from '../../src/index.js';
-import { V2_CPU, V2_DIST, V3_DIST, V3_REDIST, VmTracker, expectErrno, ppiLine, pulseSpi, startRun, waitFor } from '../helpers.js';
+import { V2_CPU, V2_DIST, V3_DIST, V3_REDIST, VmTracker, expectErrno, ppiLine, pulseSpi, startRun, waitFor, within } from '../helpers.js';
 
 const tracker = new VmTracker();
 afterEach(() => tracker.destroyAll());
@@ -224,6 +224,20 @@ describe('GICv3 affinity routing with ids 0,3,5 (created in that order)', () => 
 });
 
 describe('KVM_CREATE_VCPU id rules (kvm_vm_ioctl_create_vcpu, kvm_arch_vcpu_precreate)', () => {
+  it('run results and guest faults name the vCPU by its id', async () => {
+    const vm = tracker.track(createVm({ maxVcpus: 8 }));
+    vm.createVcpu(6, { guest: guestFromFunction(() => 'six') });
+    vm.createVcpu(2, { guest: guestFromFunction(() => 'two') });
+    const out = await within(vm.run(), T, 'two returning guests');
+    expect(out.map((r) => [r.vcpu, r.result])).toEqual([[6, 'six'], [2, 'two']]);
+    const bad = tracker.track(createVm({ maxVcpus: 8 }));
+    bad.createVcpu(5, { guest: guestFromFunction(() => { throw new Error('boom'); }) });
+    let err: unknown;
+    await within(bad.run(), T, 'the faulting guest').catch((e: unknown) => (err = e));
+    expect(err).toBeInstanceOf(GuestFault);
+    expect((err as GuestFault).vcpu).toBe(5);
+  });
+
   it('any id below maxVcpus, in any order; a taken id EEXIST; an id at or past the limit EINVAL; EBUSY after CTRL_INIT', () => {
     const vm = tracker.track(createVm({ maxVcpus: 4 }));
     vm.createVcpu(3);
