@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  createVm, type KvmDevice, type Vm, type KvmMsi,
+  createVm, EventFd, type KvmDevice, type Vm, type KvmMsi,
   KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_VFIO,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_GRP_REDIST_REGS,
   KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO, KVM_DEV_ARM_VGIC_GRP_ITS_REGS,
@@ -74,6 +74,7 @@ const ROWS: [string, (w: World, m: Missing) => unknown][] = [
   ['KVM_SET_GSI_ROUTING entry', (w, m) => w.vm.setGsiRouting([nothing(m) as RoutingEntry])],
   ['KVM_IRQ_LINE irq', (w, m) => w.vm.irqLine(nothing(m) as number, 1)],
   ['KVM_IRQ_LINE level', (w, m) => w.vm.irqLine(spiLine(40), nothing(m) as number)],
+  ['eventfd write(2)', (_w, m) => new EventFd().write(nothing(m) as bigint)],
 ];
 
 describe('a missing user value is EFAULT at every user-pointer entry point', () => {

@@ -753,7 +753,9 @@ describe('VFIO_DEVICE_SET_IRQS / VFIO_DEVICE_GET_IRQ_INFO', () => {
       expectErrno(() => d.setIrqs(NONE_TRIG, 0, 0, -1), 'EINVAL');
       // Data arrays must match count.
       expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1, []), 'EINVAL');
-      expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1), 'EINVAL');
+      // No payload at all for count 1: memdup_user of the data fails, EFAULT.
+      expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1), 'EFAULT');
+      expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1, null as never), 'EFAULT');
       // A closed eventfd (or something else) with DATA_EVENTFD.
       const closed = new EventFd();
       closed.close();
