@@ -70,7 +70,7 @@ export class ItsDevice implements KvmDevice {
     const a = Number(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
-        return this.setAddr(a, getUserU64(value, 'ITS ADDR'));
+        return this.setAddr(a, value);
       case KVM_DEV_ARM_VGIC_GRP_CTRL:
         // CTRL attributes carry no value (attr->addr is not read).
         return this.ctrl(a);
@@ -119,8 +119,10 @@ export class ItsDevice implements KvmDevice {
   }
 
   /** ADDR: 64 KiB aligned, inside the IPA space, overlapping no other GIC frame. */
-  private setAddr(a: number, addr: bigint): void {
+  private setAddr(a: number, value: unknown): void {
+    // vgic_its_set_attr: the type is checked before the address is copied from user.
     if (a !== KVM_VGIC_ITS_ADDR_TYPE) kvmErr('ENODEV', `ITS: ADDR attribute ${a} (only KVM_VGIC_ITS_ADDR_TYPE)`);
+    const addr = getUserU64(value, 'ITS ADDR');
     const h = this.h;
     lockKvm(h);
     try {
