@@ -6,6 +6,7 @@
  */
 import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from './errno.js';
+import { getUserU64 } from './user-copy.js';
 import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS,
@@ -66,17 +67,17 @@ export class ItsDevice implements KvmDevice {
     return this.h.f[(this.b + ITS.off.base) / 2]!;
   }
 
-  setAttr(group: number, attr: bigint | number, value: bigint | number = 0n): void {
+  setAttr(group: number, attr: bigint | number, value?: unknown): void {
     checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
-    const val = BigInt.asUintN(64, BigInt(value));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
-        return this.setAddr(a, val);
+        return this.setAddr(a, value);
       case KVM_DEV_ARM_VGIC_GRP_CTRL:
+        // CTRL attributes carry no value (attr->addr is not read).
         return this.ctrl(a);
       case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-        this.regs(a, true, val);
+        this.regs(a, true, getUserU64(value, 'ITS_REGS'));
         return;
       default:
         kvmErr('ENXIO', `ITS: unknown attribute group ${group}`);
@@ -122,8 +123,10 @@ export class ItsDevice implements KvmDevice {
   }
 
   /** ADDR: 64 KiB aligned, inside the IPA space, overlapping no other GIC frame. */
-  private setAddr(a: number, addr: bigint): void {
+  private setAddr(a: number, value: unknown): void {
+    // vgic_its_set_attr: the type is checked before the address is copied from user.
     if (a !== KVM_VGIC_ITS_ADDR_TYPE) kvmErr('ENODEV', `ITS: ADDR attribute ${a} (only KVM_VGIC_ITS_ADDR_TYPE)`);
+    const addr = getUserU64(value, 'ITS ADDR');
     const h = this.h;
     lockKvm(h);
     try {

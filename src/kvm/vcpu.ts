@@ -40,7 +40,10 @@ export interface VcpuRunResult {
 export type VcpuStats = { [K in VcpuCounter]: number } & { exits: { [K in ExitReason]: number } };
 
 export class Vcpu {
+  /** vcpu_id: the id given to createVcpu (MPIDR affinity, KVM_IRQ_LINE's vcpu field). */
   readonly id: number;
+  /** vcpu_idx: creation order, the index of this vCPU's state in shared memory and in `vm.vcpus`. */
+  readonly index: number;
   private readonly h: Host;
   private readonly worker: Worker;
   private readonly api: Comlink.Remote<VcpuWorkerApi>;
@@ -57,10 +60,11 @@ export class Vcpu {
   private readonly onFault: () => void;
 
   /** @internal created by Vm.createVcpu; `onFault` stops the VM's other vCPUs. */
-  constructor(h: Host, id: number, workerData: unknown, opts: VcpuOptions, onFault: () => void, transferList: TransferListItem[] = []) {
+  constructor(h: Host, id: number, index: number, workerData: unknown, opts: VcpuOptions, onFault: () => void, transferList: TransferListItem[] = []) {
     this.h = h;
     this.onFault = onFault;
     this.id = id;
+    this.index = index;
     this.opts = opts;
     this.guestUrl = resolveGuestUrl(opts.guest ?? 'idle');
     this.mmioUrl = opts.mmioHandler === undefined ? undefined : resolveModuleUrl(opts.mmioHandler, 'mmioHandler');
@@ -191,7 +195,7 @@ export class Vcpu {
   /** Counters of this vCPU (read from shared memory; exact once the vCPU is stopped). */
   stats(): VcpuStats {
     const m = this.h.m;
-    const vb = vcpuOff(this.h.g, this.id);
+    const vb = vcpuOff(this.h.g, this.index);
     const out = {} as Record<string, unknown>;
     VCPU_COUNTERS.forEach((c, i) => (out[c] = Atomics.load(m, vb + VCPU.off.counters + i)));
     const exits = {} as Record<string, number>;

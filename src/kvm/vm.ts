@@ -15,6 +15,7 @@ import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { lockKvm, unlockKvm, withConfigLock } from '../vgic/locks.js';
 import { placeRedist } from '../vgic/rdist.js';
+import { mpidrAffOf, vcpuIdxById } from '../vgic/vcpu-id.js';
 import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-device.js';
 import { Vcpu, type VcpuOptions, type VcpuRunResult } from './vcpu.js';
 import { kvmIrqLine } from './irq-line.js';
@@ -22,6 +23,7 @@ import type { StressThreadConfig } from '../stress/thread-config.js';
 import { randomInt } from 'node:crypto';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import { Irqfds, type IrqfdInfo, type KvmIrqfd } from './irqfd.js';
+import { copyFromUser } from './user-copy.js';
 import { installVmWakeups } from './irqfd-path.js';
 import { setWakeupHandler } from '../eventfd/wakeup.js';
 import { distPath } from './worker-path.js';
@@ -128,7 +130,7 @@ export class Vm {
    */
   irqfd(a: KvmIrqfd): void {
     this.checkAlive('KVM_IRQFD');
-    this.irqfdTable.ioctl(a);
+    this.irqfdTable.ioctl(copyFromUser(a, 'KVM_IRQFD: struct kvm_irqfd'));
   }
 
   /**
@@ -140,6 +142,7 @@ export class Vm {
    */
   signalMsi(msi: KvmMsi): number {
     this.checkAlive('KVM_SIGNAL_MSI');
+    copyFromUser(msi, 'KVM_SIGNAL_MSI: struct kvm_msi');
     const h = this.host;
     const flags = msi.flags ?? 0;
     if (!h.m[dw(h, 'inKernel')]) kvmErr('EINVAL', 'KVM_SIGNAL_MSI: no in-kernel irqchip');
@@ -156,7 +159,7 @@ export class Vm {
   /** KVM_SET_GSI_ROUTING: replace the routing table (irqchip and MSI entries). */
   setGsiRouting(entries: readonly RoutingEntry[]): void {
     this.checkAlive('KVM_SET_GSI_ROUTING');
-    setGsiRouting(this.host, entries);
+    setGsiRouting(this.host, copyFromUser(entries, 'KVM_SET_GSI_ROUTING: struct kvm_irq_routing'));
   }
 
   /** The irqfds now assigned, with their delivery counters. */
@@ -210,6 +213,7 @@ export class Vm {
     }
   }
 
+  /** Every vCPU, in creation order (vcpu_idx); `vcpu(id)` finds one by its vcpu_id. */
   get vcpus(): readonly Vcpu[] {
     return this.vcpuList;
   }
@@ -258,48 +262,52 @@ export class Vm {
   }
 
   /**
-   * KVM_CREATE_VCPU. vCPU ids are created in order 0, 1, 2 … (vgic-emu indexes its per-vCPU memory
-   * by id). Spec §7.3: EBUSY once the vgic is initialised; EINVAL beyond the vgic's vCPU limit.
+   * KVM_CREATE_VCPU (kvm_vm_ioctl_create_vcpu, kvm_arch_vcpu_precreate; spec §7.3). `id` is the
+   * vcpu_id: any id below the VM's vCPU limit, in any order. The vCPU's per-vCPU memory, its
+   * redistributor slot and its place in `vcpus` follow creation order (vcpu_idx); its MPIDR,
+   * GICR_TYPER.Processor_Number and every uapi field naming a vCPU use the id.
+   * EINVAL when maxVcpus vCPUs exist or the id is beyond the limit (maxVcpus, and the vgic's
+   * kvm->max_vcpus once one exists); EBUSY once the vgic is initialised; EEXIST for a taken id.
    */
   createVcpu(id: number, opts: VcpuOptions = {}): Vcpu {
     this.checkAlive('KVM_CREATE_VCPU');
     checkVcpuOptions(opts);
     const h = this.host;
     const m = h.m;
+    let idx: number;
     lockKvm(h);
     try {
-      if (Atomics.load(m, dw(h, 'initialized'))) kvmErr('EBUSY', 'vgic already initialised: no new vCPUs');
       if (!Number.isInteger(id) || id < 0) kvmErr('EINVAL', `bad vCPU id ${id}`);
-      if (m[dw(h, 'inKernel')] && id >= vgicMaxVcpus(h)) kvmErr('EINVAL', `vCPU id ${id} beyond the vgic's limit`);
-      if (id >= this.options.maxVcpus) kvmErr('EINVAL', `vCPU id ${id} >= maxVcpus (${this.options.maxVcpus})`);
       const online = m[dw(h, 'onlineVcpus')]!;
-      if (id < online) kvmErr('EEXIST', `vCPU ${id} exists`);
-      if (id !== online) kvmErr('EINVAL', `vCPU ids must be created in order: next is ${online}`);
+      if (m[dw(h, 'createdVcpus')]! >= this.options.maxVcpus) kvmErr('EINVAL', `already ${this.options.maxVcpus} vCPUs (maxVcpus)`);
+      if (Atomics.load(m, dw(h, 'initialized'))) kvmErr('EBUSY', 'vgic already initialised: no new vCPUs');
+      if (id >= this.options.maxVcpus) kvmErr('EINVAL', `vCPU id ${id} >= maxVcpus (${this.options.maxVcpus})`);
+      if (m[dw(h, 'inKernel')] && id >= vgicMaxVcpus(h)) kvmErr('EINVAL', `vCPU id ${id} beyond the vgic's limit`);
+      if (vcpuIdxById(h, id) >= 0) kvmErr('EEXIST', `vCPU ${id} exists`);
+      idx = online;
       m[dw(h, 'createdVcpus')] = online + 1;
-      const vb = vcpuOff(this.geometry, id);
+      const vb = vcpuOff(this.geometry, idx);
       m.fill(0, vb, vb + VCPU.size);
       m[vb + VCPU.off.apHead] = -1;
       m[vb + VCPU.off.apTail] = -1;
       m[vb + VCPU.off.rdRegion] = -1;
       h.f[(vb + VCPU.off.rdBase) / 2] = -1;
-      // KVM's reset MPIDR: Aff0 = id[3:0], Aff1 = id[11:4], Aff2 = id[19:12].
-      m[vb + VCPU.off.mpidr] = (id & 0xf) | (((id >> 4) & 0xff) << 8) | (((id >> 12) & 0xff) << 16);
+      m[vb + VCPU.off.vcpuId] = id;
+      m[vb + VCPU.off.mpidr] = mpidrAffOf(id);
       m[vb + VCPU.off.nrLr] = this.options.nrLr;
       m[vb + VCPU.off.created] = 1;
       try {
+        // kvm_arch_vcpu_create runs before online_vcpus counts the new vCPU: the redistributor
+        // placement's vgic_v3_check_base sizes a legacy region by the vCPUs already online, so a
+        // frame of this vCPU that overlaps the distributor is only found at the first KVM_RUN.
         if (m[dw(h, 'inKernel')]) {
           withConfigLock(h, () => {
-            Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
-            try {
-              initPrivateIrqs(h, id);
-              resetCpuInterface(h, id);
-              if (m[dw(h, 'model')] === 3) placeRedist(h, id);
-            } catch (e) {
-              Atomics.store(m, dw(h, 'onlineVcpus'), online);
-              throw e;
-            }
+            initPrivateIrqs(h, idx);
+            resetCpuInterface(h, idx);
+            if (m[dw(h, 'model')] === 3) placeRedist(h, idx);
           });
-        } else Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
+        }
+        Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
       } catch (e) {
         m[dw(h, 'createdVcpus')] = online;
         m[vb + VCPU.off.created] = 0;
@@ -309,9 +317,15 @@ export class Vm {
       unlockKvm(h);
     }
     const fdPort = this.irqfdTable.fds.newPort();
-    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id, stress: this.stress, fdPort }, opts, () => this.stopAll(), [fdPort]);
+    const v = new Vcpu(h, id, idx, { buffers: this.buffers, cfg: this.cfg, vcpu: idx, stress: this.stress, fdPort }, opts, () => this.stopAll(), [fdPort]);
     this.vcpuList.push(v);
     return v;
+  }
+
+  /** The vCPU created with vcpu_id `id` (kvm_get_vcpu_by_id), or undefined. */
+  vcpu(id: number): Vcpu | undefined {
+    const idx = vcpuIdxById(this.host, id);
+    return idx < 0 ? undefined : this.vcpuList[idx];
   }
 
   /**
@@ -320,8 +334,10 @@ export class Vm {
    */
   irqLine(irq: number, level: boolean | number): void {
     this.checkAlive('KVM_IRQ_LINE');
-    // struct kvm_irq_level: a u32 field and a line level. Only 0 and 1 (or false/true) are levels:
-    // NaN, strings, objects or -7 are caller bugs, not "high" by truthiness.
+    // struct kvm_irq_level { irq, level }, copied from user: a missing field is EFAULT. Of what is
+    // there, irq is a u32 and only 0 and 1 (or false/true) are levels: NaN, strings, objects or -7
+    // are caller bugs, not "high" by truthiness.
+    if (irq === null || irq === undefined || level === null || level === undefined) kvmErr('EFAULT', 'KVM_IRQ_LINE: struct kvm_irq_level needs irq and level');
     if (typeof irq !== 'number' || !Number.isInteger(irq) || irq < 0 || irq > 0xffff_ffff) kvmErr('EINVAL', `KVM_IRQ_LINE: irq must be a u32 (see kvmIrqLineField), got ${describe(irq)}`);
     if (level !== 0 && level !== 1 && level !== true && level !== false) kvmErr('EINVAL', `KVM_IRQ_LINE: level must be 0 or 1, got ${describe(level)}`);
     kvmIrqLine(this.host, irq, level);

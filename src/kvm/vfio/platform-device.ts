@@ -192,6 +192,9 @@ export class VfioPlatformDevice {
       || popcount(dataType) !== 1 || popcount(action) !== 1) kvmErr('EINVAL', `VFIO_DEVICE_SET_IRQS: flags ${flags} must name exactly one data type and one action`);
     const i = this.checkIndex(index);
     if (start !== 0 || !Number.isInteger(count) || count < 0 || count > 1) kvmErr('EINVAL', 'VFIO_DEVICE_SET_IRQS: a platform interrupt index has exactly one interrupt (start 0, count 0..1)');
+    // vfio_set_irqs_validate_and_prepare sizes the payload, then memdup_user copies it: a payload
+    // that is not there is EFAULT; one of the wrong size, EINVAL.
+    if (dataType !== VFIO_IRQ_SET_DATA_NONE && count > 0 && (data === null || data === undefined)) kvmErr('EFAULT', 'VFIO_DEVICE_SET_IRQS: no data');
     if (dataType !== VFIO_IRQ_SET_DATA_NONE && (!Array.isArray(data) || data.length !== count)) kvmErr('EINVAL', `VFIO_DEVICE_SET_IRQS: data must hold ${count} entries`);
     const bool = dataType === VFIO_IRQ_SET_DATA_BOOL ? (data as boolean[])[0] === true : true;
     const fd = dataType === VFIO_IRQ_SET_DATA_EVENTFD ? ((data as (EventFd | null)[])[0] ?? null) : undefined;
