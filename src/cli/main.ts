@@ -3,7 +3,7 @@
  * The vgic-emu command. Exit codes: 0 success, 1 a check failed, 2 usage error.
  * Every command is a row of COMMANDS: its flags (one parser, args.ts), its usage, its action.
  */
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../version.js';
 import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { formatSummary, runDemo } from './demo.js';
 import { formatVfioSummary, runVfioDemo } from './demo-vfio.js';
@@ -53,11 +53,6 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-function version(): string {
-  // dist/src/cli/main.js -> the package root's package.json (shipped in every npm pack).
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 const USAGE = `usage: vgic-emu <command> [options]
        vgic-emu <command> --help
@@ -120,7 +115,7 @@ let current: string | null = null;
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === '--version' || cmd === '-V') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {

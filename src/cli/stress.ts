@@ -5,18 +5,20 @@
  * minimised.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { basename, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec, type Flags } from './args.js';
+import { packageVersion } from '../version.js';
 import { Progress } from './progress.js';
 import { runCampaign, type CampaignResult } from '../stress/campaign.js';
-import { runStress, scenarioUrl, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
+import { loadScenario, runStress, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
 import { minimiseSchedule } from '../stress/minimise.js';
-import { fileSwitches, readScheduleFile, toScheduleFile, writeScheduleFile } from '../stress/schedule-file.js';
+import { fileSwitches, readScheduleFile, scenarioHash, scheduleMismatch, toScheduleFile, writeScheduleFile, type ScheduleConfig, type ScheduleFile } from '../stress/schedule-file.js';
 import { BUILTIN_SCENARIOS } from '../stress/scenarios/index.js';
 import { BUG, BUG_INFO } from '../vgic/bugs.js';
 import { formatSeed, parseSeed } from '../sched/prng.js';
 import { formatEvent } from '../check/events.js';
-import { toJUnitXml } from '../check/report-junit.js';
+import { toJUnitXml, type JUnitCase } from '../check/report-junit.js';
 
 export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; default: the bug's scenario, else spi-storm` },
@@ -35,7 +37,7 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run' },
   { name: 'minimise', kind: 'boolean', help: 'on a controlled-mode failure, delta-debug the schedule to the fewest preemptions' },
   { name: 'keep-going', kind: 'boolean', help: 'do not stop at the first failure' },
-  { name: 'out', kind: 'string', default: 'vgic-emu-out', help: 'directory for report, history and schedule files' },
+  { name: 'out', kind: 'string', default: 'vgic-emu-out', help: 'where each run writes its own artefact directory (report, history, schedule)' },
   { name: 'junit', kind: 'string', help: 'also write a JUnit XML report to this file' },
   { name: 'json', kind: 'boolean', help: 'print the campaign summary as JSON on stdout' },
   { name: 'list', kind: 'boolean', help: 'list scenarios and bug seeds, then exit' },
@@ -55,22 +57,62 @@ function listing(): string {
   return `${lines.join('\n')}\n`;
 }
 
-function reproLine(r: StressRunReport, o: StressRunOptions): string {
-  const parts = ['npx vgic-emu stress', `--scenario ${r.scenario}`, `--mode ${r.mode}`];
+/** A shell word: quoted when it holds anything a shell would split or expand. */
+function shq(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that runs this seed again; in chaos mode it reproduces only with some probability. */
+function reproLine(r: StressRunReport): string {
+  const parts = ['npx vgic-emu stress', `--scenario ${shq(r.scenarioRef)}`, `--mode ${r.mode}`];
   if (r.mode === 'controlled' && r.strategy && r.strategy !== 'replay') parts.push(`--strategy ${r.strategy}`);
-  if (r.strategy === 'pct') parts.push(`--depth ${o.depth ?? 3}`);
+  if (r.strategy === 'pct') parts.push(`--depth ${r.depth}`);
   parts.push(`--seed ${formatSeed(r.seed)}`, '--iterations 1', `--vcpus ${r.vcpus}`, `--size ${r.args.iterations}`, `--gic ${r.gic}`);
-  if (o.locking && o.locking !== 'fine') parts.push(`--locking ${o.locking}`);
+  if (r.locking !== 'fine') parts.push(`--locking ${r.locking}`);
   if (r.bugs.length) parts.push(`--bug ${r.bugs.join(',')}`);
   return parts.join(' ');
 }
 
-function writeArtifacts(dir: string, r: StressRunReport, o: StressRunOptions, junit: string | undefined, campaign: CampaignResult | null): string[] {
-  mkdirSync(dir, { recursive: true });
+function reproNote(r: StressRunReport): string {
+  return r.mode === 'chaos' ? ' (chaos mode: real parallelism, so this reproduces only with some probability)' : '';
+}
+
+/**
+ * A new artefact directory under `out`: `name`, or `name-2`, `name-3`… if taken. Claimed with a
+ * non-recursive mkdir, so two runs (or a replay and the run it replays) never share one and no
+ * run overwrites another's files, its own input included.
+ */
+function claimDir(out: string, name: string): string {
+  mkdirSync(out, { recursive: true });
+  for (let n = 1; ; n++) {
+    const d = join(out, n === 1 ? name : `${name}-${n}`);
+    try {
+      mkdirSync(d);
+      return d;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+function artefactName(r: StressRunReport, prefix = ''): string {
+  const scen = r.scenarioRef.includes('/') ? basename(r.scenarioRef).replace(/\.[cm]?[jt]s$/, '') : r.scenarioRef;
+  return `${prefix}${scen}-${r.mode}-${formatSeed(r.seed)}`;
+}
+
+function scheduleConfig(r: StressRunReport): ScheduleConfig {
+  return {
+    scenario: r.scenarioRef, scenarioHash: r.scenarioHash, seed: r.seed, strategy: r.strategy ?? 'random', depth: r.strategy === 'pct' ? r.depth : undefined,
+    bugs: [...r.bugs], vcpus: r.vcpus, gic: r.gic, size: r.args.iterations, spis: r.args.spis.length, nrLr: r.nrLr, locking: r.locking,
+  };
+}
+
+/** report.json, history.txt and (controlled mode) schedule.json of one run, in `dir`. */
+function writeArtifacts(dir: string, r: StressRunReport, recordedSwitches?: ScheduleFile['switches']): string[] {
   const written: string[] = [];
   const { history, ...rest } = r;
   const reportPath = join(dir, 'report.json');
-  writeFileSync(reportPath, `${JSON.stringify({ ...rest, schedule: rest.schedule && { ...rest.schedule, switches: rest.schedule.switches.length } }, null, 2)}\n`);
+  writeFileSync(reportPath, `${JSON.stringify({ ...rest, repro: reproLine(r), schedule: rest.schedule && { ...rest.schedule, switches: rest.schedule.switches.length } }, null, 2)}\n`);
   written.push(reportPath);
   if (history) {
     const hp = join(dir, 'history.txt');
@@ -79,16 +121,20 @@ function writeArtifacts(dir: string, r: StressRunReport, o: StressRunOptions, ju
   }
   if (r.schedule) {
     const sp = join(dir, 'schedule.json');
-    writeScheduleFile(sp, toScheduleFile({ scenario: r.scenario, seed: r.seed, strategy: r.strategy ?? 'random', bugs: [...r.bugs], vcpus: r.vcpus, gic: r.gic, size: r.args.iterations, spis: r.args.spis.length, nrLr: o.nrLr }, r.schedule.switches));
+    const f = toScheduleFile(scheduleConfig(r), r.schedule.switches);
+    writeScheduleFile(sp, recordedSwitches ? { ...f, switches: recordedSwitches } : f);
     written.push(sp);
   }
-  if (junit) {
-    const cases = [{ name: `${r.scenario} seed ${formatSeed(r.seed)}`, timeSec: r.durationMs / 1000, failure: r.ok ? undefined : { message: r.findings[0]!.message, details: r.findings.map((f) => `${f.kind}: ${f.message}\n${f.details ?? ''}`).join('\n\n') } }];
-    if (campaign) cases.unshift({ name: `campaign: ${campaign.runs} runs`, timeSec: campaign.durationMs / 1000, failure: undefined });
-    writeFileSync(junit, toJUnitXml('vgic-emu stress', cases));
-    written.push(junit);
-  }
   return written;
+}
+
+function failureCase(r: StressRunReport, files: string[]): JUnitCase['failure'] {
+  const findings = r.findings.map((f) => `${f.kind}: ${f.message}\n${f.details ?? ''}`).join('\n\n');
+  const replay = files.find((p) => p.endsWith('schedule.json'));
+  return {
+    message: r.findings[0]?.message ?? 'failed',
+    details: [`repro: ${reproLine(r)}${reproNote(r)}`, ...(replay ? [`replay: npx vgic-emu stress --replay ${replay}`] : []), ...(files.length ? [`artefacts: ${files.join(', ')}`] : []), '', findings].join('\n'),
+  };
 }
 
 function describeFailure(r: StressRunReport): string {
@@ -101,8 +147,19 @@ function describeFailure(r: StressRunReport): string {
   return lines.join('\n');
 }
 
+/** A scenario that does not exist or fails to load is a usage error (exit 2), not a violation. */
+async function checkScenario(scenario: string): Promise<void> {
+  try {
+    await loadScenario(scenario);
+  } catch (e) {
+    throw new UsageError(`cannot load scenario '${scenario}': ${(e as Error).message}`);
+  }
+}
+
 export async function stressCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, STRESS_FLAGS);
+  // The flags the user gave (a replay refuses those that contradict its schedule file).
+  const given = parseFlags(argv, STRESS_FLAGS.map((s) => ({ ...s, default: undefined })));
   if (f.help) {
     process.stdout.write(STRESS_USAGE);
     return 0;
@@ -111,113 +168,189 @@ export async function stressCommand(argv: string[]): Promise<number> {
     process.stdout.write(listing());
     return 0;
   }
-  const out = f.out as string;
   const bugs = f.bug ? String(f.bug).split(',').filter(Boolean) : [];
   for (const b of bugs) if (!(b in BUG)) throw new UsageError(`unknown bug seed '${b}' (known: ${Object.keys(BUG).join(', ')})`);
   if (f.duration !== undefined && f.iterations !== undefined) throw new UsageError('give --duration or --iterations, not both');
-  const intFlag = (n: string): number | undefined => f[n] as number | undefined;
+  if (f.replay) return replayCommand(f, given, bugs);
+  return campaignCommand(f, bugs);
+}
 
-  let base: StressRunOptions;
-  let seed: number;
-  if (f.replay) {
-    // A file that is not a schedule (or of another version) is a usage error, not a violation.
-    let sf: ReturnType<typeof readScheduleFile>;
-    try {
-      sf = readScheduleFile(f.replay as string);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    base = { scenario: sf.scenario, seed: sf.seed, mode: 'controlled', vcpus: sf.vcpus, gic: sf.gic, iterations: sf.size, spis: sf.spis, nrLr: sf.nrLr, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true, locking: f.locking as 'fine' | 'global' };
-    seed = sf.seed;
-  } else {
-    try {
-      seed = f.seed !== undefined ? parseSeed(String(f.seed)) : (Math.random() * 2 ** 32) >>> 0;
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
-    // An unknown scenario is a usage error (exit 2), not a violation found (exit 1).
-    try {
-      scenarioUrl(scenario);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    base = {
-      scenario,
-      seed,
-      mode: f.mode as 'controlled' | 'chaos',
-      strategy: f.strategy as 'random' | 'pct',
-      depth: intFlag('depth'),
-      vcpus: intFlag('vcpus'),
-      iterations: intFlag('size'),
-      gic: f.gic as 'v2' | 'v3' | undefined,
-      locking: f.locking as 'fine' | 'global',
-      bugs,
-      keepHistory: true,
-    };
+async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<number> {
+  const path = f.replay as string;
+  // A file that is not a schedule (or of another version) is a usage error, not a violation.
+  let sf: ScheduleFile;
+  try {
+    sf = readScheduleFile(path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-
-  if (f.replay) {
-    const r = await runStress(base);
-    const files = writeArtifacts(out, r, base, f.junit as string | undefined, null);
-    process.stdout.write(r.ok ? `replay of ${f.replay}: no violation (schedule ${r.schedule?.hash})\n` : `${describeFailure(r)}\n`);
+  for (const k of ['mode', 'jobs', 'iterations', 'duration', 'minimise', 'keep-going'] as const) {
+    if (given[k] !== undefined && !(k === 'mode' && given.mode === 'controlled')) throw new UsageError(`--${k} does not go with --replay (a replay is one controlled run of the file's schedule)`);
+  }
+  await checkScenario(sf.scenario);
+  const builtin = (BUILTIN_SCENARIOS as readonly string[]).includes(sf.scenario);
+  const asked: Partial<ScheduleConfig> = { scenarioHash: scenarioHash(pathUrl(sf.scenario), builtin) };
+  if (given.scenario !== undefined) asked.scenario = builtin || String(given.scenario).includes('/') ? resolveRef(String(given.scenario)) : String(given.scenario);
+  if (given.seed !== undefined) asked.seed = parseSeedFlag(String(given.seed));
+  if (given.strategy !== undefined) asked.strategy = String(given.strategy);
+  if (given.gic !== undefined) asked.gic = given.gic as 'v2' | 'v3';
+  if (given.vcpus !== undefined) asked.vcpus = given.vcpus as number;
+  if (given.size !== undefined) asked.size = given.size as number;
+  if (given.locking !== undefined) asked.locking = given.locking as 'fine' | 'global';
+  if (given.bug !== undefined) asked.bugs = bugs;
+  const mismatch = scheduleMismatch(sf, asked);
+  if (mismatch) throw new UsageError(`cannot replay ${path}: ${mismatch}`);
+  const base: StressRunOptions = {
+    scenario: sf.scenario, seed: sf.seed, mode: 'controlled', vcpus: sf.vcpus, gic: sf.gic, iterations: sf.size, spis: sf.spis,
+    nrLr: sf.nrLr, locking: sf.locking, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true,
+  };
+  if (sf.vgicEmu !== packageVersion() || sf.node !== process.version) {
+    process.stderr.write(`note: ${path} was recorded by vgic-emu ${sf.vgicEmu} on Node ${sf.node}; this is ${packageVersion()} on ${process.version}\n`);
+  }
+  const r = await runStress(base);
+  // Its own directory: a replay never rewrites its input (nor any other run's files).
+  const dir = claimDir(f.out as string, artefactName(r, 'replay-'));
+  const files = writeArtifacts(dir, r, sf.switches);
+  if (f.junit) {
+    writeFileSync(f.junit as string, toJUnitXml('vgic-emu stress', [{ name: `replay of ${path}`, timeSec: r.durationMs / 1000, failure: r.ok ? undefined : failureCase(r, files) }]));
+    files.push(f.junit as string);
+  }
+  const summary = { replay: path, ok: r.ok, seed: formatSeed(r.seed), schedule: r.schedule?.hash, files, findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })) };
+  if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else {
+    process.stdout.write(r.ok ? `replay of ${path}: no violation (schedule ${r.schedule?.hash})\n` : `${describeFailure(r)}\n`);
     process.stdout.write(`wrote ${files.join(', ')}\n`);
-    return r.ok ? 0 : 1;
   }
+  return r.ok ? 0 : 1;
+}
+
+async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
+  const out = f.out as string;
+  const seed = f.seed !== undefined ? parseSeedFlag(String(f.seed)) : (Math.random() * 2 ** 32) >>> 0;
+  const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
+  await checkScenario(scenario);
+  const base: Omit<StressRunOptions, 'seed'> = {
+    scenario,
+    mode: f.mode as 'controlled' | 'chaos',
+    strategy: f.strategy as 'random' | 'pct',
+    depth: f.depth as number,
+    vcpus: f.vcpus as number | undefined,
+    iterations: f.size as number | undefined,
+    gic: f.gic as 'v2' | 'v3' | undefined,
+    locking: f.locking as 'fine' | 'global',
+    bugs,
+    keepHistory: true,
+  };
 
   const t0 = performance.now();
   let failuresSoFar = 0;
   let explored = 0;
-  const runs = intFlag('iterations') ?? (f.duration ? undefined : 20);
+  const runs = (f.iterations as number | undefined) ?? (f.duration ? undefined : 20);
   const durationMs = f.duration ? (f.duration as number) * 1000 : undefined;
   // The seed first, so that an interrupted or crashed campaign can still be rerun.
-  process.stderr.write(`vgic-emu stress: ${base.scenario} (${base.mode}), campaign seed ${formatSeed(seed)}\n`);
-  const progress = new Progress({ label: `${base.scenario} (${base.mode})`, total: runs, budgetMs: durationMs, suffix: `seed ${formatSeed(seed)}` });
-  const campaign = await runCampaign({
-    base: { ...base, keepHistory: true },
-    seed,
-    runs,
-    durationMs,
-    jobs: intFlag('jobs'),
-    keepGoing: f['keep-going'] === true,
-    onRun: (r, done) => {
-      if (!r.ok) failuresSoFar++;
-      if (r.schedule) explored++;
-      progress.update(done, `${explored} schedules explored, ${failuresSoFar} failures`);
-    },
-  });
-  progress.done();
+  process.stderr.write(`vgic-emu stress: ${scenario} (${base.mode}), campaign seed ${formatSeed(seed)}\n`);
+  const progress = new Progress({ label: `${scenario} (${base.mode})`, total: runs, budgetMs: durationMs, suffix: `seed ${formatSeed(seed)}` });
+  // Ctrl-C: stop starting runs, let those under way finish, then report what was measured (a
+  // second Ctrl-C kills at once: the handler is a one-shot).
+  const ac = new AbortController();
+  const onInt = (): void => {
+    ac.abort();
+    process.stderr.write('\ninterrupted: finishing the runs under way (Ctrl-C again to kill)\n');
+  };
+  process.once('SIGINT', onInt);
+  let campaign: CampaignResult;
+  try {
+    campaign = await runCampaign({
+      base: { ...base, keepHistory: true },
+      seed,
+      runs,
+      durationMs,
+      jobs: f.jobs as number,
+      keepGoing: f['keep-going'] === true,
+      signal: ac.signal,
+      onRun: (r, done) => {
+        if (!r.ok) failuresSoFar++;
+        if (r.schedule) explored++;
+        progress.update(done, `${explored} schedules explored, ${failuresSoFar} failures`);
+      },
+    });
+  } finally {
+    process.off('SIGINT', onInt);
+    progress.done();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const failed = campaign.failures[0];
+  const files: string[] = [];
+  let minimised: string | null = null;
+  let report = failed;
+  if (failed) {
+    if (f.minimise && failed.schedule && !campaign.aborted) {
+      const mp = new Progress({ label: 'minimising', suffix: `seed ${formatSeed(failed.seed)}` });
+      const m = await minimiseSchedule({ ...base, seed: failed.seed }, failed, {
+        onTrial: (t, n, bad) => mp.update(t, `trial ${t}: ${n} switches, ${bad ? 'still fails' : 'passes'}`),
+      });
+      mp.done();
+      report = m.report;
+      minimised = `minimised: ${m.preemptionsBefore} -> ${m.preemptions} preemptions in ${m.trials} trials (still fails with ${report.findings[0]?.kind})`;
+    }
+    files.push(...writeArtifacts(claimDir(out, artefactName(report!)), report!));
+  }
+  const filesOf = new Map<number, string[]>(failed ? [[failed.seed, files]] : []);
+  if (f.junit) {
+    // One testcase per seed, in campaign order; each failure carries its repro line and files.
+    const bySeed = new Map(campaign.failures.map((r) => [r.seed, r]));
+    const cases: JUnitCase[] = campaign.results.map((x) => {
+      const r = bySeed.get(x.seed);
+      return { name: `${scenario} seed ${formatSeed(x.seed)}`, timeSec: x.durationMs / 1000, failure: r ? failureCase(r === failed ? report! : r, filesOf.get(x.seed) ?? []) : x.ok ? undefined : { message: 'failed (see the campaign report)', details: '' } };
+    });
+    writeFileSync(f.junit as string, toJUnitXml('vgic-emu stress', cases));
+    files.push(f.junit as string);
+  }
+  const repro = failed ? `${reproLine(failed)}` : null;
+  const replay = files.find((p) => p.endsWith('schedule.json'));
   const summary = {
     scenario: base.scenario,
     mode: base.mode,
     campaignSeed: formatSeed(seed),
     runs: campaign.runs,
+    interrupted: campaign.aborted,
     failures: campaign.failures.length,
     schedulesExplored: campaign.schedulesExplored,
-    schedulePointsPerSecond: campaign.schedulePoints / ((performance.now() - t0) / 1000),
-    seconds: (performance.now() - t0) / 1000,
+    schedulePointsPerSecond: campaign.schedulePoints / seconds,
+    seconds,
+    repro,
+    replay: replay ? `npx vgic-emu stress --replay ${replay}` : null,
+    files,
+    ...(failed ? { failure: { seed: formatSeed(failed.seed), findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
   };
-  const failed = campaign.failures[0];
-  if (!failed) {
-    if (f.junit) writeFileSync(f.junit as string, toJUnitXml('vgic-emu stress', [{ name: `${base.scenario}: ${campaign.runs} runs`, timeSec: summary.seconds }]));
-    process.stdout.write(f.json ? `${JSON.stringify(summary, null, 2)}\n` : `ok: ${campaign.runs} runs of ${base.scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation\n`);
-    return 0;
+  if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else if (!failed) {
+    const what = campaign.aborted ? `interrupted after ${campaign.runs} runs` : `${campaign.runs} runs`;
+    process.stdout.write(`ok: ${what} of ${base.scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
+  } else {
+    const lines = [describeFailure(failed)];
+    if (minimised) lines.push(minimised);
+    lines.push(`repro: ${repro}${reproNote(failed)}`);
+    if (replay) lines.push(`   or: npx vgic-emu stress --replay ${replay}`);
+    lines.push(`wrote ${files.join(', ')}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
   }
-  let report = failed;
-  const lines = [describeFailure(failed)];
-  if (f.minimise && failed.schedule) {
-    const mp = new Progress({ label: 'minimising', suffix: `seed ${formatSeed(failed.seed)}` });
-    const m = await minimiseSchedule({ ...base, seed: failed.seed }, failed, {
-      onTrial: (t, n, bad) => mp.update(t, `trial ${t}: ${n} switches, ${bad ? 'still fails' : 'passes'}`),
-    });
-    mp.done();
-    report = m.report;
-    lines.push(`minimised: ${m.preemptionsBefore} -> ${m.preemptions} preemptions in ${m.trials} trials (still fails with ${report.findings[0]?.kind})`);
+  if (failed) return 1;
+  return campaign.aborted ? 130 : 0;
+}
+
+function parseSeedFlag(s: string): number {
+  try {
+    return parseSeed(s);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  const files = writeArtifacts(out, report, base, f.junit as string | undefined, campaign);
-  lines.push(`repro: ${reproLine(failed, base)}`);
-  if (report.schedule) lines.push(`   or: npx vgic-emu stress --replay ${join(out, 'schedule.json')}`);
-  lines.push(`wrote ${files.join(', ')}`);
-  process.stdout.write(f.json ? `${JSON.stringify({ ...summary, failure: { seed: formatSeed(failed.seed), findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } }, null, 2)}\n` : `${lines.join('\n')}\n`);
-  return 1;
+}
+
+function resolveRef(s: string): string {
+  return (BUILTIN_SCENARIOS as readonly string[]).includes(s) ? s : resolve(s);
+}
+
+function pathUrl(ref: string): string {
+  return (BUILTIN_SCENARIOS as readonly string[]).includes(ref) ? '' : pathToFileURL(ref).href;
 }

@@ -17,12 +17,20 @@ export interface CampaignOptions {
   jobs?: number;
   /** Keep going after the first failure (default: stop at the first). */
   keepGoing?: boolean;
-  onRun?: (r: StressRunReport, done: number) => void;
+  /** Called as each run ends, with its index in the campaign (its seed is runSeed(seed, index)). */
+  onRun?: (r: StressRunReport, done: number, index: number) => void;
+  /** Stop starting runs (Ctrl-C); the runs under way finish and are reported. */
+  signal?: AbortSignal;
 }
 
 export interface CampaignResult {
   runs: number;
+  /** Failing runs, lowest run index first: the first is the one a one-job campaign reports. */
   failures: StressRunReport[];
+  /** Each run's index, ok and duration, in index order (for per-seed reports). */
+  results: { index: number; seed: number; ok: boolean; durationMs: number }[];
+  /** True when the signal stopped the campaign early. */
+  aborted: boolean;
   schedulesExplored: number;
   schedulePoints: number;
   durationMs: number;
@@ -38,30 +46,44 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const maxRuns = o.runs ?? (o.durationMs ? Number.MAX_SAFE_INTEGER : 10);
   const deadline = o.durationMs ? t0 + o.durationMs : Number.POSITIVE_INFINITY;
   const jobs = Math.max(1, o.jobs ?? 1);
-  const failures: StressRunReport[] = [];
+  const failures: { index: number; r: StressRunReport }[] = [];
+  const results: CampaignResult['results'] = [];
   let started = 0;
   let done = 0;
   let points = 0;
   let explored = 0;
-  const more = (): boolean => started < maxRuns && performance.now() < deadline && (o.keepGoing || failures.length === 0);
-  const record = (r: StressRunReport): void => {
+  // The lowest failing index seen so far. Runs start in index order, so stopping at it (rather
+  // than at the first failure to *finish*) makes the reported failure the same for any --jobs:
+  // every run below it is still started, and may turn out to be the lowest ("jobs race").
+  let lowestFail = Number.POSITIVE_INFINITY;
+  const more = (): boolean =>
+    started < maxRuns && performance.now() < deadline && !o.signal?.aborted && (o.keepGoing || started < lowestFail);
+  const record = (index: number, r: StressRunReport): void => {
     done++;
     if (r.schedule) {
       explored++;
       points += r.schedule.steps;
     }
-    if (!r.ok) failures.push(r);
-    o.onRun?.(r, done);
+    results.push({ index, seed: r.seed, ok: r.ok, durationMs: r.durationMs });
+    if (!r.ok) {
+      failures.push({ index, r });
+      lowestFail = Math.min(lowestFail, index);
+    }
+    o.onRun?.(r, done, index);
   };
   if (jobs === 1) {
-    while (more()) record(await runStress({ ...o.base, seed: runSeed(o.seed, started++) }));
+    while (more()) {
+      const index = started++;
+      record(index, await runStress({ ...o.base, seed: runSeed(o.seed, index) }));
+    }
   } else {
     const pool = new Piscina({ filename: distPath('workers/campaign-task.js'), minThreads: jobs, maxThreads: jobs, idleTimeout: 1000 });
     try {
       const lanes = Array.from({ length: jobs }, async () => {
         while (more()) {
-          const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, started++) };
-          record((await pool.run(opts)) as StressRunReport);
+          const index = started++;
+          const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, index) };
+          record(index, (await pool.run(opts)) as StressRunReport);
         }
       });
       await Promise.all(lanes);
@@ -69,5 +91,12 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       await pool.destroy();
     }
   }
-  return { runs: done, failures, schedulesExplored: explored, schedulePoints: points, durationMs: performance.now() - t0 };
+  failures.sort((x, y) => x.index - y.index);
+  results.sort((x, y) => x.index - y.index);
+  // Without keepGoing a one-job campaign stops at its first failure; report exactly that one.
+  const reported = o.keepGoing ? failures : failures.slice(0, 1);
+  return {
+    runs: done, failures: reported.map((f) => f.r), results, aborted: o.signal?.aborted === true,
+    schedulesExplored: explored, schedulePoints: points, durationMs: performance.now() - t0,
+  };
 }

@@ -5,6 +5,8 @@
  * invariants), the driver's stalls, the scenario's accounting, the lifecycle checker on the
  * history, and the structure of every ap_list.
  */
+import { fileURLToPath } from 'node:url';
+import { scenarioHash } from './schedule-file.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
@@ -67,7 +69,15 @@ export interface StressRunOptions {
 }
 
 export interface StressRunReport {
+  /** The scenario's own name (info.name). */
   scenario: string;
+  /** How to name it again: a built-in's name, or the module's absolute path (repro lines use it). */
+  scenarioRef: string;
+  /** sha256 of a user module's text, null for a built-in. */
+  scenarioHash: string | null;
+  nrLr: number;
+  locking: 'fine' | 'global';
+  depth: number;
   seed: number;
   mode: StressMode;
   strategy: Strategy | 'replay' | null;
@@ -141,10 +151,13 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     : null;
   const maxVcpus = Math.max(vcpus, 1);
   const history = createHistory(1 + maxVcpus + EXTRA_THREAD_SLOTS, 1 << 17);
+  const nrLr = o.nrLr ?? info.nrLr ?? 4;
+  const locking = o.locking ?? 'fine';
+  const builtin = (BUILTIN_SCENARIOS as readonly string[]).includes(o.scenario);
   const vm = createVm({
     maxVcpus,
-    nrLr: o.nrLr ?? info.nrLr ?? 4,
-    locking: o.locking ?? 'fine',
+    nrLr,
+    locking,
     lockdep: true,
     bugs: o.bugs ?? [],
     stress: { history, sched, chaos: controlled ? null : { seed: o.seed >>> 0 } },
@@ -267,6 +280,11 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     const sch = sched ? readSchedule(sched) : null;
     return {
       scenario: info.name,
+      scenarioRef: builtin ? o.scenario : fileURLToPath(url),
+      scenarioHash: scenarioHash(url, builtin),
+      nrLr,
+      locking,
+      depth: o.depth ?? 3,
       seed: o.seed >>> 0,
       mode: o.mode,
       strategy,

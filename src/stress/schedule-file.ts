@@ -1,36 +1,79 @@
 /**
- * Schedule files: a controlled run, written so that it can be replayed exactly. Versioned JSON;
- * a file of another format or version is refused with a clear error.
+ * Schedule files: a controlled run, written so that it can be replayed exactly. Versioned JSON
+ * that records everything that decides the run (scenario and, for a user module, a hash of its
+ * text; GIC model, vCPUs, locking, LRs, bugs, strategy, seed; package and Node versions); a file
+ * of another format or version is refused with a clear error, and replay refuses a run whose
+ * configuration differs from the file's (scheduleMismatch).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Switch } from '../sched/controlled.js';
+import { packageVersion } from '../version.js';
 
 export const SCHEDULE_FORMAT = 'vgic-emu-schedule';
-export const SCHEDULE_VERSION = 1;
+export const SCHEDULE_VERSION = 2;
 
 export interface ScheduleFile {
   format: typeof SCHEDULE_FORMAT;
   version: number;
+  /** A built-in scenario's name, or a user module's absolute path. */
   scenario: string;
+  /** sha256 of a user module's text (null for built-ins, which the package version pins). */
+  scenarioHash: string | null;
   seed: number;
+  mode: 'controlled';
   strategy: string;
+  depth?: number;
   bugs: string[];
   vcpus: number;
   gic: 'v2' | 'v3';
   size: number;
   spis: number;
-  nrLr?: number;
+  nrLr: number;
+  locking: 'fine' | 'global';
+  /** The package and Node versions that recorded it (a replay on others may diverge). */
+  vgicEmu: string;
+  node: string;
   /** Number of preemptive switches (the minimiser's measure). */
   preemptions: number;
   /** [step, thread, forced (1) or preemptive (0)] */
   switches: [number, number, number][];
 }
 
-export function toScheduleFile(meta: Omit<ScheduleFile, 'format' | 'version' | 'switches' | 'preemptions'>, switches: readonly Switch[]): ScheduleFile {
+/** The run configuration a schedule file pins (what a replay must match). */
+export type ScheduleConfig = Pick<ScheduleFile, 'scenario' | 'scenarioHash' | 'seed' | 'strategy' | 'depth' | 'bugs' | 'vcpus' | 'gic' | 'size' | 'spis' | 'nrLr' | 'locking'>;
+
+/** sha256 of a scenario module's text, by its file: URL; null for a built-in (not a file: URL the user gave). */
+export function scenarioHash(url: string, builtin: boolean): string | null {
+  if (builtin || !url.startsWith('file:')) return null;
+  return createHash('sha256').update(readFileSync(fileURLToPath(url))).digest('hex');
+}
+
+/**
+ * The first difference between what a replay was asked for and what the file recorded, as a
+ * sentence, or null. `asked` holds only what the user gave explicitly (flags), plus the current
+ * scenario module's hash.
+ */
+export function scheduleMismatch(f: ScheduleFile, asked: Partial<ScheduleConfig>): string | null {
+  for (const k of Object.keys(asked) as (keyof ScheduleConfig)[]) {
+    const want = JSON.stringify(f[k] ?? null);
+    const got = JSON.stringify(asked[k] ?? null);
+    if (want === got) continue;
+    if (k === 'scenarioHash') return `the scenario module ${f.scenario} changed since the schedule was recorded (sha256 ${f.scenarioHash?.slice(0, 12)}…, now ${String(asked.scenarioHash).slice(0, 12)}…)`;
+    return `the schedule was recorded with ${k} ${want}, not ${got}`;
+  }
+  return null;
+}
+
+export function toScheduleFile(meta: ScheduleConfig, switches: readonly Switch[]): ScheduleFile {
   return {
     format: SCHEDULE_FORMAT,
     version: SCHEDULE_VERSION,
+    mode: 'controlled',
     ...meta,
+    vgicEmu: packageVersion(),
+    node: process.version,
     preemptions: switches.filter((s) => !s.forced).length,
     switches: switches.map((s) => [s.step, s.to, s.forced ? 1 : 0]),
   };

@@ -3,9 +3,10 @@
  * 0 clean, 1 violation found (with a one-line repro and written artifacts), 2 usage error.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distPath } from '../../src/kvm/worker-path.js';
 import { readScheduleFile } from '../../src/stress/schedule-file.js';
@@ -61,12 +62,17 @@ describe('vgic-emu stress', () => {
     expect(repro).toMatch(/--bug earlyInjectDropped/);
     expect(repro).toMatch(/--seed 0x[0-9a-f]+/);
 
-    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { ok: boolean; bugs: string[]; findings: { kind: string }[]; scenario: string };
+    // The run's own artefact directory, named by the replay line.
+    const schedPath = /^ {3}or: npx vgic-emu stress --replay (\S+)$/m.exec(r.stdout)?.[1];
+    expect(schedPath, r.stdout).toBeDefined();
+    const art = dirname(schedPath!);
+    expect(dirname(art)).toBe(out);
+    const report = JSON.parse(readFileSync(join(art, 'report.json'), 'utf8')) as { ok: boolean; bugs: string[]; findings: { kind: string }[]; scenario: string };
     expect(report.ok).toBe(false);
     expect(report.scenario).toBe('early-inject');
     expect(report.bugs).toEqual(['earlyInjectDropped']);
     expect(report.findings.map((f) => f.kind)).toContain('accounting');
-    const sched = readScheduleFile(join(out, 'schedule.json'));
+    const sched = readScheduleFile(schedPath!);
     expect(sched.scenario).toBe('early-inject');
     expect(sched.bugs).toEqual(['earlyInjectDropped']);
     const xml = readFileSync(junit, 'utf8');
@@ -81,7 +87,7 @@ describe('vgic-emu stress', () => {
     expect(again.stdout).toMatch(/accounting:/);
 
     // And so does the written schedule.
-    const replay = await cli(['stress', '--replay', join(out, 'schedule.json'), '--out', join(dir, 'replay')], dir);
+    const replay = await cli(['stress', '--replay', schedPath!, '--out', join(dir, 'replay')], dir);
     expect(replay.code, replay.stderr).toBe(1);
     expect(replay.stdout).toMatch(/accounting:/);
   });
@@ -100,7 +106,7 @@ describe('vgic-emu stress', () => {
   });
 
   it('exits 2 when the --replay file is not a schedule file, and when the scenario does not exist', async () => {
-    const notSchedule = join(dir, 'bug', 'report.json');
+    const notSchedule = join(dir, 'bug', readdirSync(join(dir, 'bug'))[0]!, 'report.json');
     expect(existsSync(notSchedule)).toBe(true);
     const r = await cli(['stress', '--replay', notSchedule, '--out', join(dir, 'x')], dir);
     expect(r.code, r.stderr).toBe(2);
@@ -108,5 +114,68 @@ describe('vgic-emu stress', () => {
     const s = await cli(['stress', '--scenario', 'no-such-scenario', '--iterations', '1', '--out', join(dir, 'y')], dir);
     expect(s.code, s.stderr).toBe(2);
     expect(s.stderr).toMatch(/unknown scenario 'no-such-scenario'/);
+  });
+
+  it('a replay never rewrites its input, refuses another configuration (exit 2), and --jobs does not change the reported seed', async () => {
+    const out = join(dir, 'trust');
+    const args = ['stress', '--bug', 'earlyInjectDropped', '--iterations', '6', '--size', '20', '--seed', '7', '--keep-going'];
+    const [one, two] = await Promise.all([cli([...args, '--jobs', '1', '--out', join(out, 'j1'), '--json'], dir), cli([...args, '--jobs', '2', '--out', join(out, 'j2'), '--json'], dir)]);
+    expect(one.code, one.stderr).toBe(1);
+    expect(two.code, two.stderr).toBe(1);
+    type Summary = { failure: { seed: string }; repro: string; replay: string; files: string[] };
+    const s1 = JSON.parse(one.stdout) as Summary;
+    const s2 = JSON.parse(two.stdout) as Summary;
+    expect(s2.failure.seed).toBe(s1.failure.seed);
+    expect(s1.repro).toMatch(/^npx vgic-emu stress --scenario early-inject /);
+    expect(s1.files.some((p) => p.endsWith('schedule.json'))).toBe(true);
+
+    const sched = s1.files.find((p) => p.endsWith('schedule.json'))!;
+    const before = readFileSync(sched, 'utf8');
+    const mtime = statSync(sched).mtimeMs;
+    const replay = await cli(['stress', '--replay', sched, '--out', join(out, 'j1')], dir);
+    expect(replay.code, replay.stderr).toBe(1);
+    expect(readFileSync(sched, 'utf8')).toBe(before);
+    expect(statSync(sched).mtimeMs).toBe(mtime);
+    const wrote = /^wrote (.*)$/m.exec(replay.stdout)?.[1]?.split(', ') ?? [];
+    expect(wrote.length).toBeGreaterThan(0);
+    for (const p of wrote) expect(dirname(p)).not.toBe(dirname(sched));
+
+    const other = await cli(['stress', '--replay', sched, '--locking', 'global', '--out', join(out, 'x')], dir);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/recorded with locking "fine", not "global"/);
+    const gic = await cli(['stress', '--replay', sched, '--gic', 'v2', '--out', join(out, 'x')], dir);
+    expect(gic.code).toBe(2);
+  });
+
+  it('JUnit has one testcase per seed, and the failing one carries its repro line and artefacts', async () => {
+    const junit = join(dir, 'per-seed.xml');
+    const r = await cli(['stress', '--bug', 'earlyInjectDropped', '--iterations', '4', '--size', '20', '--seed', '3', '--keep-going', '--out', join(dir, 'per-seed'), '--junit', junit], dir);
+    expect(r.code, r.stderr).toBe(1);
+    const xml = readFileSync(junit, 'utf8');
+    expect(xml.match(/<testcase /g)).toHaveLength(4);
+    expect(xml).toMatch(/repro: npx vgic-emu stress --scenario early-inject/);
+    expect(xml).toMatch(/artefacts: .*report\.json/);
+  });
+
+  it('a user scenario: the repro names its path; a module that fails to load or changed since recording is exit 2', async () => {
+    const bad = join(dir, 'broken-scenario.mjs');
+    writeFileSync(bad, "throw new Error('scenario module exploded');\n");
+    const b = await cli(['stress', '--scenario', bad, '--iterations', '1', '--out', join(dir, 'u')], dir);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/scenario module exploded/);
+    // A copy of a built-in scenario as a user module, with a bug seed that its driver exposes.
+    const orig = pathToFileURL(distPath('src/stress/scenarios/early-inject.js'));
+    const src = readFileSync(orig, 'utf8').replace(/from '(\.\.?\/[^']+)'/g, (_m, spec: string) => `from '${new URL(spec, orig).href}'`);
+    const mine = join(dir, 'my-scenario.mjs');
+    writeFileSync(mine, src);
+    const r = await cli(['stress', '--scenario', mine, '--bug', 'earlyInjectDropped', '--iterations', '3', '--size', '20', '--seed', '1', '--out', join(dir, 'u')], join(dir, '..'));
+    expect(r.code, r.stderr + r.stdout).toBe(1);
+    const repro = /^repro: (.*)$/m.exec(r.stdout)?.[1];
+    expect(repro).toContain(`--scenario ${mine}`);
+    const sched = /^ {3}or: npx vgic-emu stress --replay (\S+)$/m.exec(r.stdout)![1]!;
+    writeFileSync(mine, `${src}\n// edited\n`);
+    const changed = await cli(['stress', '--replay', sched, '--out', join(dir, 'u')], dir);
+    expect(changed.code).toBe(2);
+    expect(changed.stderr).toMatch(/changed since the schedule was recorded/);
   });
 });

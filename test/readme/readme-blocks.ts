@@ -5,7 +5,8 @@
  *   <!-- readme-test: run -->                     ts: compile under tsc --strict, run, exit 0
  *   <!-- readme-test: run stdout=/regex/ -->      ... and its stdout matches
  *   <!-- readme-test: compile -->                 ts: a fragment or module, type-checked only
- *   <!-- readme-test: sh exit=N stdout=/re/ stderr=/re/ -->   run each line as a command
+ *   <!-- readme-test: sh exit=N stdout=/re/ stderr=/re/ -->   run each line as a command; each
+ *                                                 exits N (default 0); the last one's output matches
  *   <!-- readme-test: skip reason... -->          not run (the reason is required)
  */
 export interface ReadmeBlock {

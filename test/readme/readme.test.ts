@@ -1,0 +1,75 @@
+/**
+ * The README runs. Every ```ts and ```sh block carries a directive (readme-blocks.ts): TypeScript
+ * blocks are compiled together under `tsc --strict` against the package itself (imports of
+ * 'vgic-emu' resolve by self-reference through package.json "exports" to the build), and those
+ * marked `run` are executed; shell blocks run line by line from the repository root with their
+ * expected exit code and output. A block without a directive fails the test.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readmeBlocks, type ReadmeBlock } from './readme-blocks.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+const ts = blocks.filter((b) => b.lang === 'ts' && (b.mode === 'run' || b.mode === 'compile'));
+// Inside the package (no package.json of its own), so that 'vgic-emu' resolves to this package.
+const DIR = join(ROOT, '.readme-test');
+const file = (b: ReadmeBlock): string => `block-line${b.line}`;
+
+function sh(cmd: string, cwd: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('bash', ['-o', 'pipefail', '-c', cmd], { cwd, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 32 << 20, env: { ...process.env, FORCE_COLOR: '0' } }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('README', () => {
+  it('every ts/sh block says what it claims (a readme-test directive)', () => {
+    const bare = blocks.filter((b) => b.mode === 'none').map((b) => `line ${b.line} (${b.lang})`);
+    expect(bare, 'blocks without a <!-- readme-test: ... --> directive').toEqual([]);
+    for (const b of blocks.filter((x) => x.mode === 'skip')) expect(b.reason, `skipped block at line ${b.line} needs a reason`).not.toBe('');
+    for (const b of blocks.filter((x) => x.lang === 'ts' && x.mode === 'sh')) throw new Error(`line ${b.line}: a ts block cannot be 'sh'`);
+  });
+
+  let compiled: { code: number | null; stdout: string; stderr: string } = { code: null, stdout: '', stderr: '' };
+  beforeAll(async () => {
+    rmSync(DIR, { recursive: true, force: true });
+    mkdirSync(join(DIR, 'src'), { recursive: true });
+    for (const b of ts) writeFileSync(join(DIR, 'src', `${file(b)}.ts`), `${b.code}\n`);
+    if (ts.length === 0) return;
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    compiled = await sh([
+      `node ${tsc} --strict --noImplicitOverride --target es2022 --module nodenext --moduleResolution nodenext`,
+      '--types node --skipLibCheck --outDir .readme-test/out --rootDir .readme-test/src',
+      ...ts.map((b) => `.readme-test/src/${file(b)}.ts`),
+    ].join(' '), ROOT, 120_000);
+  }, 150_000);
+
+  it('every TypeScript block compiles under tsc --strict', () => {
+    expect(compiled.stdout + compiled.stderr).toBe('');
+    expect(compiled.code).toBe(0);
+  });
+
+  it.each(ts.filter((b) => b.mode === 'run').map((b) => [b.line, b]))('the TypeScript block at line %i runs and does what it says', async (_l, b) => {
+    expect(compiled.code, 'compilation failed').toBe(0);
+    const r = await sh(`node .readme-test/out/${file(b)}.js`, ROOT, 60_000);
+    expect({ code: r.code, stderr: r.stderr.split('\n').filter((l) => !/ExperimentalWarning|--trace-warnings/.test(l)).join('\n').trim() }).toEqual({ code: b.exit, stderr: '' });
+    if (b.stdout) expect(r.stdout).toMatch(b.stdout);
+  });
+
+  it.each(blocks.filter((b) => b.mode === 'sh').map((b) => [b.line, b]))('the shell block at line %i runs with its exit code and output', async (_l, b) => {
+    const lines = b.code.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l && !l.startsWith('#'));
+    let last = { code: 0 as number | null, stdout: '', stderr: '' };
+    for (const l of lines) {
+      last = await sh(l, ROOT, 120_000);
+      expect(last.code, `\`${l}\` exited ${last.code}\n${last.stderr.slice(-2000)}`).toBe(b.exit);
+    }
+    if (b.stdout) expect(last.stdout).toMatch(b.stdout);
+    if (b.stderr) expect(last.stderr).toMatch(b.stderr);
+  }, 300_000);
+});
