@@ -6,7 +6,7 @@
  */
 import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from './errno.js';
-import { getUserU64 } from './user-copy.js';
+import { deviceAttr, getUserU64 } from './user-copy.js';
 import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS,
@@ -69,7 +69,7 @@ export class ItsDevice implements KvmDevice {
 
   setAttr(group: number, attr: bigint | number, value?: unknown): void {
     checkVmUsable(this.h, 'ITS device');
-    const a = Number(attr);
+    const a = Number(deviceAttr(group, attr, 'KVM_SET_DEVICE_ATTR'));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
         return this.setAddr(a, value);
@@ -86,7 +86,7 @@ export class ItsDevice implements KvmDevice {
 
   getAttr(group: number, attr: bigint | number): bigint {
     checkVmUsable(this.h, 'ITS device');
-    const a = Number(attr);
+    const a = Number(deviceAttr(group, attr, 'KVM_GET_DEVICE_ATTR'));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
         if (a !== KVM_VGIC_ITS_ADDR_TYPE) kvmErr('ENODEV', `ITS: ADDR attribute ${a} (only KVM_VGIC_ITS_ADDR_TYPE)`);
@@ -103,7 +103,7 @@ export class ItsDevice implements KvmDevice {
 
   hasAttr(group: number, attr: bigint | number): void {
     checkVmUsable(this.h, 'ITS device');
-    const a = Number(attr);
+    const a = Number(deviceAttr(group, attr, 'KVM_HAS_DEVICE_ATTR'));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
         if (a !== KVM_VGIC_ITS_ADDR_TYPE) kvmErr('ENXIO', `ITS: no ADDR attribute ${a}`);

@@ -133,14 +133,14 @@ export class Vcpu {
   async interrupt(timeoutMs = 5000): Promise<{ exitReason: typeof KVM_EXIT_INTR; errno: 'EINTR' } | { exitReason: null }> {
     checkVmUsable(this.h, 'vcpu.interrupt');
     const m = this.h.m;
-    const sig = vcpuOff(this.h.g, this.id) + VCPU.off.signal;
+    const sig = vcpuOff(this.h.g, this.index) + VCPU.off.signal;
     if (Atomics.load(m, sig) === SIG_OUT) return { exitReason: KVM_EXIT_INTR, errno: 'EINTR' };
     if (!this.running) return { exitReason: null };
     Atomics.compareExchange(m, sig, SIG_NONE, SIG_PENDING);
     // Request first, then kick: the kick's IN_GUEST -> EXITING flip (or the WFI doorbell) must
     // find the request when the vCPU re-enters (the kick-vs-guest-entry Dekker pair, queue.ts).
-    makeRequest(this.h, this.id, VGIC_EMU_REQ_SIGNAL);
-    kickVcpu(this.h, this.id);
+    makeRequest(this.h, this.index, VGIC_EMU_REQ_SIGNAL);
+    kickVcpu(this.h, this.index);
     const deadline = performance.now() + timeoutMs;
     let ended = false;
     const run = this.running;
@@ -173,13 +173,13 @@ export class Vcpu {
   /** Let a vCPU that interrupt() took out of KVM_RUN issue KVM_RUN again (or cancel a pending signal). */
   resume(): void {
     const m = this.h.m;
-    const sig = vcpuOff(this.h.g, this.id) + VCPU.off.signal;
+    const sig = vcpuOff(this.h.g, this.index) + VCPU.off.signal;
     if (Atomics.exchange(m, sig, SIG_NONE) !== SIG_NONE) Atomics.notify(m, sig);
   }
 
   /** True while interrupt() has this vCPU out of KVM_RUN, waiting for resume(). */
   get interrupted(): boolean {
-    return Atomics.load(this.h.m, vcpuOff(this.h.g, this.id) + VCPU.off.signal) === SIG_OUT;
+    return Atomics.load(this.h.m, vcpuOff(this.h.g, this.index) + VCPU.off.signal) === SIG_OUT;
   }
 
   /** True while a KVM_RUN (run()) is in flight. */

@@ -24,7 +24,7 @@ import { addRegion, placeAllRedists, rdistOverlap, readRegion, regionSize, remov
 import { lockAllVcpus, unlockAllVcpus, withAllVcpusLocked } from './vcpu-locks.js';
 import { savePendingTables } from '../vgic/lpi.js';
 import { regsGetAttr, regsHasAttr, regsSetAttr } from './vgic-regs-attr.js';
-import { getUserU64 } from './user-copy.js';
+import { deviceAttr, getUserU64 } from './user-copy.js';
 
 export interface KvmDevice {
   readonly type: number;
@@ -96,7 +96,7 @@ export class VgicDevice implements KvmDevice {
    */
   setAttr(group: number, attr: bigint | number, value?: unknown): void {
     this.checkAlive();
-    const a = BigInt(attr);
+    const a = deviceAttr(group, attr, 'KVM_SET_DEVICE_ATTR');
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
         return this.setAddr(a, getUserU64(value, 'vgic ADDR'));
@@ -125,7 +125,7 @@ export class VgicDevice implements KvmDevice {
   /** `value`: the in-value ADDR reads first (REDIST_REGION's index); omitted means 0, null is EFAULT. */
   getAttr(group: number, attr: bigint | number, value: bigint | number | null = 0n): bigint {
     this.checkAlive();
-    const a = BigInt(attr);
+    const a = deviceAttr(group, attr, 'KVM_GET_DEVICE_ATTR');
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
         return this.getAddr(a, getUserU64(value, 'vgic ADDR'));
@@ -144,7 +144,7 @@ export class VgicDevice implements KvmDevice {
 
   hasAttr(group: number, attr: bigint | number): void {
     this.checkAlive();
-    const a = BigInt(attr);
+    const a = deviceAttr(group, attr, 'KVM_HAS_DEVICE_ATTR');
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR: {
         const ok = this.v2

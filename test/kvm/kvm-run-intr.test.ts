@@ -99,3 +99,27 @@ describe('KVM_RUN interrupted from the host (EINTR, KVM_EXIT_INTR)', () => {
     expect(res.map((x) => x.reason)).toEqual(['stopped']);
   });
 });
+
+describe('KVM_RUN interrupted, vCPU ids out of creation order', () => {
+  it('interrupt() and resume() act on the vCPU they are called on (its creation index, not its id)', async () => {
+    const spinner = guestFromFunction((cpu) => {
+      cpu.add(0, 1);
+      while (cpu.load(1) === 0) cpu.relax();
+    });
+    const vm = tracker.track(createVm());
+    vm.createVcpu(3, { guest: spinner });
+    vm.createVcpu(0, { guest: spinner });
+    const run = startRun(vm);
+    await waitRam(vm, 0, 10_000, 'both guests to start', run, (v) => v === 2);
+    const v0 = vm.vcpu(0)!;
+    const v3 = vm.vcpu(3)!;
+    await within(v0.interrupt(), 10_000, 'vCPU id 0 to leave KVM_RUN');
+    expect([v0.interrupted, v3.interrupted]).toEqual([true, false]);
+    expect([v0.stats().exits.intr, v3.stats().exits.intr]).toEqual([1, 0]);
+    v0.resume();
+    expect(v0.interrupted).toBe(false);
+    Atomics.store(vm.ram, 1, 1);
+    const res = await within(run.promise, 10_000, 'the guests to return');
+    expect(res.map((r) => r.reason)).toEqual(['shutdown', 'shutdown']);
+  });
+});

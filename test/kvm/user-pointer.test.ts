@@ -16,6 +16,7 @@ import {
   KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_ARM_VGIC_LINE_LEVEL_INFO_SHIFT,
   KVM_IRQFD_FLAG_DEASSIGN,
 } from '../../src/index.js';
+import { KvmError } from '../../src/kvm/errno.js';
 import { V3_DIST, V3_REDIST, VmTracker, expectErrno, spiLine } from '../helpers.js';
 import type { RoutingEntry } from '../../src/vgic/irq-routing.js';
 import type { KvmIrqfd } from '../../src/kvm/irqfd.js';
@@ -83,11 +84,27 @@ describe('a missing user value is EFAULT at every user-pointer entry point', () 
     for (const m of MISSING) expectErrno(() => call(w, m), 'EFAULT');
   });
 
-  it('a value of the wrong type (a string, an object) is EFAULT too, not a SyntaxError or TypeError', () => {
+  it('a value that is there but of the wrong type (a string, an object, 1.5, NaN) is EINVAL naming the value, not a RangeError', () => {
     const w = world();
     for (const v of ['0x8000000', {}, 1.5, Number.NaN]) {
-      expectErrno(() => w.gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, v as never), 'EFAULT');
-      expectErrno(() => w.gic.setAttr(KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0x100, v as never), 'EFAULT');
+      expectErrno(() => w.gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, v as never), 'EINVAL');
+      expectErrno(() => w.gic.setAttr(KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0x100, v as never), 'EINVAL');
+    }
+  });
+
+  it('a non-integer group or attr is EINVAL naming it, on every device, for set, get and has', () => {
+    const w = world();
+    for (const [group, attr, what] of [[1.5, 0, /group must be a u32/], [0, 1.5, /attr must be a u64/], [0, Number.NaN, /attr must be a u64/], [0, '0', /attr must be a u64/], [0, -1n, /attr must be a u64/]] as const) {
+      for (const call of [() => w.gic.setAttr(group as number, attr as number, 0n), () => w.gic.getAttr(group as number, attr as number), () => w.gic.hasAttr(group as number, attr as number)]) {
+        let err: unknown;
+        try {
+          call();
+        } catch (e) {
+          err = e;
+        }
+        expect((err as KvmError).code).toBe('EINVAL');
+        expect((err as Error).message).toMatch(what);
+      }
     }
   });
 

@@ -3,6 +3,7 @@
  * which VFIO files the VM uses, and the DEVICE group of the 2015 forwarding proposal with
  * FORWARD_IRQ / UNFORWARD_IRQ, whose argument is struct kvm_arch_forwarded_irq.
  */
+import { deviceAttr } from '../user-copy.js';
 import { checkVmUsable } from '../vm-closed.js';
 import { kvmErr } from '../errno.js';
 import { copyFromUser } from '../user-copy.js';
@@ -32,7 +33,7 @@ export class KvmVfioDevice implements KvmDevice {
 
   setAttr(group: number, attr: bigint | number, value?: unknown): void {
     checkVmUsable(this.h, 'KVM VFIO device');
-    const a = Number(attr);
+    const a = Number(deviceAttr(group, attr, 'KVM_SET_DEVICE_ATTR'));
     if (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL)) {
       // get_user of the fd: no value is EFAULT; a value that is no open VFIO file is EBADF.
       if (value === null || value === undefined) kvmErr('EFAULT', 'KVM_DEV_VFIO_FILE: no fd');
@@ -55,12 +56,13 @@ export class KvmVfioDevice implements KvmDevice {
 
   getAttr(group: number, attr: bigint | number): bigint {
     checkVmUsable(this.h, 'KVM VFIO device');
+    deviceAttr(group, attr, 'KVM_GET_DEVICE_ATTR');
     kvmErr('ENXIO', `KVM VFIO device: attribute ${group}/${Number(attr)} cannot be read`);
   }
 
   hasAttr(group: number, attr: bigint | number): void {
     checkVmUsable(this.h, 'KVM VFIO device');
-    const a = Number(attr);
+    const a = Number(deviceAttr(group, attr, 'KVM_HAS_DEVICE_ATTR'));
     const ok = (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL))
       || (group === KVM_DEV_VFIO_DEVICE && (a === KVM_DEV_VFIO_DEVICE_FORWARD_IRQ || a === KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ));
     if (!ok) kvmErr('ENXIO', `KVM VFIO device: no attribute ${group}/${a}`);
