@@ -22,6 +22,8 @@ import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
 import { wordWaitHook } from '../sync/wait-hooks.js';
+import { deadlineIdx, kvmArchTimerHandler, timerEnable, timerLoad } from './timer/arch-timer.js';
+import { msUntil, physCounter } from './timer/counter.js';
 
 /** Thrown out of guest code when the VM is being torn down; the run then ends quietly. */
 export class VmStopped extends Error {
@@ -82,10 +84,13 @@ export class VcpuRunner {
       if (!this.m[this.vb + VCPU.off.ranOnce]) {
         // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
         if (this.vgic) vgicMapResources(this.h);
+        // kvm_timer_enable: own and HW-map the timer PPIs (EINVAL if they clash).
+        timerEnable(this.h, this.v);
         lockConfig(this.h);
         this.m[this.vb + VCPU.off.ranOnce] = 1;
         unlockConfig(this.h);
       }
+      timerLoad(this.h, this.v); // kvm_arch_vcpu_load
       this.enter();
     } catch (e) {
       this.kvmRunReturn();
@@ -189,6 +194,18 @@ export class VcpuRunner {
     this.exit(EXIT.wfi);
     bumpCounter(this.h, this.v, CTR.wfi);
     this.block();
+    // The blocked thread was scheduled out and back in: vcpu_put / vcpu_load of the timer.
+    timerLoad(this.h, this.v);
+    this.enter();
+  }
+
+  /**
+   * The guest's instruction boundary found a timer's host PPI due (timerDeadline passed): the
+   * host interrupt exits the guest, kvm_arch_timer_handler injects, and we re-enter.
+   */
+  timerIrq(): void {
+    this.exit(EXIT.irq);
+    kvmArchTimerHandler(this.h, this.v);
     this.enter();
   }
 
@@ -206,11 +223,16 @@ export class VcpuRunner {
     // Schedule point before publishing "blocked": the window the lost wake-up race lives in.
     schedPoint(SchedPoint.Block, this.v);
     Atomics.store(m, blockedIdx, 1);
+    const dlIdx = deadlineIdx(h, this.v);
     try {
       for (;;) {
+        // The timer's host PPI while we are blocked (the kernel's bg_timer wake-up, and the
+        // hardware timer during halt-polling): inject first, so runnable() sees it.
+        if (h.f[dlIdx]! <= physCounter(h)) kvmArchTimerHandler(h, this.v);
         if (!seeded && this.runnable()) return;
         if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
-        if (wordWaitHook?.(wakeIdx, 0)) {
+        const deadline = h.f[dlIdx]!;
+        if (wordWaitHook?.(wakeIdx, 0, deadline)) {
           // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.
         } else if (this.haltPoll(wakeIdx)) {
           bumpCounter(h, this.v, CTR.wfiPolled);
@@ -220,7 +242,8 @@ export class VcpuRunner {
           bumpCounter(h, this.v, CTR.wfiParked);
           Atomics.store(m, parkedIdx, 1);
           // Re-check the doorbell after publishing `parked`: a waker that saw parked=0 rang first.
-          if (Atomics.load(m, wakeIdx) === 0) Atomics.wait(m, wakeIdx, 0, PARK_SLICE_MS);
+          // Bounded by the timer deadline, so WFI wakes at expiry.
+          if (Atomics.load(m, wakeIdx) === 0) Atomics.wait(m, wakeIdx, 0, Math.min(PARK_SLICE_MS, msUntil(h, deadline)));
           Atomics.store(m, parkedIdx, 0);
         }
         if (seeded) {
