@@ -266,8 +266,10 @@ export class ControlledThread {
         if (lowest < 0) lowest = t;
       }
     }
-    if (count === 0 && excludeCur) return cur; // a yield with nobody else to run: go on
+    // Nobody else can run but a thread waits for a timer: time passes (before deciding a yield
+    // has nobody to hand to, or that everyone is stuck).
     if (count === 0 && this.skipToTimer()) return this.choose(cur, curCan, excludeCur, kind);
+    if (count === 0 && excludeCur) return cur; // a yield with nobody else to run: go on
     if (count === 0) {
       let anyLive = false;
       for (let t = 0; t < n; t++) if (s[o.state + t] !== T_EXITED) anyLive = true;
