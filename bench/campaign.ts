@@ -5,15 +5,32 @@
  */
 import { runCampaign } from '../src/stress/campaign.js';
 import { BUILTIN_SCENARIOS } from '../src/stress/scenarios/index.js';
-import { formatSeed } from '../src/sched/prng.js';
+import { formatSeed, parseSeed } from '../src/sched/prng.js';
+import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from '../src/cli/args.js';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const minutes = Number(arg('minutes') ?? 10);
-const jobs = Number(arg('jobs') ?? 1);
-const seed = Number(arg('seed') ?? 0x5eed);
+const FLAGS: FlagSpec[] = [
+  { name: 'minutes', kind: 'number', min: 0.05, default: 10, help: 'total time, split evenly over scenarios and modes' },
+  { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs' },
+  { name: 'seed', kind: 'string', default: '0x5eed', help: 'campaign seed (decimal or 0x hex)' },
+  HELP_FLAG,
+];
+const USAGE = `usage: npm run stress:campaign -- [options]\n\n${flagHelp(FLAGS)}\n`;
+let f: ReturnType<typeof parseFlags>;
+let seed: number;
+try {
+  f = parseFlags(process.argv.slice(2), FLAGS);
+  seed = parseSeed(String(f.seed));
+} catch (e) {
+  if (!(e instanceof UsageError) && !(e instanceof Error)) throw e;
+  process.stderr.write(`stress:campaign: ${e.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (f.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const minutes = f.minutes as number;
+const jobs = f.jobs as number;
 const slots = BUILTIN_SCENARIOS.length * 2;
 const each = (minutes * 60_000) / slots;
 let violations = 0;

@@ -1,4 +1,11 @@
-/** A small, strict argument parser: unknown flags and bad values are usage errors (exit 2). */
+/**
+ * The one argument parser of every vgic-emu command (and of the bench scripts): node:util
+ * parseArgs in strict mode, driven by a table of flags, plus what parseArgs does not check:
+ * choices, and numbers that are finite and within their range (`--seconds 1e-9` is not a run).
+ * Unknown flags, stray arguments and bad values are usage errors (exit 2).
+ */
+import { parseArgs } from 'node:util';
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -10,43 +17,68 @@ export interface FlagSpec {
   readonly name: string;
   readonly kind: 'string' | 'number' | 'boolean';
   readonly help: string;
+  /** One-letter alias (-h for --help). */
+  readonly short?: string;
   readonly choices?: readonly string[];
   readonly default?: string | number | boolean;
+  /** Numbers: a whole number. */
+  readonly integer?: boolean;
+  /** Numbers: inclusive bounds. Without `min` a number must be positive. */
+  readonly min?: number;
+  readonly max?: number;
 }
 
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  for (const s of specs) if (s.default !== undefined) out[s.name] = s.default;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = a.slice(2, eq >= 0 ? eq : undefined);
-    const spec = specs.find((s) => s.name === name);
-    if (!spec) throw new UsageError(`unknown option --${name}`);
-    if (spec.kind === 'boolean') {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
-      out[name] = true;
+/** The --help flag every command takes. */
+export const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'boolean', help: 'show this help' };
+
+export type Flags = Record<string, string | number | boolean | undefined>;
+
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): Flags {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const s of specs) options[s.name] = { type: s.kind === 'boolean' ? 'boolean' : 'string', ...(s.short ? { short: s.short } : {}) };
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (e) {
+    // parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes; its messages name the flag.
+    throw new UsageError((e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
+  }
+  const out: Flags = {};
+  for (const s of specs) {
+    const raw = values[s.name];
+    const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    if (v === undefined) {
+      if (s.default !== undefined) out[s.name] = s.default;
       continue;
     }
-    const val = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-    if (val === undefined) throw new UsageError(`--${name} needs a value`);
-    if (spec.choices && !spec.choices.includes(val)) throw new UsageError(`--${name} must be one of ${spec.choices.join(', ')}`);
-    if (spec.kind === 'number') {
-      const n = Number(val);
-      if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} needs a positive number, got '${val}'`);
-      out[name] = n;
-    } else out[name] = val;
+    if (s.kind === 'boolean') {
+      out[s.name] = true;
+      continue;
+    }
+    const val = String(v);
+    if (s.choices && !s.choices.includes(val)) throw new UsageError(`--${s.name} must be one of ${s.choices.join(', ')}, got '${val}'`);
+    out[s.name] = s.kind === 'number' ? parseNumber(s, val) : val;
   }
   return out;
+}
+
+function parseNumber(s: FlagSpec, val: string): number {
+  const n = val.trim() === '' ? NaN : Number(val);
+  const what = s.integer ? 'a whole number' : 'a number';
+  if (!Number.isFinite(n)) throw new UsageError(`--${s.name} needs ${what}, got '${val}'`);
+  if (s.integer && !Number.isInteger(n)) throw new UsageError(`--${s.name} needs a whole number, got '${val}'`);
+  if (s.min === undefined ? n <= 0 : n < s.min) throw new UsageError(`--${s.name} must be ${s.min === undefined ? 'positive' : `at least ${s.min}`}, got '${val}'`);
+  if (s.max !== undefined && n > s.max) throw new UsageError(`--${s.name} must be at most ${s.max}, got '${val}'`);
+  return n;
 }
 
 export function flagHelp(specs: readonly FlagSpec[]): string {
   return specs
     .map((s) => {
       const v = s.kind === 'boolean' ? '' : s.choices ? ` <${s.choices.join('|')}>` : ` <${s.kind}>`;
+      const range = s.kind === 'number' && (s.min !== undefined || s.max !== undefined) ? ` [${s.min ?? ''}..${s.max ?? ''}]` : '';
       const d = s.default !== undefined && s.kind !== 'boolean' ? ` (default ${s.default})` : '';
-      return `  --${s.name}${v}`.padEnd(34) + s.help + d;
+      return `  ${s.short ? `-${s.short}, ` : '    '}--${s.name}${v}`.padEnd(38) + s.help + range + d;
     })
     .join('\n');
 }

@@ -93,7 +93,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       lastAcks = st.map((s) => s.acks);
       lastPrint = now;
       const line = `[${((now - t0) / 1000).toFixed(1).padStart(5)}s] ${cols.join('  ')}`;
-      if (out.isTTY && !final) out.write(`\r${line}`);
+      // On a TTY the live line is redrawn in place (cleared first, so a shorter line leaves no
+      // tail) and the final one ends it; elsewhere every tick is a line of its own.
+      if (out.isTTY) out.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
       else out.write(`${line}\n`);
     };
     out.write(`vgic-emu demo: ${o.vcpus} vCPUs, GIC${o.gic}, ${o.spis} edge SPIs, locking '${o.locking}', ${o.seconds}s\n`);

@@ -6,7 +6,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { Progress } from './progress.js';
 import { runCampaign, type CampaignResult } from '../stress/campaign.js';
 import { runStress, scenarioUrl, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
 import { minimiseSchedule } from '../stress/minimise.js';
@@ -21,16 +22,16 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; default: the bug's scenario, else spi-storm` },
   { name: 'mode', kind: 'string', choices: ['controlled', 'chaos'], default: 'controlled', help: 'controlled: one thread at a time, exactly replayable; chaos: real parallelism plus seeded delays' },
   { name: 'strategy', kind: 'string', choices: ['random', 'pct'], default: 'random', help: 'controlled-mode strategy' },
-  { name: 'depth', kind: 'number', default: 3, help: 'PCT depth' },
+  { name: 'depth', kind: 'number', integer: true, min: 1, max: 64, default: 3, help: 'PCT depth' },
   { name: 'seed', kind: 'string', help: 'campaign seed (decimal or 0x hex); run i uses a seed derived from it; default: random' },
-  { name: 'iterations', kind: 'number', help: 'number of runs (default 20, or unbounded with --duration)' },
-  { name: 'duration', kind: 'number', help: 'run for this many seconds' },
+  { name: 'iterations', kind: 'number', integer: true, min: 1, help: 'number of runs (default 20, or unbounded with --duration)' },
+  { name: 'duration', kind: 'number', min: 0.1, help: 'run for this many seconds' },
   { name: 'bug', kind: 'string', help: `bug seed(s) to switch on, comma-separated: ${Object.keys(BUG).join(', ')}` },
-  { name: 'vcpus', kind: 'number', help: "vCPUs per run (default: the scenario's)" },
-  { name: 'size', kind: 'number', help: "work items per run (default: the scenario's)" },
+  { name: 'vcpus', kind: 'number', integer: true, min: 1, max: 64, help: "vCPUs per run (default: the scenario's)" },
+  { name: 'size', kind: 'number', integer: true, min: 1, help: "work items per run (default: the scenario's)" },
   { name: 'gic', kind: 'string', choices: ['v2', 'v3'], help: "GIC model (default: the scenario's, else v3)" },
   { name: 'locking', kind: 'string', choices: ['fine', 'global'], default: 'fine', help: 'lock design' },
-  { name: 'jobs', kind: 'number', default: 1, help: 'parallel runs (piscina pool, one seed per task)' },
+  { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs (piscina pool, one seed per task)' },
   { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run' },
   { name: 'minimise', kind: 'boolean', help: 'on a controlled-mode failure, delta-debug the schedule to the fewest preemptions' },
   { name: 'keep-going', kind: 'boolean', help: 'do not stop at the first failure' },
@@ -38,7 +39,7 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'junit', kind: 'string', help: 'also write a JUnit XML report to this file' },
   { name: 'json', kind: 'boolean', help: 'print the campaign summary as JSON on stdout' },
   { name: 'list', kind: 'boolean', help: 'list scenarios and bug seeds, then exit' },
-  { name: 'help', kind: 'boolean', help: 'show this help' },
+  HELP_FLAG,
 ];
 
 export const STRESS_USAGE = `usage: vgic-emu stress [options]
@@ -111,15 +112,10 @@ export async function stressCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const out = f.out as string;
-  const progress = process.stderr.isTTY === true;
   const bugs = f.bug ? String(f.bug).split(',').filter(Boolean) : [];
   for (const b of bugs) if (!(b in BUG)) throw new UsageError(`unknown bug seed '${b}' (known: ${Object.keys(BUG).join(', ')})`);
   if (f.duration !== undefined && f.iterations !== undefined) throw new UsageError('give --duration or --iterations, not both');
-  const intFlag = (n: string): number | undefined => {
-    const v = f[n] as number | undefined;
-    if (v !== undefined && !Number.isInteger(v)) throw new UsageError(`--${n} needs a whole number`);
-    return v;
-  };
+  const intFlag = (n: string): number | undefined => f[n] as number | undefined;
 
   let base: StressRunOptions;
   let seed: number;
@@ -172,20 +168,25 @@ export async function stressCommand(argv: string[]): Promise<number> {
   const t0 = performance.now();
   let failuresSoFar = 0;
   let explored = 0;
+  const runs = intFlag('iterations') ?? (f.duration ? undefined : 20);
+  const durationMs = f.duration ? (f.duration as number) * 1000 : undefined;
+  // The seed first, so that an interrupted or crashed campaign can still be rerun.
+  process.stderr.write(`vgic-emu stress: ${base.scenario} (${base.mode}), campaign seed ${formatSeed(seed)}\n`);
+  const progress = new Progress({ label: `${base.scenario} (${base.mode})`, total: runs, budgetMs: durationMs, suffix: `seed ${formatSeed(seed)}` });
   const campaign = await runCampaign({
     base: { ...base, keepHistory: true },
     seed,
-    runs: intFlag('iterations') ?? (f.duration ? undefined : 20),
-    durationMs: f.duration ? (f.duration as number) * 1000 : undefined,
+    runs,
+    durationMs,
     jobs: intFlag('jobs'),
     keepGoing: f['keep-going'] === true,
     onRun: (r, done) => {
       if (!r.ok) failuresSoFar++;
       if (r.schedule) explored++;
-      if (progress) process.stderr.write(`\r${base.scenario} (${base.mode}): ${done} runs, ${explored} schedules explored, ${failuresSoFar} failures   `);
+      progress.update(done, `${explored} schedules explored, ${failuresSoFar} failures`);
     },
   });
-  if (progress) process.stderr.write('\n');
+  progress.done();
   const summary = {
     scenario: base.scenario,
     mode: base.mode,
@@ -205,10 +206,11 @@ export async function stressCommand(argv: string[]): Promise<number> {
   let report = failed;
   const lines = [describeFailure(failed)];
   if (f.minimise && failed.schedule) {
+    const mp = new Progress({ label: 'minimising', suffix: `seed ${formatSeed(failed.seed)}` });
     const m = await minimiseSchedule({ ...base, seed: failed.seed }, failed, {
-      onTrial: (t, n, bad) => progress && process.stderr.write(`\rminimising: trial ${t}, ${n} switches, ${bad ? 'still fails' : 'passes'}   `),
+      onTrial: (t, n, bad) => mp.update(t, `trial ${t}: ${n} switches, ${bad ? 'still fails' : 'passes'}`),
     });
-    if (progress) process.stderr.write('\n');
+    mp.done();
     report = m.report;
     lines.push(`minimised: ${m.preemptionsBefore} -> ${m.preemptions} preemptions in ${m.trials} trials (still fails with ${report.findings[0]?.kind})`);
   }

@@ -22,6 +22,7 @@ export const ERRNO = {
   ERANGE: 34,
   ENOSYS: 38,
   EOPNOTSUPP: 95,
+  ETIMEDOUT: 110,
 } as const;
 
 export type ErrnoName = keyof typeof ERRNO;

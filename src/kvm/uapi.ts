@@ -111,6 +111,12 @@ export const KVM_REQ_VCPU_RESET = 1 << 10;
  * requests so that the guest-entry path needs no extra load to notice it.
  */
 export const VGIC_EMU_REQ_STOP = 1 << 30;
+/**
+ * vgic-emu's own request bit, not a KVM_REQ_*: a signal is pending for the vCPU thread (the
+ * kernel checks signal_pending() on guest entry and in kvm_vcpu_block; the bit makes our entry
+ * path look, and the VCPU `signal` word holds the state, see vcpu-runner.ts).
+ */
+export const VGIC_EMU_REQ_SIGNAL = 1 << 29;
 
 // vcpu->mode.
 export const OUTSIDE_GUEST_MODE = 0;

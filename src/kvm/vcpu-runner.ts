@@ -8,7 +8,7 @@
  * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
  * local maintenance flag.
  */
-import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_SIGNAL, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { KvmError } from './errno.js';
 import { EXIT, VCPU, CTR } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -34,6 +34,12 @@ export class VmStopped extends Error {
 }
 
 const PARK_SLICE_MS = 50;
+
+/** The VCPU `signal` word: a signal for the vCPU thread (Vcpu.interrupt / resume). */
+export const SIG_NONE = 0;
+export const SIG_PENDING = 1;
+/** KVM_RUN returned -EINTR (KVM_EXIT_INTR); the thread is in userspace until resume. */
+export const SIG_OUT = 2;
 const HALT_POLL_MIN_NS = 10_000;
 const HALT_POLL_MAX_NS = 50_000;
 
@@ -45,6 +51,7 @@ export class VcpuRunner {
   readonly modeIdx: number;
   readonly reqIdx: number;
   readonly stopIdx: number;
+  readonly sigIdx: number;
   /** LRs with the pending bit at the last entry, kept up to date by the CPU interface. */
   pendHint = 0;
   /** A maintenance interrupt is due (EOI-bit LR went invalid, or underflow). */
@@ -66,6 +73,7 @@ export class VcpuRunner {
     this.modeIdx = this.vb + VCPU.off.mode;
     this.reqIdx = this.vb + VCPU.off.requests;
     this.stopIdx = D.stop;
+    this.sigIdx = this.vb + VCPU.off.signal;
     this.exitsIdx = this.vb + VCPU.off.exits;
     this.entriesIdx = this.vb + VCPU.off.counters + CTR.entries;
     this.apHeadIdx = this.vb + VCPU.off.apHead;
@@ -122,7 +130,36 @@ export class VcpuRunner {
     if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
     if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
     if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
+    // The signal check comes after the requests, as the kernel's entry work looks at
+    // signal_pending() after kvm_check_request()s; the state lives in the signal word (a resume
+    // that came before we looked has cancelled it).
+    if (req & VGIC_EMU_REQ_SIGNAL && Atomics.load(m, this.sigIdx) === SIG_PENDING) this.signalExit();
     // KVM_REQ_IRQ_PENDING carries no work: it only made "requests pending" true.
+  }
+
+  /**
+   * A signal is pending (Vcpu.interrupt): KVM_RUN returns -EINTR with KVM_EXIT_INTR, as it does
+   * for QEMU's vCPU thread when a signal arrives, and this thread stays in "userspace" (vcpu->mutex
+   * released) until the VMM resumes it; then it issues KVM_RUN again and the guest continues where
+   * it was. Called from enter(), outside guest mode, LRs folded.
+   */
+  private signalExit(): void {
+    const m = this.m;
+    m[this.exitsIdx + EXIT.intr]!++;
+    // Release vcpu->mutex before saying so: a VMM that sees SIG_OUT may take every vCPU's mutex
+    // at once (lock_all_vcpus for the register groups) and must find this one free.
+    this.kvmRunReturn();
+    if (Atomics.compareExchange(m, this.sigIdx, SIG_PENDING, SIG_OUT) === SIG_PENDING) {
+      Atomics.notify(m, this.sigIdx);
+      while (Atomics.load(m, this.sigIdx) === SIG_OUT) {
+        if (Atomics.load(m, this.stopIdx)) throw new VmStopped();
+        if (!wordWaitHook?.(this.sigIdx, SIG_OUT)) Atomics.wait(m, this.sigIdx, SIG_OUT, PARK_SLICE_MS);
+      }
+    }
+    // KVM_RUN again (the first-run work is done: ranOnce).
+    lockVcpuMutex(this.h, this.v);
+    this.inKvmRun = true;
+    if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
   }
 
   /** KVM_REQ_SLEEP (kvm_arm_halt_guest): stay out of the guest while paused. */
@@ -231,6 +268,8 @@ export class VcpuRunner {
         if (h.f[dlIdx]! <= physCounter(h)) kvmArchTimerHandler(h, this.v);
         if (!seeded && this.runnable()) return;
         if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
+        // kvm_vcpu_check_block: a pending signal ends the block (KVM_RUN then returns -EINTR).
+        if (Atomics.load(m, this.sigIdx) === SIG_PENDING) return;
         const deadline = h.f[dlIdx]!;
         if (wordWaitHook?.(wakeIdx, 0, deadline)) {
           // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.

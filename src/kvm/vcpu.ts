@@ -14,8 +14,12 @@ import { resolveGuestUrl, type GuestRef } from './guest-ref.js';
 import { reviveRunError, type VcpuRunOutcome } from './run-outcome.js';
 import { distPath } from './worker-path.js';
 import { lockVcpuMutex, unlockVcpuMutex } from '../vgic/locks.js';
-import { kvmErr } from './errno.js';
 import { isTimerReg, timerGetAttr, timerGetReg, timerHasAttr, timerSetAttr, timerSetReg } from './timer/timer-uapi-access.js';
+import { kickVcpu, makeRequest } from '../vgic/queue.js';
+import { KVM_EXIT_INTR, VGIC_EMU_REQ_SIGNAL } from './uapi.js';
+import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
+import { waitAsync } from '../eventfd/layout.js';
+import { kvmErr } from './errno.js';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
 
@@ -95,6 +99,70 @@ export class Vcpu {
       this.running = null;
     });
     return this.running;
+  }
+
+  /**
+   * Take this vCPU out of KVM_RUN from the host, as a signal to QEMU's vCPU thread does (or
+   * `immediate_exit` before the call): at its next instruction boundary, or out of WFI, KVM_RUN
+   * returns -EINTR with exit reason KVM_EXIT_INTR (counted in `stats().exits.intr`), vcpu->mutex is
+   * released, and the vCPU thread waits in userspace until `resume()`, then issues KVM_RUN again:
+   * the guest continues where it was. While it is out, calls that need the vCPU outside KVM_RUN
+   * (the vgic register groups, which lock every vCPU) succeed: this is how a VMM pauses a VM to
+   * save or restore it.
+   *
+   * Resolves `{ exitReason: KVM_EXIT_INTR, errno: 'EINTR' }` once the vCPU is out, or
+   * `{ exitReason: null }` when no KVM_RUN was in progress (nothing to interrupt; no signal is
+   * left pending). ETIMEDOUT if it does not come out within `timeoutMs`.
+   */
+  async interrupt(timeoutMs = 5000): Promise<{ exitReason: typeof KVM_EXIT_INTR; errno: 'EINTR' } | { exitReason: null }> {
+    const m = this.h.m;
+    const sig = vcpuOff(this.h.g, this.id) + VCPU.off.signal;
+    if (Atomics.load(m, sig) === SIG_OUT) return { exitReason: KVM_EXIT_INTR, errno: 'EINTR' };
+    if (!this.running) return { exitReason: null };
+    Atomics.compareExchange(m, sig, SIG_NONE, SIG_PENDING);
+    // Request first, then kick: the kick's IN_GUEST -> EXITING flip (or the WFI doorbell) must
+    // find the request when the vCPU re-enters (the kick-vs-guest-entry Dekker pair, queue.ts).
+    makeRequest(this.h, this.id, VGIC_EMU_REQ_SIGNAL);
+    kickVcpu(this.h, this.id);
+    const deadline = performance.now() + timeoutMs;
+    let ended = false;
+    const run = this.running;
+    void run.then(() => (ended = true), () => (ended = true));
+    for (;;) {
+      const s = Atomics.load(m, sig);
+      if (s === SIG_OUT) return { exitReason: KVM_EXIT_INTR, errno: 'EINTR' };
+      if (s === SIG_NONE) return { exitReason: null }; // resume() cancelled it
+      if (ended) {
+        // The run ended (guest returned, VM stopped) before the signal was taken.
+        Atomics.compareExchange(m, sig, SIG_PENDING, SIG_NONE);
+        return { exitReason: null };
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        Atomics.compareExchange(m, sig, SIG_PENDING, SIG_NONE);
+        kvmErr('ETIMEDOUT', `vCPU ${this.id} did not leave KVM_RUN within ${timeoutMs} ms`);
+      }
+      // A pending waitAsync does not keep Node's event loop alive: the timer does (PLATFORM.md).
+      const slice = Math.min(left, 20);
+      const r = waitAsync(m, sig, SIG_PENDING, slice);
+      if (r.async) {
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([r.value, new Promise((res) => (t = setTimeout(res, slice + 1)))]);
+        clearTimeout(t);
+      }
+    }
+  }
+
+  /** Let a vCPU that interrupt() took out of KVM_RUN issue KVM_RUN again (or cancel a pending signal). */
+  resume(): void {
+    const m = this.h.m;
+    const sig = vcpuOff(this.h.g, this.id) + VCPU.off.signal;
+    if (Atomics.exchange(m, sig, SIG_NONE) !== SIG_NONE) Atomics.notify(m, sig);
+  }
+
+  /** True while interrupt() has this vCPU out of KVM_RUN, waiting for resume(). */
+  get interrupted(): boolean {
+    return Atomics.load(this.h.m, vcpuOff(this.h.g, this.id) + VCPU.off.signal) === SIG_OUT;
   }
 
   /** Resolves once no run is in flight (never starts one). */

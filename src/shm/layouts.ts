@@ -47,7 +47,7 @@ export const LR_ACTIVE = 2;
 export const MAX_LRS = 16;
 
 /** Exit reasons counted per vCPU (order = index into the exit counters). */
-export const EXIT_REASONS = ['irq', 'maintenance', 'mmio_kernel', 'mmio_user', 'sysreg', 'wfi', 'system_event'] as const;
+export const EXIT_REASONS = ['irq', 'maintenance', 'mmio_kernel', 'mmio_user', 'sysreg', 'wfi', 'system_event', 'intr'] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 export const EXIT = Object.fromEntries(EXIT_REASONS.map((r, i) => [r, i])) as { [K in ExitReason]: number };
 
@@ -88,6 +88,7 @@ export const VCPU = defineLayout('vcpu', [
   { name: 'wake', doc: 'doorbell: set by a waker while blocked' },
   { name: 'parked', doc: '1 while asleep in Atomics.wait on `wake`' },
   { name: 'pause', doc: 'kvm_arm_halt_guest: paused' },
+  { name: 'signal', doc: 'signal for the vCPU thread: 0 none, 1 pending, 2 KVM_RUN returned -EINTR and the thread waits in userspace for resume (SIG_*)' },
   { name: 'ranOnce', doc: 'has entered KVM_RUN once' },
   { name: 'mpidr', doc: 'affinity Aff2.Aff1.Aff0' },
   { name: 'irqLine', doc: 'KVM_IRQ_LINE CPU type: virtual IRQ line' },

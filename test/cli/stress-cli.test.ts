@@ -95,7 +95,7 @@ describe('vgic-emu stress', () => {
   ])('exits 2 on a usage error: %j', async (args) => {
     const r = await cli(args, dir);
     expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^vgic-emu: /);
+    expect(r.stderr).toMatch(/^vgic-emu stress: /);
     expect(r.stdout).not.toMatch(/^(ok|FAIL)/m);
   });
 

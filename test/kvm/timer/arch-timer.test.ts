@@ -15,7 +15,7 @@ import {
 } from '../../../src/index.js';
 import { IRQ } from '../../../src/shm/layouts.js';
 import { irqOff } from '../../../src/shm/vm-memory.js';
-import { buildV3, runAll, VmTracker } from '../../helpers.js';
+import { buildV3, runAll, startRun, waitRam, withRun, VmTracker } from '../../helpers.js';
 
 const vms = new VmTracker();
 afterEach(() => vms.destroyAll());
@@ -285,5 +285,50 @@ describe('arch timer: save/restore', () => {
     expect(BigInt(out.cval)).toBe(cvalA);
     expect(BigInt(out.start)).toBeGreaterThanOrEqual(saved.cnt); // time continued, not restarted
     expect(BigInt(out.at)).toBeGreaterThanOrEqual(cvalA);
+  });
+
+  it('mid-WFI: the VMM takes the vCPU out of KVM_RUN, saves the timer, disarms it, restores it with time moved on; the WFI ends at CVAL', async () => {
+    const guest = guestFromFunction((cpu: GuestCpu) => {
+      cpu.initCpuInterface();
+      cpu.driver.enableDistributor();
+      cpu.driver.enable(27);
+      let at = -1n;
+      cpu.onIrq((c) => {
+        const id = c.iar();
+        if (id === 1023) return;
+        at = c.sysregRead('CNTVCT_EL0');
+        c.sysregWrite('CNTV_CTL_EL0', 0);
+        c.eoi(id);
+      });
+      const cval = cpu.sysregRead('CNTVCT_EL0') + 3_600_000_000_000n; // an hour ahead
+      cpu.sysregWrite('CNTV_CVAL_EL0', cval);
+      cpu.sysregWrite('CNTV_CTL_EL0', 1);
+      cpu.store(0, 1); // ARMED
+      cpu.disableIrqs();
+      while (at < 0n) {
+        cpu.wfi();
+        cpu.enableIrqs();
+        cpu.disableIrqs();
+      }
+      return { at: at.toString(), cval: cval.toString() };
+    });
+    const { vm } = vms.track(buildV3({ vcpus: 1, guest }));
+    const run = startRun(vm);
+    await waitRam(vm, 0, 20_000, 'the guest to arm its timer', run);
+    const v = vm.vcpus[0]!;
+    expect((await v.interrupt()).exitReason).not.toBeNull();
+    const saved = { ctl: v.getOneReg(KVM_REG_ARM_TIMER_CTL), cval: v.getOneReg(KVM_REG_ARM_TIMER_CVAL) };
+    expect(saved.ctl).toBe(1n); // enabled, not expired
+    v.setOneReg(KVM_REG_ARM_TIMER_CTL, 0n); // as a reset would leave it
+    v.setOneReg(KVM_REG_ARM_TIMER_CVAL, 0n);
+    // Restore, with the counter where it would be just before expiry (the VM was paused long).
+    v.setOneReg(KVM_REG_ARM_TIMER_CNT, saved.cval - 1000n);
+    v.setOneReg(KVM_REG_ARM_TIMER_CVAL, saved.cval);
+    v.setOneReg(KVM_REG_ARM_TIMER_CTL, saved.ctl);
+    v.resume();
+    const [r] = await withRun(run.promise, run, 20_000, 'the guest to take its restored timer interrupt');
+    const out = r!.result as { at: string; cval: string };
+    expect(BigInt(out.cval)).toBe(saved.cval);
+    expect(BigInt(out.at)).toBeGreaterThanOrEqual(saved.cval);
   });
 });
