@@ -117,6 +117,51 @@ describe('arch timer: CVAL, WFI, PPI 27', () => {
   });
 });
 
+describe('arch timer: the physical timer beside the virtual one', () => {
+  it('CNTP_* (PPI 30, CNTPCT) and CNTV_* (PPI 27, CNTVCT) both armed: each fires once, at or after its own CVAL', async () => {
+    const guest = guestFromFunction((cpu: GuestCpu) => {
+      cpu.initCpuInterface();
+      cpu.driver.enableDistributor();
+      cpu.driver.enable(27);
+      cpu.driver.enable(30);
+      const got: { id: number; late: boolean }[] = [];
+      let cvalV = 0n;
+      let cvalP = 0n;
+      cpu.onIrq((c) => {
+        const id = c.iar();
+        if (id === 1023) return;
+        const p = id === 30;
+        const now = c.sysregRead(p ? 'CNTPCT_EL0' : 'CNTVCT_EL0');
+        got.push({ id, late: now >= (p ? cvalP : cvalV) });
+        c.sysregWrite(p ? 'CNTP_CTL_EL0' : 'CNTV_CTL_EL0', 0);
+        c.eoi(id);
+      });
+      cvalP = cpu.sysregRead('CNTPCT_EL0') + 1_000_000n;
+      cvalV = cpu.sysregRead('CNTVCT_EL0') + 2_000_000n;
+      cpu.sysregWrite('CNTP_CVAL_EL0', cvalP);
+      cpu.sysregWrite('CNTV_CVAL_EL0', cvalV);
+      cpu.sysregWrite('CNTP_CTL_EL0', 1);
+      cpu.sysregWrite('CNTV_CTL_EL0', 1);
+      cpu.disableIrqs();
+      while (got.length < 2) {
+        cpu.wfi();
+        cpu.enableIrqs();
+        cpu.disableIrqs();
+      }
+      cpu.enableIrqs();
+      for (let i = 0; i < 1000; i++) cpu.relax();
+      // The physical counter has no offset, the virtual one counts from vCPU creation.
+      const ahead = cpu.sysregRead('CNTPCT_EL0') > cpu.sysregRead('CNTVCT_EL0');
+      return { got: got.sort((x, y) => x.id - y.id), ahead };
+    });
+    const { vm } = vms.track(buildV3({ vcpus: 1, guest }));
+    const [r] = await runAll(vm, 20_000);
+    expect(r!.result).toEqual({ got: [{ id: 27, late: true }, { id: 30, late: true }], ahead: true });
+    const b = irqOff(vm.host.g, 30);
+    expect([vm.host.m[b + IRQ.off.hw], vm.host.m[b + IRQ.off.hwintid]]).toEqual([1, 30]);
+  });
+});
+
 describe('arch timer: TVAL and IMASK', () => {
   it('TVAL counts down through zero; CVAL = counter + TVAL; with IMASK the expired timer interrupts only once unmasked', async () => {
     const guest = guestFromFunction((cpu: GuestCpu) => {
