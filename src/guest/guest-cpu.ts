@@ -149,6 +149,22 @@ export class GuestCpu {
     this.b();
   }
 
+  /**
+   * Sleep until `done()` holds: WFI with IRQs masked, unmasking between WFIs to take what woke
+   * it (the kernel selftests' idiom). An interrupt taken between the check and a WFI with IRQs
+   * unmasked would leave that WFI waiting for the next one; a pending one wakes WFI while masked.
+   * Returns with IRQs unmasked.
+   */
+  wfiUntil(done: () => boolean): void {
+    this.disableIrqs();
+    while (!done()) {
+      this.wfi();
+      this.enableIrqs();
+      this.disableIrqs();
+    }
+    this.enableIrqs();
+  }
+
   // ---- CPU interface ------------------------------------------------------------------------
 
   private traceEoi(value: number, d: Deact): void {

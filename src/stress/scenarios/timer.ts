@@ -49,14 +49,7 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     cpu.sysregWrite('CNTV_TVAL_EL0', 1_000 + prng.int(100_000));
     cval = cpu.sysregRead('CNTV_CVAL_EL0');
     cpu.sysregWrite('CNTV_CTL_EL0', 1);
-    // WFI with interrupts masked: a pending interrupt wakes it; it is taken once unmasked.
-    cpu.disableIrqs();
-    while (cpu.load(FIRED + cpu.id) <= i) {
-      cpu.wfi();
-      cpu.enableIrqs();
-      cpu.disableIrqs();
-    }
-    cpu.enableIrqs();
+    cpu.wfiUntil(() => cpu.load(FIRED + cpu.id) > i);
     const until = cpu.sysregRead('CNTVCT_EL0') + BigInt(prng.int(20_000));
     while (cpu.sysregRead('CNTVCT_EL0') < until) cpu.relax();
   }

@@ -34,34 +34,25 @@ const cvalWfiGuest = guestFromFunction((cpu: GuestCpu) => {
     c.sysregWrite('CNTV_CTL_EL0', 0); // timer off: the line drops
     c.eoi(id);
   });
+  // IRQs masked from here to the WFI: however slow this is, the interrupt cannot be taken before
+  // the guest sleeps, so at least one WFI runs (and ends, at the latest, at expiry).
+  cpu.disableIrqs();
   cval = cpu.sysregRead('CNTVCT_EL0') + 2_000_000n;
   cpu.sysregWrite('CNTV_CVAL_EL0', cval);
   cpu.sysregWrite('CNTV_CTL_EL0', 1);
-  cpu.enableIrqs();
-  // WFI with interrupts masked, as the kernel selftest does: one taken between the check and the
-  // WFI would leave it waiting for the next; a pending one wakes WFI even while masked.
-  let wfis = 0;
-  cpu.disableIrqs();
-  while (seen.length === 0) {
-    cpu.wfi();
-    wfis++;
-    cpu.enableIrqs();
-    cpu.disableIrqs();
-  }
-  cpu.enableIrqs();
+  cpu.wfiUntil(() => seen.length > 0);
   // A few more boundaries: a disabled timer raises nothing more.
   for (let i = 0; i < 1000; i++) cpu.relax();
-  return { seen, wfis, freq: Number(cpu.sysregRead('CNTFRQ_EL0')) };
+  return { seen, freq: Number(cpu.sysregRead('CNTFRQ_EL0')) };
 });
 
 describe('arch timer: CVAL, WFI, PPI 27', () => {
   it('a guest WFIs until CVAL; PPI 27 arrives HW-mapped with ISTATUS set; it deactivates', async () => {
     const { vm } = vms.track(buildV3({ vcpus: 1, guest: cvalWfiGuest }));
     const [r] = await runAll(vm, 20_000);
-    const out = r!.result as { seen: { id: number; ctl: number; late: boolean }[]; wfis: number; freq: number };
+    const out = r!.result as { seen: { id: number; ctl: number; late: boolean }[]; freq: number };
     expect(out.freq).toBe(CNTFRQ_HZ);
     expect(out.seen).toEqual([{ id: 27, ctl: ARCH_TIMER_CTRL_ENABLE | ARCH_TIMER_CTRL_IT_STAT, late: true }]);
-    expect(out.wfis).toBeGreaterThanOrEqual(1);
     const st = vm.vcpus[0]!.stats();
     expect(st.exits.wfi).toBeGreaterThanOrEqual(1);
     expect(st.deactivations + st.eois).toBeGreaterThanOrEqual(1);
@@ -75,15 +66,6 @@ describe('arch timer: CVAL, WFI, PPI 27', () => {
   it('level semantics: while the guest keeps it active nothing re-fires; its DIR (EOImode=1) lets a still-firing timer interrupt again', async () => {
     const guest = guestFromFunction((cpu: GuestCpu) => {
       cpu.initCpuInterface();
-      const wfiUntil = (done: () => boolean): void => {
-        cpu.disableIrqs();
-        while (!done()) {
-          cpu.wfi();
-          cpu.enableIrqs();
-          cpu.disableIrqs();
-        }
-        cpu.enableIrqs();
-      };
       cpu.setEoiMode(true);
       cpu.driver.enableDistributor(); // first: a PPI asserted while it is off is never queued (spec §3.8)
       cpu.driver.enable(27);
@@ -98,7 +80,7 @@ describe('arch timer: CVAL, WFI, PPI 27', () => {
       cpu.sysregWrite('CNTV_CVAL_EL0', cpu.sysregRead('CNTVCT_EL0') + 1_000_000n);
       cpu.sysregWrite('CNTV_CTL_EL0', 1);
       cpu.enableIrqs();
-      wfiUntil(() => fired > 0);
+      cpu.wfiUntil(() => fired > 0);
       // The timer condition still holds, but the interrupt is active (virtual and physical):
       // 2 ms of the guest's own time pass without a second delivery.
       const until = cpu.sysregRead('CNTVCT_EL0') + 2_000_000n;
@@ -106,7 +88,7 @@ describe('arch timer: CVAL, WFI, PPI 27', () => {
       const whileActive = fired;
       const istatus = (Number(cpu.sysregRead('CNTV_CTL_EL0')) & 4) !== 0;
       cpu.dir(27); // deactivate the HW LR: the host PPI is no longer active
-      wfiUntil(() => fired >= 2);
+      cpu.wfiUntil(() => fired >= 2);
       cpu.dir(27);
       for (let i = 0; i < 1000; i++) cpu.relax();
       return { whileActive, istatus, fired };
@@ -142,13 +124,7 @@ describe('arch timer: the physical timer beside the virtual one', () => {
       cpu.sysregWrite('CNTV_CVAL_EL0', cvalV);
       cpu.sysregWrite('CNTP_CTL_EL0', 1);
       cpu.sysregWrite('CNTV_CTL_EL0', 1);
-      cpu.disableIrqs();
-      while (got.length < 2) {
-        cpu.wfi();
-        cpu.enableIrqs();
-        cpu.disableIrqs();
-      }
-      cpu.enableIrqs();
+      cpu.wfiUntil(() => got.length >= 2);
       for (let i = 0; i < 1000; i++) cpu.relax();
       // The physical counter has no offset, the virtual one counts from vCPU creation.
       const ahead = cpu.sysregRead('CNTPCT_EL0') > cpu.sysregRead('CNTVCT_EL0');
@@ -166,15 +142,6 @@ describe('arch timer: TVAL and IMASK', () => {
   it('TVAL counts down through zero; CVAL = counter + TVAL; with IMASK the expired timer interrupts only once unmasked', async () => {
     const guest = guestFromFunction((cpu: GuestCpu) => {
       cpu.initCpuInterface();
-      const wfiUntil = (done: () => boolean): void => {
-        cpu.disableIrqs();
-        while (!done()) {
-          cpu.wfi();
-          cpu.enableIrqs();
-          cpu.disableIrqs();
-        }
-        cpu.enableIrqs();
-      };
       cpu.driver.enableDistributor(); // first: a PPI asserted while it is off is never queued (spec §3.8)
       cpu.driver.enable(27);
       let fired = 0;
@@ -209,7 +176,7 @@ describe('arch timer: TVAL and IMASK', () => {
       for (let i = 0; i < 1000; i++) cpu.relax(); // expired but masked: no interrupt
       const firedMasked = fired;
       cpu.sysregWrite('CNTV_CTL_EL0', 1); // unmask
-      wfiUntil(() => fired > 0);
+      cpu.wfiUntil(() => fired > 0);
       return { cvalOk, monotonic, firstBelowTv: first <= TV, ctlMasked, firedMasked, fired };
     });
     const { vm } = vms.track(buildV3({ vcpus: 1, guest }));
@@ -227,15 +194,6 @@ describe('arch timer: TVAL and IMASK', () => {
   it('the line follows IMASK: a pending timer interrupt masked before it is taken is withdrawn at the next exit', async () => {
     const guest = guestFromFunction((cpu: GuestCpu, a: { userGpa: number }) => {
       cpu.initCpuInterface();
-      const wfiUntil = (done: () => boolean): void => {
-        cpu.disableIrqs();
-        while (!done()) {
-          cpu.wfi();
-          cpu.enableIrqs();
-          cpu.disableIrqs();
-        }
-        cpu.enableIrqs();
-      };
       cpu.driver.enableDistributor(); // first: a PPI asserted while it is off is never queued (spec §3.8)
       cpu.driver.enable(27);
       let fired = 0;
@@ -261,7 +219,7 @@ describe('arch timer: TVAL and IMASK', () => {
       for (let i = 0; i < 1000; i++) cpu.relax();
       const firedMasked = fired;
       cpu.sysregWrite('CNTV_CTL_EL0', 1); // unmask: still expired, it fires again
-      wfiUntil(() => fired > 0);
+      cpu.wfiUntil(() => fired > 0);
       return { pendingBefore, pendingMasked, firedMasked, fired };
     });
     const { vm } = vms.track(buildV3({ vcpus: 1, guest, args: { userGpa: 0x0900_0000 } }));
@@ -294,15 +252,6 @@ describe('arch timer: save/restore', () => {
     const wait = guestFromFunction((cpu: GuestCpu) => {
       const start = cpu.sysregRead('CNTVCT_EL0');
       cpu.initCpuInterface();
-      const wfiUntil = (done: () => boolean): void => {
-        cpu.disableIrqs();
-        while (!done()) {
-          cpu.wfi();
-          cpu.enableIrqs();
-          cpu.disableIrqs();
-        }
-        cpu.enableIrqs();
-      };
       cpu.driver.enableDistributor(); // first: a PPI asserted while it is off is never queued (spec §3.8)
       cpu.driver.enable(27);
       let at = -1n;
@@ -315,7 +264,7 @@ describe('arch timer: save/restore', () => {
         c.eoi(id);
       });
       cpu.enableIrqs();
-      wfiUntil(() => at >= 0n);
+      cpu.wfiUntil(() => at >= 0n);
       return { start: start.toString(), at: at.toString(), id, cval: cpu.sysregRead('CNTV_CVAL_EL0').toString() };
     });
     const b = vms.track(buildV3({ vcpus: 1, guest: wait }));
@@ -349,12 +298,7 @@ describe('arch timer: save/restore', () => {
       cpu.sysregWrite('CNTV_CVAL_EL0', cval);
       cpu.sysregWrite('CNTV_CTL_EL0', 1);
       cpu.store(0, 1); // ARMED
-      cpu.disableIrqs();
-      while (at < 0n) {
-        cpu.wfi();
-        cpu.enableIrqs();
-        cpu.disableIrqs();
-      }
+      cpu.wfiUntil(() => at >= 0n);
       return { at: at.toString(), cval: cval.toString() };
     });
     const { vm } = vms.track(buildV3({ vcpus: 1, guest }));

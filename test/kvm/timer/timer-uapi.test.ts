@@ -90,12 +90,7 @@ describe('KVM_ARM_VCPU_TIMER_CTRL', () => {
       });
       cpu.sysregWrite('CNTV_TVAL_EL0', 100_000);
       cpu.sysregWrite('CNTV_CTL_EL0', 1);
-      cpu.disableIrqs();
-      while (id === 0 || id === 1023) {
-        cpu.wfi();
-        cpu.enableIrqs();
-        cpu.disableIrqs();
-      }
+      cpu.wfiUntil(() => id !== 0 && id !== 1023);
       return id;
     });
     const { vm } = vms.track(buildV3({ vcpus: 1, guest }));
