@@ -133,6 +133,15 @@ function mapIsActive(h: Host, v: number, intid: number): boolean {
 export function timerLoad(h: Host, v: number): void {
   const m = h.m;
   if (!m[vcpuOff(h.g, v) + VCPU.off.timerEnabled]) return;
+  // Nothing enabled, asserted or active (the common KVM_RUN of a guest that does not use its
+  // timers, e.g. around every KVM_EXIT_MMIO): the load below would change nothing. A virtual
+  // interrupt still active implies physActive (set when it fired, cleared only by deactivation).
+  let idle = true;
+  for (let t = 0; t < NR_VCPU_TIMERS; t++) {
+    const c = ctxOff(h, v, t);
+    if (m[c + TIMER_CTX.off.ctl]! & ARCH_TIMER_CTRL_ENABLE || m[c + TIMER_CTX.off.level] || m[c + TIMER_CTX.off.physActive]) idle = false;
+  }
+  if (idle) return;
   const vgic = m[D.inKernel] !== 0 && Atomics.load(m, D.initialized) !== 0;
   for (let t = 0; t < NR_VCPU_TIMERS; t++) {
     const level = timerShouldFire(h, v, t);
