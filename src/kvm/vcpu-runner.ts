@@ -261,16 +261,18 @@ export class VcpuRunner {
     schedPoint(SchedPoint.Block, this.v);
     Atomics.store(m, blockedIdx, 1);
     const dlIdx = deadlineIdx(h, this.v);
+    // The seeded bug blocks as if no timer were armed (no bg_timer).
+    const timerBound = (h.bugs & BUG.timerWfiUnbounded) === 0;
     try {
       for (;;) {
         // The timer's host PPI while we are blocked (the kernel's bg_timer wake-up, and the
         // hardware timer during halt-polling): inject first, so runnable() sees it.
-        if (h.f[dlIdx]! <= physCounter(h)) kvmArchTimerHandler(h, this.v);
+        if (timerBound && h.f[dlIdx]! <= physCounter(h)) kvmArchTimerHandler(h, this.v);
         if (!seeded && this.runnable()) return;
         if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
         // kvm_vcpu_check_block: a pending signal ends the block (KVM_RUN then returns -EINTR).
         if (Atomics.load(m, this.sigIdx) === SIG_PENDING) return;
-        const deadline = h.f[dlIdx]!;
+        const deadline = timerBound ? h.f[dlIdx]! : Infinity;
         if (wordWaitHook?.(wakeIdx, 0, deadline)) {
           // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.
         } else if (this.haltPoll(wakeIdx)) {
