@@ -15,7 +15,7 @@ import {
 } from '../../../src/index.js';
 import { IRQ } from '../../../src/shm/layouts.js';
 import { irqOff } from '../../../src/shm/vm-memory.js';
-import { buildV3, runAll, startRun, waitRam, withRun, VmTracker } from '../../helpers.js';
+import { build, buildV3, runAll, startRun, waitRam, withRun, VmTracker } from '../../helpers.js';
 
 const vms = new VmTracker();
 afterEach(() => vms.destroyAll());
@@ -47,8 +47,8 @@ const cvalWfiGuest = guestFromFunction((cpu: GuestCpu) => {
 });
 
 describe('arch timer: CVAL, WFI, PPI 27', () => {
-  it('a guest WFIs until CVAL; PPI 27 arrives HW-mapped with ISTATUS set; it deactivates', async () => {
-    const { vm } = vms.track(buildV3({ vcpus: 1, guest: cvalWfiGuest }));
+  it.each([3, 2] as const)('GICv%i: a guest WFIs until CVAL; PPI 27 arrives HW-mapped with ISTATUS set; it deactivates', async (model) => {
+    const { vm } = vms.track(build(model, { vcpus: 1, guest: cvalWfiGuest }));
     const [r] = await runAll(vm, 20_000);
     const out = r!.result as { seen: { id: number; ctl: number; late: boolean }[]; freq: number };
     expect(out.freq).toBe(CNTFRQ_HZ);
