@@ -160,6 +160,7 @@ export class VcpuRunner {
     lockVcpuMutex(this.h, this.v);
     this.inKvmRun = true;
     if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
+    timerLoad(this.h, this.v); // vcpu_load: the VMM may have rewritten the timer meanwhile
   }
 
   /** KVM_REQ_SLEEP (kvm_arm_halt_guest): stay out of the guest while paused. */
