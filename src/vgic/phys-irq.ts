@@ -10,7 +10,7 @@
 import { PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, NR_PHYS_IRQS } from '../shm/layouts.js';
 import { physOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
-import { timerInputLevel, timerPhysDeactivate, timerPhysInactive } from '../kvm/timer/arch-timer.js';
+import { timerInputLevel, timerPhysInactive } from '../kvm/timer/arch-timer.js';
 
 /** Physical line index of a pINTID, or -1 if it names no device line. */
 export function physLineOf(pintid: number): number {
@@ -36,7 +36,7 @@ export function bellOf(h: Host, p: number): number {
  */
 export function physDeactivate(h: Host, pintid: number): void {
   // A host PPI (the arch timer's) is per CPU: the deactivating vCPU's thread is that CPU.
-  if (pintid < 32) return timerPhysDeactivate(h, h.selfVcpu, pintid);
+  if (pintid < 32) return timerPhysInactive(h, h.selfVcpu, pintid);
   const line = physLineOf(pintid);
   if (line < 0) return;
   const m = h.m;

@@ -11,7 +11,7 @@
  * (ENABLE, not IMASK, counter >= CVAL) raises the host PPI unless it is already active; the
  * vCPU exits, kvmArchTimerHandler marks it active (the host acknowledged it; forwarding leaves it
  * active after the host's EOI) and injects the level. The guest's deactivation of the HW LR
- * clears that active state (phys-irq.ts physDeactivate), so a timer still firing interrupts
+ * clears that active state (phys-irq.ts physDeactivate -> timerPhysInactive), so a timer still firing interrupts
  * again: level semantics. At fold the vgic re-samples the line with timerInputLevel (the
  * get_input_level op), so masking or reprogramming a pending timer withdraws it.
  *
@@ -156,12 +156,10 @@ function timerOf(pintid: number): number {
   return pintid === HOST_VTIMER_INTID ? VTIMER : pintid === HOST_PTIMER_INTID ? PTIMER : -1;
 }
 
-/** A HW LR for host PPI `pintid` was deactivated on v's CPU: the host PPI is no longer active. */
-export function timerPhysDeactivate(h: Host, v: number, pintid: number): void {
-  timerPhysInactive(h, v, pintid);
-}
-
-/** irq_set_irqchip_state(host timer PPI, ACTIVE, false) on v's CPU. */
+/**
+ * irq_set_irqchip_state(host timer PPI, ACTIVE, false) on v's CPU: a HW LR for it was
+ * deactivated (by the guest, or by the host for a trapped DIR), or its line was re-sampled low.
+ */
 export function timerPhysInactive(h: Host, v: number, pintid: number): void {
   const t = timerOf(pintid);
   if (t < 0 || v < 0) return;
