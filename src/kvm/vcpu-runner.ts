@@ -276,7 +276,7 @@ export class VcpuRunner {
         const deadline = timerBound ? h.f[dlIdx]! : Infinity;
         if (wordWaitHook?.(wakeIdx, 0, deadline)) {
           // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.
-        } else if (this.haltPoll(wakeIdx)) {
+        } else if (this.haltPoll(wakeIdx, deadline)) {
           bumpCounter(h, this.v, CTR.wfiPolled);
           this.haltPollNs = Math.min(HALT_POLL_MAX_NS, this.haltPollNs * 2);
         } else {
@@ -302,13 +302,20 @@ export class VcpuRunner {
     }
   }
 
-  /** Spin on the doorbell for the current window. True if it rang. */
-  private haltPoll(wakeIdx: number): boolean {
+  /**
+   * Spin on the doorbell for the current window. True if it rang, or if the timer deadline fell
+   * inside the window (the poll ends there and the block loop injects the expired timer: a wake-up
+   * the poll caught, as the hardware timer interrupts KVM's halt-polling).
+   */
+  private haltPoll(wakeIdx: number, deadline: number): boolean {
     const m = this.m;
-    const end = performance.now() + this.haltPollNs / 1e6;
+    const window = this.haltPollNs / 1e6;
+    const toTimer = msUntil(this.h, deadline);
+    const end = performance.now() + Math.min(window, toTimer);
     for (;;) {
       for (let i = 0; i < 64; i++) if (Atomics.load(m, wakeIdx) !== 0) return true;
-      if (performance.now() >= end || Atomics.load(m, this.stopIdx)) return false;
+      if (Atomics.load(m, this.stopIdx)) return false;
+      if (performance.now() >= end) return toTimer < window;
     }
   }
 
