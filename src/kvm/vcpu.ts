@@ -170,7 +170,10 @@ export class Vcpu {
     return this.running ? this.running.then(() => undefined, () => undefined) : Promise.resolve();
   }
 
-  /** A vCPU ioctl: under vcpu->mutex, so it waits for a KVM_RUN in progress to return. */
+  /**
+   * A vCPU ioctl: under vcpu->mutex, so it waits (blocking this thread, as the ioctl blocks its
+   * caller) for a KVM_RUN in progress to return; take a running vCPU out first with interrupt().
+   */
   private ioctl<T>(body: () => T): T {
     lockVcpuMutex(this.h, this.id);
     try {
