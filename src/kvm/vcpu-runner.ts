@@ -22,7 +22,8 @@ import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
 import { wordWaitHook } from '../sync/wait-hooks.js';
-import { deadlineIdx, kvmArchTimerHandler, timerEnable, timerLoad } from './timer/arch-timer.js';
+import { deadlineIdx, kvmArchTimerHandler, timerLoad } from './timer/arch-timer.js';
+import { timerEnable } from './timer/timer-enable.js';
 import { msUntil, physCounter } from './timer/counter.js';
 
 /** Thrown out of guest code when the VM is being torn down; the run then ends quietly. */

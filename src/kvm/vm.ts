@@ -2,7 +2,7 @@
  * The VM: the KVM VM file descriptor's operations, on the main thread (the VMM's thread).
  * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
  */
-import { timerInitVm, timerVcpuInit } from './timer/arch-timer.js';
+import { timerInitVm, timerVcpuInit } from './timer/timer-enable.js';
 import { KvmError, kvmErr } from './errno.js';
 import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';

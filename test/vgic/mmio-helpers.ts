@@ -8,7 +8,7 @@ import { dw, makeHost, type Host, type SharedVmConfig } from '../../src/vgic/hos
 import { vgicInit } from '../../src/vgic/init.js';
 import { lockConfig, unlockConfig } from '../../src/vgic/locks.js';
 import { KVM_VGIC_V3_REDIST_SIZE } from '../../src/kvm/uapi.js';
-import { timerInitVm, timerVcpuInit } from '../../src/kvm/timer/arch-timer.js';
+import { timerInitVm, timerVcpuInit } from '../../src/kvm/timer/timer-enable.js';
 
 export const DIST_BASE = 0x0800_0000;
 export const CPU_BASE = 0x0801_0000;

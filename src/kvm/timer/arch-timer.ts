@@ -11,34 +11,35 @@
  * (ENABLE, not IMASK, counter >= CVAL) raises the host PPI unless it is already active; the
  * vCPU exits, kvmArchTimerHandler marks it active (the host acknowledged it; forwarding leaves it
  * active after the host's EOI) and injects the level. The guest's deactivation of the HW LR
- * clears that active state (phys-irq.ts physDeactivate -> timerPhysInactive), so a timer still firing interrupts
- * again: level semantics. At fold the vgic re-samples the line with timerInputLevel (the
+ * clears that active state (phys-irq.ts physDeactivate -> timerPhysInactive), so a timer still
+ * firing interrupts again: level semantics. At fold the vgic re-samples the line with timerInputLevel (the
  * get_input_level op), so masking or reprogramming a pending timer withdraws it.
  *
  * `timerDeadline` (per vCPU, shared memory) is the physical counter value at which some timer
  * would raise its host PPI; the guest's instruction boundary compares it, and WFI bounds its wait
  * by it (the kernel's bg_timer), so a blocked vCPU wakes at expiry.
+ *
+ * Creation and the first run: timer-enable.ts. Register access: timer-regs.ts.
  */
-import { kvmErr } from '../errno.js';
 import { IRQ, NR_VCPU_TIMERS, TIMER_CTX, VCPU } from '../../shm/layouts.js';
 import { irqOff, vcpuOff } from '../../shm/vm-memory.js';
 import type { Host } from '../../vgic/host.js';
 import { D } from '../../vgic/host.js';
-import { lockConfig, lockIrq, unlockConfig, unlockIrq } from '../../vgic/locks.js';
+import { lockIrq, unlockIrq } from '../../vgic/locks.js';
 import { injectIrq } from '../../vgic/queue.js';
 import { physCounter } from './counter.js';
 import {
-  ARCH_TIMER_CTRL_ENABLE, ARCH_TIMER_CTRL_IT_MASK, ARCH_TIMER_CTRL_IT_STAT, DEFAULT_TIMER_PPIS, HOST_PTIMER_INTID,
-  HOST_VTIMER_INTID, KVM_ARM_VCPU_TIMER_IRQ_PTIMER, KVM_ARM_VCPU_TIMER_IRQ_VTIMER,
+  ARCH_TIMER_CTRL_ENABLE, ARCH_TIMER_CTRL_IT_MASK, HOST_PTIMER_INTID, HOST_VTIMER_INTID, KVM_ARM_VCPU_TIMER_IRQ_PTIMER,
+  KVM_ARM_VCPU_TIMER_IRQ_VTIMER,
 } from './uapi.js';
 
 export const VTIMER = KVM_ARM_VCPU_TIMER_IRQ_VTIMER;
 export const PTIMER = KVM_ARM_VCPU_TIMER_IRQ_PTIMER;
-const TWO32 = 4294967296;
-const EN_MASK = ARCH_TIMER_CTRL_ENABLE | ARCH_TIMER_CTRL_IT_MASK;
+export const TWO32 = 4294967296;
+export const EN_MASK = ARCH_TIMER_CTRL_ENABLE | ARCH_TIMER_CTRL_IT_MASK;
 /** vgic owner tokens of the timer PPIs (the kernel uses the context pointer): nonzero, distinct. */
-const OWNER_BASE = 0x7100;
-const HOST_INTID = [HOST_VTIMER_INTID, HOST_PTIMER_INTID];
+export const OWNER_BASE = 0x7100;
+export const HOST_INTID = [HOST_VTIMER_INTID, HOST_PTIMER_INTID];
 
 export function ctxOff(h: Host, v: number, t: number): number {
   return vcpuOff(h.g, v) + VCPU.off.timers + t * TIMER_CTX.size;
@@ -63,7 +64,7 @@ export function timerCounter(h: Host, t: number): number {
   return physCounter(h) - offsetOf(h, t);
 }
 
-function cvalOf(m: Int32Array, c: number): number {
+export function cvalOf(m: Int32Array, c: number): number {
   return (m[c + TIMER_CTX.off.cvalHi]! >>> 0) * TWO32 + (m[c + TIMER_CTX.off.cvalLo]! >>> 0);
 }
 
@@ -171,117 +172,4 @@ export function timerPhysInactive(h: Host, v: number, pintid: number): void {
 export function timerInputLevel(h: Host, v: number, pintid: number): boolean {
   const t = timerOf(pintid);
   return t >= 0 && v >= 0 && timerShouldFire(h, v, t);
-}
-
-/** kvm_timer_init_vm: the default PPIs; the counter's time base. */
-export function timerInitVm(h: Host, controlledClock: boolean): void {
-  for (let i = 0; i < DEFAULT_TIMER_PPIS.length; i++) h.m[D.timerPpis + i] = DEFAULT_TIMER_PPIS[i]!;
-  h.m[D.timerClock] = controlledClock ? 1 : 0;
-}
-
-/**
- * kvm_timer_vcpu_init: both timers off (CTL = 0); the VM's virtual offset becomes "now", so the
- * virtual counter starts from 0 at the last vCPU's creation, and the physical offset 0.
- */
-export function timerVcpuInit(h: Host, v: number): void {
-  const m = h.m;
-  for (let t = 0; t < NR_VCPU_TIMERS; t++) m.fill(0, ctxOff(h, v, t), ctxOff(h, v, t) + TIMER_CTX.size);
-  m[vcpuOff(h.g, v) + VCPU.off.timerEnabled] = 0;
-  h.f[D.timerVoffset / 2] = physCounter(h);
-  h.f[D.timerPoffset / 2] = 0;
-  h.f[deadlineIdx(h, v)] = Infinity;
-}
-
-/**
- * kvm_timer_enable, at vCPU v's first run (after the vgic's map_resources). With an in-kernel
- * vgic: every timer takes ownership of its PPI (kvm_vgic_set_owner: EEXIST if another owner has
- * it) and the PPIs must be distinct, else EINVAL (timer_irqs_are_valid); that makes them
- * immutable; then each PPI is HW-mapped to the host's timer PPI (kvm_vgic_map_phys_irq).
- */
-export function timerEnable(h: Host, v: number): void {
-  const m = h.m;
-  const vb = vcpuOff(h.g, v);
-  if (m[vb + VCPU.off.timerEnabled]) return;
-  if (m[D.inKernel]) {
-    lockConfig(h);
-    let valid: boolean;
-    try {
-      let ppis = 0;
-      let owned = 0;
-      for (let t = 0; t < NR_VCPU_TIMERS; t++) {
-        const r = v * 32 + timerPpi(h, t);
-        const b = irqOff(h.g, r);
-        lockIrq(h, r);
-        const cur = m[b + IRQ.off.owner]!;
-        const ok = cur === 0 || cur === OWNER_BASE + t;
-        if (ok) m[b + IRQ.off.owner] = OWNER_BASE + t;
-        unlockIrq(h, r);
-        if (!ok) break;
-        owned++;
-        ppis |= 1 << timerPpi(h, t);
-      }
-      let distinct = 0;
-      for (let x = ppis; x; x &= x - 1) distinct++;
-      valid = owned === NR_VCPU_TIMERS && distinct === NR_VCPU_TIMERS;
-      if (valid) m[D.timerPpisImmutable] = 1;
-    } finally {
-      unlockConfig(h);
-    }
-    if (!valid) kvmErr('EINVAL', 'incorrectly configured timer irqs (the PPIs must be distinct)');
-    for (let t = 0; t < NR_VCPU_TIMERS; t++) {
-      const r = v * 32 + timerPpi(h, t);
-      const b = irqOff(h.g, r);
-      lockIrq(h, r);
-      m[b + IRQ.off.hw] = 1;
-      m[b + IRQ.off.hwintid] = HOST_INTID[t]!;
-      unlockIrq(h, r);
-    }
-  }
-  m[vb + VCPU.off.timerEnabled] = 1;
-}
-
-// ---- register access (guest: the vCPU's own thread; userspace: under vcpu->mutex) -----------
-
-/** CNTx_CTL_EL0: ENABLE and IMASK as written, ISTATUS when enabled and the condition is met. */
-export function timerReadCtl(h: Host, v: number, t: number): number {
-  const c = ctxOff(h, v, t);
-  const ctl = h.m[c + TIMER_CTX.off.ctl]!;
-  const met = (ctl & ARCH_TIMER_CTRL_ENABLE) !== 0 && timerCounter(h, t) >= cvalOf(h.m, c);
-  return met ? ctl | ARCH_TIMER_CTRL_IT_STAT : ctl;
-}
-
-/** ISTATUS is read-only; RES0 bits are dropped. */
-export function timerWriteCtl(h: Host, v: number, t: number, value: number): void {
-  h.m[ctxOff(h, v, t) + TIMER_CTX.off.ctl] = value & EN_MASK;
-  timerRearm(h, v);
-}
-
-export function timerReadCval(h: Host, v: number, t: number): bigint {
-  const c = ctxOff(h, v, t);
-  return (BigInt(h.m[c + TIMER_CTX.off.cvalHi]! >>> 0) << 32n) | BigInt(h.m[c + TIMER_CTX.off.cvalLo]! >>> 0);
-}
-
-export function timerWriteCval(h: Host, v: number, t: number, value: bigint): void {
-  const c = ctxOff(h, v, t);
-  const x = BigInt.asUintN(64, value);
-  h.m[c + TIMER_CTX.off.cvalLo] = Number(x & 0xffffffffn) | 0;
-  h.m[c + TIMER_CTX.off.cvalHi] = Number(x >> 32n) | 0;
-  timerRearm(h, v);
-}
-
-/** CNTx_TVAL_EL0: (CVAL - counter)[31:0], a signed 32-bit count-down (bits [63:32] RES0). */
-export function timerReadTval(h: Host, v: number, t: number): number {
-  const now = timerCounter(h, t);
-  const nowLo = ((now % TWO32) + TWO32) % TWO32;
-  return (h.m[ctxOff(h, v, t) + TIMER_CTX.off.cvalLo]! - nowLo) >>> 0;
-}
-
-/** Writing TVAL sets CVAL = counter + SignExtend(TVAL[31:0]) (modulo 2^64). */
-export function timerWriteTval(h: Host, v: number, t: number, value: number): void {
-  const x = timerCounter(h, t) + (value | 0);
-  const hi = Math.floor(x / TWO32);
-  const c = ctxOff(h, v, t);
-  h.m[c + TIMER_CTX.off.cvalLo] = (x - hi * TWO32) | 0;
-  h.m[c + TIMER_CTX.off.cvalHi] = hi | 0;
-  timerRearm(h, v);
 }

@@ -6,9 +6,8 @@
  */
 import type { SysregDesc } from '../../vgic/sysregs.js';
 import { CNTFRQ_HZ } from './counter.js';
-import {
-  PTIMER, timerCounter, timerReadCtl, timerReadCval, timerReadTval, timerWriteCtl, timerWriteCval, timerWriteTval, VTIMER,
-} from './arch-timer.js';
+import { PTIMER, timerCounter, VTIMER } from './arch-timer.js';
+import { timerReadCtl, timerReadCval, timerReadTval, timerWriteCtl, timerWriteCval, timerWriteTval } from './timer-regs.js';
 
 export const TIMER_SYSREG_NAMES = [
   'CNTFRQ_EL0',

@@ -9,9 +9,8 @@ import type { Host } from '../../vgic/host.js';
 import { D } from '../../vgic/host.js';
 import { lockConfig, unlockConfig } from '../../vgic/locks.js';
 import { physCounter } from './counter.js';
-import {
-  PTIMER, timerCounter, timerReadCtl, timerReadCval, timerRearm, timerWriteCtl, timerWriteCval, VTIMER,
-} from './arch-timer.js';
+import { PTIMER, timerCounter, timerRearm, VTIMER } from './arch-timer.js';
+import { timerReadCtl, timerReadCval, timerWriteCtl, timerWriteCval } from './timer-regs.js';
 import {
   ARCH_TIMER_CTRL_IT_STAT, KVM_ARM_VCPU_TIMER_CTRL, KVM_ARM_VCPU_TIMER_IRQ_HPTIMER, KVM_ARM_VCPU_TIMER_IRQ_VTIMER,
   KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_PTIMER_CTL, KVM_REG_ARM_PTIMER_CVAL, KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_TIMER_CTL,
