@@ -143,10 +143,11 @@ export function describeSched(sab: SharedArrayBuffer): string {
   const s = new Int32Array(sab);
   const o = SCHED.off;
   const names = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
-  const lines = [`scheduler: step ${s[o.step]}, turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
+  const lines = [`scheduler: step ${s[o.step]} (clock step ${s[o.step]! + s[o.skip]!}), turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
   for (let t = 0; t < s[o.nThreads]!; t++) {
     const st = s[o.state + t]!;
-    const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}` : ''})` : '';
+    const until = st === T_WORD && s[o.waitUntil + t]! >= 0 ? `, or until clock step ${s[o.waitUntil + t]}` : '';
+    const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}${until}` : ''})` : '';
     lines.push(`  thread ${t}${t === 0 ? ' (driver)' : ` (vcpu${t - 1})`}: ${names[st] ?? st}${w}, priority ${s[o.prio + t]}`);
   }
   return lines.join('\n');
