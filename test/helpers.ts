@@ -8,7 +8,7 @@
  */
 import { expect } from 'vitest';
 import {
-  createVm, KvmError, type Vm, type VmOptions, type VcpuOptions, type KvmDevice, type VcpuRunResult,
+  createVm, KvmError, ERRNO, type Vm, type VmOptions, type VcpuOptions, type KvmDevice, type VcpuRunResult,
   KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
   KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_VGIC_V2_ADDR_TYPE_DIST, KVM_VGIC_V2_ADDR_TYPE_CPU,
   KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_ARM_IRQ_TYPE_SPI, KVM_ARM_IRQ_TYPE_PPI, kvmIrqLineField,
@@ -180,7 +180,7 @@ export function runAll(vm: Vm, ms = 20_000, what = 'every guest to return'): Pro
   return within(vm.run(), ms, what);
 }
 
-/** Expect `fn` to throw a KvmError with this errno (and the matching negative code). */
+/** Expect `fn` to throw a KvmError with this errno name as `code` (and the matching negative `errno`). */
 export function expectErrno(fn: () => unknown, errno: ErrnoName): void {
   let thrown: unknown;
   try {
@@ -190,7 +190,8 @@ export function expectErrno(fn: () => unknown, errno: ErrnoName): void {
   }
   expect(thrown, `expected KvmError ${errno}, nothing was thrown`).toBeDefined();
   expect(thrown).toBeInstanceOf(KvmError);
-  expect((thrown as KvmError).errno).toBe(errno);
+  expect((thrown as KvmError).code).toBe(errno);
+  expect((thrown as KvmError).errno).toBe(-ERRNO[errno]);
 }
 
 /** Same for an async operation. */
@@ -203,7 +204,8 @@ export async function expectErrnoAsync(p: Promise<unknown>, errno: ErrnoName): P
   }
   expect(thrown, `expected KvmError ${errno}, the promise resolved`).toBeDefined();
   expect(thrown).toBeInstanceOf(KvmError);
-  expect((thrown as KvmError).errno).toBe(errno);
+  expect((thrown as KvmError).code).toBe(errno);
+  expect((thrown as KvmError).errno).toBe(-ERRNO[errno]);
   return thrown as KvmError;
 }
 

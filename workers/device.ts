@@ -13,7 +13,7 @@ import { EventFd, type EventFdHandle } from '../src/eventfd/eventfd.js';
 import { installVmWakeups } from '../src/kvm/irqfd-path.js';
 import { deliver, unmaskLine } from '../src/kvm/vfio/device-line.js';
 import { scheduleTimes, type IrqSchedule } from '../src/kvm/vfio/schedule.js';
-import { PHYS_IRQ } from '../src/shm/layouts.js';
+import { DEV_EXITED, DEV_RUNNING, PHYS_IRQ } from '../src/shm/layouts.js';
 import { computeGeometry, physOff, type VmBuffers } from '../src/shm/vm-memory.js';
 import { makeHost, type SharedVmConfig } from '../src/vgic/host.js';
 import type { HistoryBuffers } from '../src/check/history.js';
@@ -56,6 +56,16 @@ const m = h.m;
 if (wd.fastPath) installVmWakeups(h, null);
 const lines: Line[] = wd.lines.map((l) => ({ p: physOff(g, l), trigger: null, unmaskFd: null, times: null, t0: 0, next: Infinity }));
 const bell = physOff(g, wd.lines[0]!) + PHYS_IRQ.off.doorbell;
+// Liveness, for a VMM blocked in a control call: a thread that dies (an exception escapes this
+// loop, or process.exit) says so on its way out and wakes the waiter on ctlAck, so the call fails
+// at once instead of at its timeout. (The main thread's event loop may be blocked right then, so
+// the Worker's 'exit' event alone could not tell it.)
+const stateIdx = physOff(g, wd.lines[0]!) + PHYS_IRQ.off.devState;
+process.on('exit', () => {
+  Atomics.store(m, stateIdx, DEV_EXITED);
+  Atomics.notify(m, physOff(g, wd.lines[0]!) + PHYS_IRQ.off.ctlAck);
+});
+Atomics.store(m, stateIdx, DEV_RUNNING);
 const ack = physOff(g, wd.lines[0]!) + PHYS_IRQ.off.ctlAck;
 
 function advance(l: Line): void {

@@ -6,10 +6,10 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { computeGeometry, type VmBuffers } from '../src/shm/vm-memory.js';
+import { computeGeometry, vcpuOff, type VmBuffers } from '../src/shm/vm-memory.js';
 import { makeHost, type SharedVmConfig, dw } from '../src/vgic/host.js';
 import { VcpuRunner, VmStopped } from '../src/kvm/vcpu-runner.js';
-import { EXIT } from '../src/shm/layouts.js';
+import { EXIT, VCPU } from '../src/shm/layouts.js';
 import { GuestCpu, type UserMmioHandler } from '../src/guest/guest-cpu.js';
 import { defaultUserMmio } from '../src/kvm/user-mmio.js';
 import { releaseAll, TeardownError } from '../src/sync/lock.js';
@@ -76,7 +76,8 @@ const api = {
       runner?.abandon();
       releaseAll(h.t);
       if (e instanceof VmStopped || e instanceof TeardownError) return { ok: true, reason: 'stopped', result: undefined };
-      return { ok: false, error: serializeError(e, wd.vcpu) };
+      // Errors name the vCPU by the id the VMM gave it (vcpu_id), as Vcpu.id and run results do.
+      return { ok: false, error: serializeError(e, h.m[vcpuOff(g, wd.vcpu) + VCPU.off.vcpuId]!) };
     } finally {
       // Controlled mode: hand the baton on; nobody may wait for a thread that is gone.
       ct?.leave();

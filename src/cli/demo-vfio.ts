@@ -9,6 +9,8 @@
  * resamples stop and HW deactivations take over. `--early-irqfd` first tries step 4 before step
  * 3 and shows the kernel's EAGAIN.
  */
+import type { LockClassStats } from '../kvm/vm.js';
+import { usedLockStats } from './demo.js';
 import { EventFd } from '../eventfd/eventfd.js';
 import { ECHO } from '../guest/builtins/irq-echo.js';
 import { KvmError } from '../kvm/errno.js';
@@ -49,6 +51,9 @@ export interface VfioDemoSummary {
   lines: VfioLineSummary[];
   forwarded: number;
   teardown: string[];
+  /** The lock design (the demo uses 'fine') and the lock statistics per class (integer ns). */
+  locking: 'fine' | 'global';
+  lockStats: LockClassStats[];
   ok: boolean;
 }
 
@@ -82,7 +87,7 @@ async function forwardLine(vfio: ReturnType<Vm['createDevice']>, w: Wire): Promi
       vfio.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, { fd: w.dev, index: w.index, start: 0, count: 1, gsi: w.gsi });
       return;
     } catch (e) {
-      if (!(e instanceof KvmError && e.errno === 'EAGAIN') || Date.now() > end) throw e;
+      if (!(e instanceof KvmError && e.code === 'EAGAIN') || Date.now() > end) throw e;
       await sleep(0);
     }
   }
@@ -115,7 +120,7 @@ export async function runVfioDemo(o: VfioDemoOptions): Promise<VfioDemoSummary> 
         earlyIrqfd = 'accepted (unexpected)';
         say('   accepted: this kernel model does not follow KVM here');
       } catch (e) {
-        earlyIrqfd = e instanceof KvmError ? `${e.errno} (${e.code})` : String(e);
+        earlyIrqfd = e instanceof KvmError ? `${e.code} (${e.errno})` : String(e);
         say(`   refused with ${earlyIrqfd}: the vgic is not initialised, so KVM cannot wire an irqfd yet.`);
         say('   Before CTRL_INIT existed, a VMM had to run a vCPU (lazy init) first, and VFIO interrupts raised');
         say('   in between were lost; QEMU now initialises the vgic explicitly before wiring irqfds (step 3).');
@@ -187,7 +192,7 @@ export async function runVfioDemo(o: VfioDemoOptions): Promise<VfioDemoSummary> 
     say(`   order: ${vm.teardownLog.join(' -> ')}`);
     // Every raised event reached the guest once and was completed once, by exactly one path.
     const ok = lines.every((l) => l.raised === l.acknowledged && l.resampled + l.hwCompleted === l.raised);
-    return { earlyIrqfd, lines, forwarded, teardown: [...vm.teardownLog], ok };
+    return { earlyIrqfd, lines, forwarded, teardown: [...vm.teardownLog], locking: vm.options.locking, lockStats: usedLockStats(vm), ok };
   } finally {
     await vm.destroy();
   }

@@ -7,7 +7,7 @@
  * Injection uses credits: SPI s is re-injected only once its previous instance was acknowledged,
  * so "injected == acknowledged" is an exact check (coalescing cannot hide a loss).
  */
-import { createVm, type Vm } from '../kvm/vm.js';
+import { createVm, type LockClassStats, type Vm } from '../kvm/vm.js';
 import {
   KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
   KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_VGIC_V2_ADDR_TYPE_CPU, KVM_VGIC_V2_ADDR_TYPE_DIST,
@@ -35,7 +35,15 @@ export interface DemoSummary {
   sgiAcks: number;
   lost: number;
   perVcpu: { vcpu: number; acks: number; irqExits: number; wfi: number }[];
+  /** The lock design the VM ran with, and its lock statistics per class (integer ns). */
+  locking: 'fine' | 'global';
+  lockStats: LockClassStats[];
   ok: boolean;
+}
+
+/** vm.lockStats() for a report: classes that were used, times in whole nanoseconds. */
+export function usedLockStats(vm: Vm): LockClassStats[] {
+  return vm.lockStats().filter((c) => c.acquisitions > 0).map((c) => ({ ...c, waitNs: Math.round(c.waitNs), holdNs: Math.round(c.holdNs) }));
 }
 
 const DIST_BASE = 0x08000000n;
@@ -128,7 +136,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       return { vcpu: v.id, acks: s.acks, irqExits: s.exits.irq, wfi: s.wfi };
     });
     const lost = spis.reduce((a, s) => a + (injected[s]! - acked(s)), 0);
-    return { gic: o.gic, vcpus: o.vcpus, seconds: o.seconds, injected: total, acknowledged: acks, sgiAcks, lost, perVcpu, ok: lost === 0 };
+    return { gic: o.gic, vcpus: o.vcpus, seconds: o.seconds, injected: total, acknowledged: acks, sgiAcks, lost, perVcpu, locking: o.locking, lockStats: usedLockStats(vm), ok: lost === 0 };
   } finally {
     await vm.destroy();
   }

@@ -396,6 +396,8 @@ export class EventFd {
 
 /** The syscall takes a u64: anything else cannot be written, and 2^64-1 is reserved. */
 function checkWriteValue(n: bigint): bigint {
+  // eventfd_write copies the u64 from the user buffer first: no buffer is EFAULT.
+  if (n === null || n === undefined) throw new KvmError('EFAULT', 'eventfd: write of no value');
   if (typeof n !== 'bigint' || n < 0n || n >= U64_MAX) {
     throw new KvmError('EINVAL', `eventfd: cannot write ${String(n)}`);
   }

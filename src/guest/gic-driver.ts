@@ -47,7 +47,10 @@ export class GicDriver {
     const v = this.cpu.mmioRead(reg);
     this.cpu.mmioWrite(reg, edge ? v | (1 << shift) : v & ~(1 << shift));
   }
-  /** Route an SPI to a vCPU: v2 ITARGETSR byte, v3 GICD_IROUTER affinity. */
+  /**
+   * Route an SPI to a vCPU: v3 GICD_IROUTER affinity, so `vcpu` is a vcpu_id (its MPIDR); v2
+   * ITARGETSR byte, whose bits are CPU interface numbers (vcpu_idx).
+   */
   route(intid: number, vcpu: number): void {
     if (this.cpu.gic === 3) {
       const aff = (vcpu & 0xf) | (((vcpu >> 4) & 0xff) << 8);

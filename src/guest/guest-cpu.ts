@@ -39,8 +39,10 @@ export interface UserMmioHandler {
 export type SgiTargets = readonly number[] | 'others' | 'self';
 
 export class GuestCpu {
-  /** vCPU id. */
+  /** vcpu_idx: this vCPU's creation index (equal to vcpuId when the VMM creates ids in order). */
   readonly id: number;
+  /** vcpu_id: the id the VMM gave KVM_CREATE_VCPU, from which MPIDR_EL1's affinity is built. */
+  readonly vcpuId: number;
   /** 2 or 3 (0 without an in-kernel GIC). */
   readonly gic: number;
   /** Number of vCPUs of the VM. */
@@ -74,6 +76,7 @@ export class GuestCpu {
     this.h = r.h;
     this.m = r.h.m;
     this.id = r.v;
+    this.vcpuId = this.m[vcpuOff(r.h.g, r.v) + VCPU.off.vcpuId]!;
     this.nrVcpus = nrVcpus;
     this.gic = this.m[D.model]!;
     this.ram = new Int32Array(r.h.buf.ram);
@@ -280,6 +283,14 @@ export class GuestCpu {
     if (!reg?.read) throw new Error(`vCPU ${this.id}: ${name} is not readable`);
     return reg.read(this);
   }
+  /**
+   * MRS MPIDR_EL1: KVM's reset value (reset_mpidr), RES1 bit 31 over the affinity built from
+   * vcpu_id. The guest reads it from VMPIDR_EL2 without a trap.
+   */
+  mpidr(): bigint {
+    this.b();
+    return (1n << 31n) | BigInt(this.m[this.vb + VCPU.off.mpidr]!);
+  }
   /** Write a GICv3 CPU-interface system register; SGI generation registers trap to the host. */
   sysregWrite(name: SysregName, value: bigint | number): void {
     this.b();
@@ -300,8 +311,9 @@ export class GuestCpu {
   }
 
   /**
-   * Send SGI `intid` (0-15) to `targets`: a list of vCPU ids, 'others' (all but me) or 'self'.
-   * v3: composes ICC_SGI1R_EL1 (affinity routing); v2: writes GICD_SGIR (target list filter).
+   * Send SGI `intid` (0-15) to `targets`: a list of vCPUs, 'others' (all but me) or 'self'.
+   * v3: composes ICC_SGI1R_EL1 (affinity routing), so list entries are vcpu_ids (their MPIDR
+   * affinity); v2: writes GICD_SGIR, whose target list bits are CPU interface numbers (vcpu_idx).
    */
   sendSgi(intid: number, targets: SgiTargets): void {
     if (this.gic === 3) {
@@ -311,9 +323,9 @@ export class GuestCpu {
       this.b();
       this.r.exit(EXIT.sysreg);
       if (targets === 'others') dispatchSgiWords(this.h, this.id, sgi, 1 << 8, true);
-      else if (targets === 'self') dispatchSgiWords(this.h, this.id, sgi | ((this.id >> 4) << 16) | (1 << (this.id & 15)), 0, true);
+      else if (targets === 'self') dispatchSgiWords(this.h, this.id, sgi | (((this.vcpuId >> 4) & 0xff) << 16) | (1 << (this.vcpuId & 15)), 0, true);
       else {
-        // One write per Aff1 cluster; vCPU i has Aff0 = i & 15, Aff1 = i >> 4 (KVM's reset MPIDR).
+        // One write per Aff1 cluster; vcpu_id i has Aff0 = i & 15, Aff1 = i >> 4 (KVM's reset MPIDR).
         let done = 0;
         for (let k = 0; k < targets.length; k++) {
           const aff1 = targets[k]! >> 4;

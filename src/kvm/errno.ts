@@ -27,19 +27,26 @@ export const ERRNO = {
 
 export type ErrnoName = keyof typeof ERRNO;
 
+/**
+ * The error every KVM-shaped call throws, in the shape of Node's SystemError: `code` is the errno
+ * name ('EBUSY'), `errno` the negative number an ioctl returns (-16), `syscall` the ioctl (or
+ * call) that failed ('KVM_IRQFD'), so `e.code === 'EAGAIN'` reads as it does for fs or net errors.
+ */
 export class KvmError extends Error {
-  readonly errno: ErrnoName;
-  /** Negative errno, as the kernel returns it. */
-  readonly code: number;
-  constructor(errno: ErrnoName, message?: string) {
-    super(`${errno} (${-ERRNO[errno]})${message ? `: ${message}` : ''}`);
+  readonly code: ErrnoName;
+  /** Negative errno, as the kernel returns it (and as Node's SystemError.errno is on Linux). */
+  readonly errno: number;
+  /** The ioctl or call that failed: the one named at the start of the message, else 'ioctl'. */
+  readonly syscall: string;
+  constructor(code: ErrnoName, message?: string, syscall?: string) {
+    super(`${code} (${-ERRNO[code]})${message ? `: ${message}` : ''}`);
     this.name = 'KvmError';
-    this.errno = errno;
-    this.code = -ERRNO[errno];
+    this.code = code;
+    this.errno = -ERRNO[code];
+    this.syscall = syscall ?? /^([A-Z][A-Z0-9_]{2,}|[a-z][A-Za-z]*(?:\.[A-Za-z]+)?)(?=: )/.exec(message ?? '')?.[1] ?? 'ioctl';
   }
 }
 
-export function kvmErr(errno: ErrnoName, message?: string): never {
-  throw new KvmError(errno, message);
+export function kvmErr(code: ErrnoName, message?: string, syscall?: string): never {
+  throw new KvmError(code, message, syscall);
 }
-

@@ -109,7 +109,7 @@ function irqfdWakeup(h: Host, slot: number, gen: number, efd: EventFd, hup: bool
   // being shut down: dropped) or another generation: nothing to do here.
   if (!irqfdEnter(m, e, gen)) return true;
   try {
-    const gsi = m[e + IRQFD.off.gsi]!;
+    const gsi = m[e + IRQFD.off.gsi]! >>> 0; // a u32 (kvm_irqfd.gsi)
     const route = atomicRoute(h, gsi);
     if (route === null) return false;
     if (route === 'irqchip') {
@@ -147,7 +147,7 @@ export function irqfdInjectWork(h: Host, slot: number, gen: number, efd: EventFd
   if (!irqfdEnter(m, e, gen)) return false;
   try {
     if (consume(m, e, efd) === 0n) return false;
-    const gsi = m[e + IRQFD.off.gsi]!;
+    const gsi = m[e + IRQFD.off.gsi]! >>> 0; // a u32 (kvm_irqfd.gsi)
     counted(m, e, IRQFD.off.slowInjections);
     if (!setGsi(h, gsi, true)) refused(m, e, IRQFD.off.slowInjections);
     else if (!m[e + IRQFD.off.resample]) setGsi(h, gsi, false);

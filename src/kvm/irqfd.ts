@@ -15,7 +15,7 @@ import { kvmErr } from './errno.js';
 import { FdChannel } from './fd-channel.js';
 import { GEN_MASK, makeCookie, WAKE_IRQFD } from './wake-cookie.js';
 import { irqBypass, type IrqBypassConsumer } from './irq-bypass.js';
-import { KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MAX_IRQ_ROUTES } from './uapi.js';
+import { KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE } from './uapi.js';
 
 /** struct kvm_irqfd. */
 export interface KvmIrqfd {
@@ -73,7 +73,10 @@ export class Irqfds {
   ioctl(a: KvmIrqfd): void {
     const flags = a.flags ?? 0;
     if (!Number.isInteger(flags) || (flags & ~(KVM_IRQFD_FLAG_DEASSIGN | KVM_IRQFD_FLAG_RESAMPLE)) !== 0) kvmErr('EINVAL', `KVM_IRQFD: unknown flags ${flags}`);
-    if (!Number.isInteger(a.gsi) || a.gsi < 0 || a.gsi >= KVM_MAX_IRQ_ROUTES) kvmErr('EINVAL', `KVM_IRQFD: gsi ${a.gsi} is not below KVM_MAX_IRQ_ROUTES (${KVM_MAX_IRQ_ROUTES})`);
+    // kvm_irqfd / kvm_irqfd_assign check the flags, the vgic stage and the eventfds, never the
+    // GSI: any u32 is assigned. One with no route (past the routing table, or past the SPIs of
+    // the default table) resolves to no delivery, so its signals are counted as dropped.
+    if (!Number.isInteger(a.gsi) || a.gsi < 0 || a.gsi > 0xffff_ffff) kvmErr('EINVAL', `KVM_IRQFD: gsi ${a.gsi} is not a u32`);
     this.reapHangups();
     if (flags & KVM_IRQFD_FLAG_DEASSIGN) return this.deassign(a);
     this.assign(a, (flags & KVM_IRQFD_FLAG_RESAMPLE) !== 0);

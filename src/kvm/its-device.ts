@@ -4,7 +4,9 @@
  * Attribute groups: ADDR (KVM_VGIC_ITS_ADDR_TYPE), CTRL (INIT, RESET, SAVE_TABLES,
  * RESTORE_TABLES) and ITS_REGS (the GITS_* registers as userspace saves and restores them).
  */
+import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from './errno.js';
+import { getUserU64 } from './user-copy.js';
 import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS,
@@ -65,16 +67,17 @@ export class ItsDevice implements KvmDevice {
     return this.h.f[(this.b + ITS.off.base) / 2]!;
   }
 
-  setAttr(group: number, attr: bigint | number, value: bigint | number = 0n): void {
+  setAttr(group: number, attr: bigint | number, value?: unknown): void {
+    checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
-    const val = BigInt.asUintN(64, BigInt(value));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
-        return this.setAddr(a, val);
+        return this.setAddr(a, value);
       case KVM_DEV_ARM_VGIC_GRP_CTRL:
+        // CTRL attributes carry no value (attr->addr is not read).
         return this.ctrl(a);
       case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-        this.regs(a, true, val);
+        this.regs(a, true, getUserU64(value, 'ITS_REGS'));
         return;
       default:
         kvmErr('ENXIO', `ITS: unknown attribute group ${group}`);
@@ -82,6 +85,7 @@ export class ItsDevice implements KvmDevice {
   }
 
   getAttr(group: number, attr: bigint | number): bigint {
+    checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
@@ -98,6 +102,7 @@ export class ItsDevice implements KvmDevice {
   }
 
   hasAttr(group: number, attr: bigint | number): void {
+    checkVmUsable(this.h, 'ITS device');
     const a = Number(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
@@ -118,8 +123,10 @@ export class ItsDevice implements KvmDevice {
   }
 
   /** ADDR: 64 KiB aligned, inside the IPA space, overlapping no other GIC frame. */
-  private setAddr(a: number, addr: bigint): void {
+  private setAddr(a: number, value: unknown): void {
+    // vgic_its_set_attr: the type is checked before the address is copied from user.
     if (a !== KVM_VGIC_ITS_ADDR_TYPE) kvmErr('ENODEV', `ITS: ADDR attribute ${a} (only KVM_VGIC_ITS_ADDR_TYPE)`);
+    const addr = getUserU64(value, 'ITS ADDR');
     const h = this.h;
     lockKvm(h);
     try {

@@ -11,6 +11,7 @@ export interface SerializedError {
   message: string;
   stack?: string;
   errno?: ErrnoName;
+  syscall?: string;
   report?: string;
   vcpu: number;
 }
@@ -36,7 +37,10 @@ export class GuestFault extends Error {
 export function serializeError(e: unknown, vcpu: number): SerializedError {
   if (e instanceof Error) {
     const out: SerializedError = { name: e.name, message: e.message, stack: e.stack ?? '', vcpu };
-    if (e instanceof KvmError) out.errno = e.errno;
+    if (e instanceof KvmError) {
+      out.errno = e.code;
+      out.syscall = e.syscall;
+    }
     if (e instanceof LockOrderError) out.report = e.report;
     return out;
   }
@@ -47,7 +51,7 @@ export function serializeError(e: unknown, vcpu: number): SerializedError {
 export function reviveRunError(s: SerializedError): Error & { vcpu: number } {
   if (s.errno) {
     const idx = s.message.indexOf(': ');
-    const e = new KvmError(s.errno, idx >= 0 ? s.message.slice(idx + 2) : undefined) as KvmError & { vcpu: number };
+    const e = new KvmError(s.errno, idx >= 0 ? s.message.slice(idx + 2) : undefined, s.syscall) as KvmError & { vcpu: number };
     e.vcpu = s.vcpu;
     return e;
   }

@@ -1,11 +1,12 @@
 /**
  * The default KVM_EXIT_MMIO handler: a register file in shared memory, so a value one vCPU writes
  * at an address is what any vCPU reads back there (never-written addresses read 0). An open-
- * addressing table of 4096 slots [state, addrLo, addrHi, value]; a slot is claimed with a CAS on
+ * addressing table of USER_MMIO_SLOTS slots [state, addrLo, addrHi, value]; a slot is claimed with a CAS on
  * its state word so two vCPUs creating different registers at once cannot take the same slot.
  */
 import { USER_MMIO_SLOTS } from '../shm/vm-memory.js';
 import type { UserMmioHandler } from '../guest/guest-cpu.js';
+import { kvmErr } from './errno.js';
 
 const EMPTY = 0;
 const CLAIMING = 1;
@@ -36,7 +37,7 @@ export function defaultUserMmio(buf: SharedArrayBuffer): UserMmioHandler {
       n--;
       i = (i - 1) & (USER_MMIO_SLOTS - 1);
     }
-    throw new Error(`default MMIO register file is full (${USER_MMIO_SLOTS} addresses); supply an mmio handler`);
+    kvmErr('ENOSPC', `KVM_EXIT_MMIO: the default register file holds ${USER_MMIO_SLOTS} distinct addresses and all are in use (write to 0x${gpa.toString(16)}); give createVcpu an mmioHandler for more`);
   };
   const mask = (len: number): number => (len >= 4 ? 0xffffffff : (1 << (len * 8)) - 1);
   return {

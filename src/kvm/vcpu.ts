@@ -10,7 +10,7 @@ import type { VcpuWorkerApi } from '../../workers/vcpu.js';
 import { EXIT_REASONS, type ExitReason, VCPU, VCPU_COUNTERS, type VcpuCounter } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
-import { resolveGuestUrl, type GuestRef } from './guest-ref.js';
+import { resolveGuestUrl, resolveModuleUrl, type GuestRef } from './guest-ref.js';
 import { reviveRunError, type VcpuRunOutcome } from './run-outcome.js';
 import { distPath } from './worker-path.js';
 import { lockVcpuMutex, unlockVcpuMutex } from '../vgic/locks.js';
@@ -20,8 +20,7 @@ import { KVM_EXIT_INTR, VGIC_EMU_REQ_SIGNAL } from './uapi.js';
 import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
 import { waitAsync } from '../eventfd/layout.js';
 import { kvmErr } from './errno.js';
-import { pathToFileURL } from 'node:url';
-import { isAbsolute, resolve } from 'node:path';
+import { checkVmUsable } from './vm-closed.js';
 
 export interface VcpuOptions {
   /** Built-in guest name, module path, or { source } (see guestFromFunction). */
@@ -43,7 +42,10 @@ export interface VcpuRunResult {
 export type VcpuStats = { [K in VcpuCounter]: number } & { exits: { [K in ExitReason]: number } };
 
 export class Vcpu {
+  /** vcpu_id: the id given to createVcpu (MPIDR affinity, KVM_IRQ_LINE's vcpu field). */
   readonly id: number;
+  /** vcpu_idx: creation order, the index of this vCPU's state in shared memory and in `vm.vcpus`. */
+  readonly index: number;
   private readonly h: Host;
   private readonly worker: Worker;
   private readonly api: Comlink.Remote<VcpuWorkerApi>;
@@ -52,15 +54,22 @@ export class Vcpu {
   readonly gone: Promise<void>;
   private crashed: Error | null = null;
   private running: Promise<VcpuRunResult> | null = null;
+  private readonly guestUrl: string;
+  /** @internal The error its last KVM_RUN failed with (Vm.waitForRam stops at it). */
+  failedWith: Error | null = null;
+  private readonly mmioUrl: string | undefined;
 
   private readonly onFault: () => void;
 
   /** @internal created by Vm.createVcpu; `onFault` stops the VM's other vCPUs. */
-  constructor(h: Host, id: number, workerData: unknown, opts: VcpuOptions, onFault: () => void, transferList: TransferListItem[] = []) {
+  constructor(h: Host, id: number, index: number, workerData: unknown, opts: VcpuOptions, onFault: () => void, transferList: TransferListItem[] = []) {
     this.h = h;
     this.onFault = onFault;
     this.id = id;
+    this.index = index;
     this.opts = opts;
+    this.guestUrl = resolveGuestUrl(opts.guest ?? 'idle');
+    this.mmioUrl = opts.mmioHandler === undefined ? undefined : resolveModuleUrl(opts.mmioHandler, 'mmioHandler');
     this.worker = new Worker(distPath('workers/vcpu.js'), { workerData, transferList });
     // Listeners first: an event emitted before a listener exists is lost (PLATFORM.md).
     this.gone = new Promise((res) => {
@@ -70,17 +79,24 @@ export class Vcpu {
       this.worker.once('exit', () => res());
     });
     this.api = Comlink.wrap<VcpuWorkerApi>(nodeEndpoint(this.worker));
+    // An idle vCPU thread must not keep the process alive (a VM that is never destroyed, or whose
+    // guests have all returned): only a KVM_RUN in flight holds a reference (run() below). After
+    // the wrap: attaching a 'message' listener refs the worker's port again.
+    this.worker.unref();
   }
 
   /** KVM_RUN until the guest returns. Rejects with KvmError, LockOrderError or GuestFault. */
   run(): Promise<VcpuRunResult> {
     if (this.running) return this.running;
-    const guestRef = this.opts.guest ?? 'idle';
+    try {
+      checkVmUsable(this.h, 'KVM_RUN');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const url = this.guestUrl;
+    const mmio = this.mmioUrl;
+    this.worker.ref();
     const p = (async (): Promise<VcpuRunResult> => {
-      const url = resolveGuestUrl(guestRef);
-      const mmio = this.opts.mmioHandler
-        ? this.opts.mmioHandler.startsWith('file:') ? this.opts.mmioHandler : pathToFileURL(isAbsolute(this.opts.mmioHandler) ? this.opts.mmioHandler : resolve(this.opts.mmioHandler)).href
-        : undefined;
       // Comlink calls do not reject if the worker dies: race the call against the worker's exit.
       const died = this.gone.then((): VcpuRunOutcome => ({
         ok: false,
@@ -91,12 +107,14 @@ export class Vcpu {
         // A guest that throws (or a host error on this vCPU) stops the whole VM: no thread may
         // keep spinning against a vCPU that is gone.
         this.onFault();
-        throw reviveRunError(out.error);
+        this.failedWith = reviveRunError(out.error);
+        throw this.failedWith;
       }
       return { vcpu: this.id, reason: out.reason, result: out.result };
     })();
     this.running = p.finally(() => {
       this.running = null;
+      this.worker.unref();
     });
     return this.running;
   }
@@ -115,6 +133,7 @@ export class Vcpu {
    * left pending). ETIMEDOUT if it does not come out within `timeoutMs`.
    */
   async interrupt(timeoutMs = 5000): Promise<{ exitReason: typeof KVM_EXIT_INTR; errno: 'EINTR' } | { exitReason: null }> {
+    checkVmUsable(this.h, 'vcpu.interrupt');
     const m = this.h.m;
     const sig = vcpuOff(this.h.g, this.id) + VCPU.off.signal;
     if (Atomics.load(m, sig) === SIG_OUT) return { exitReason: KVM_EXIT_INTR, errno: 'EINTR' };
@@ -163,6 +182,11 @@ export class Vcpu {
   /** True while interrupt() has this vCPU out of KVM_RUN, waiting for resume(). */
   get interrupted(): boolean {
     return Atomics.load(this.h.m, vcpuOff(this.h.g, this.id) + VCPU.off.signal) === SIG_OUT;
+  }
+
+  /** True while a KVM_RUN (run()) is in flight. */
+  get isRunning(): boolean {
+    return this.running !== null;
   }
 
   /** Resolves once no run is in flight (never starts one). */
@@ -214,7 +238,7 @@ export class Vcpu {
   /** Counters of this vCPU (read from shared memory; exact once the vCPU is stopped). */
   stats(): VcpuStats {
     const m = this.h.m;
-    const vb = vcpuOff(this.h.g, this.id);
+    const vb = vcpuOff(this.h.g, this.index);
     const out = {} as Record<string, unknown>;
     VCPU_COUNTERS.forEach((c, i) => (out[c] = Atomics.load(m, vb + VCPU.off.counters + i)));
     const exits = {} as Record<string, number>;

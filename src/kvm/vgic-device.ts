@@ -3,6 +3,7 @@
  * groups ADDR, NR_IRQS, CTRL, plus the register groups (vgic-regs-attr.ts). Attribute numbers and
  * values are `bigint` where the kernel's are u64.
  */
+import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from './errno.js';
 import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS,
@@ -23,12 +24,13 @@ import { addRegion, placeAllRedists, rdistOverlap, readRegion, regionSize, remov
 import { lockAllVcpus, unlockAllVcpus, withAllVcpusLocked } from './vcpu-locks.js';
 import { savePendingTables } from '../vgic/lpi.js';
 import { regsGetAttr, regsHasAttr, regsSetAttr } from './vgic-regs-attr.js';
+import { getUserU64 } from './user-copy.js';
 
 export interface KvmDevice {
   readonly type: number;
   /** `value`: a u64 for the vgic; a struct (object) for the KVM VFIO device's attributes. */
-  setAttr(group: number, attr: bigint | number, value?: bigint | number | object): void;
-  getAttr(group: number, attr: bigint | number, value?: bigint | number): bigint;
+  setAttr(group: number, attr: bigint | number, value?: bigint | number | object | null): void;
+  getAttr(group: number, attr: bigint | number, value?: bigint | number | null): bigint;
   hasAttr(group: number, attr: bigint | number): void;
 }
 
@@ -85,18 +87,21 @@ export class VgicDevice implements KvmDevice {
   }
 
   private checkAlive(): void {
-    if (Atomics.load(this.h.m, dw(this.h, 'dead'))) kvmErr('EIO', 'VM is dead');
+    checkVmUsable(this.h, 'vgic device');
   }
 
-  setAttr(group: number, attr: bigint | number, value: bigint | number = 0n): void {
+  /**
+   * `value` is what the kernel reads through attr->addr (copy_from_user / get_user): missing
+   * (null, undefined) is EFAULT for every group that reads one; CTRL reads none.
+   */
+  setAttr(group: number, attr: bigint | number, value?: unknown): void {
     this.checkAlive();
     const a = BigInt(attr);
-    const val = BigInt.asUintN(64, BigInt(value));
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
-        return this.setAddr(a, val);
+        return this.setAddr(a, getUserU64(value, 'vgic ADDR'));
       case KVM_DEV_ARM_VGIC_GRP_NR_IRQS:
-        return this.setNrIrqs(val);
+        return this.setNrIrqs(getUserU64(value, 'vgic NR_IRQS'));
       case KVM_DEV_ARM_VGIC_GRP_CTRL:
         if (a === BigInt(KVM_DEV_ARM_VGIC_CTRL_INIT)) {
           withConfigLock(this.h, () => vgicInit(this.h));
@@ -112,17 +117,18 @@ export class VgicDevice implements KvmDevice {
         kvmErr('ENXIO', `unknown CTRL attribute ${a}`);
       // eslint-disable-next-line no-fallthrough
       default:
-        if (this.isRegGroup(group)) return regsSetAttr(this.h, group, a, val);
+        if (this.isRegGroup(group)) return regsSetAttr(this.h, group, a, value);
         kvmErr('ENXIO', `unknown attribute group ${group}`);
     }
   }
 
-  getAttr(group: number, attr: bigint | number, value: bigint | number = 0n): bigint {
+  /** `value`: the in-value ADDR reads first (REDIST_REGION's index); omitted means 0, null is EFAULT. */
+  getAttr(group: number, attr: bigint | number, value: bigint | number | null = 0n): bigint {
     this.checkAlive();
     const a = BigInt(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR:
-        return this.getAddr(a, BigInt.asUintN(64, BigInt(value)));
+        return this.getAddr(a, getUserU64(value, 'vgic ADDR'));
       case KVM_DEV_ARM_VGIC_GRP_NR_IRQS: {
         // nr_spis + 32 (observation: 32 while neither set nor initialised).
         return BigInt(this.h.m[dw(this.h, 'nrSpis')]! + 32);
@@ -137,6 +143,7 @@ export class VgicDevice implements KvmDevice {
   }
 
   hasAttr(group: number, attr: bigint | number): void {
+    this.checkAlive();
     const a = BigInt(attr);
     switch (group) {
       case KVM_DEV_ARM_VGIC_GRP_ADDR: {
@@ -234,8 +241,10 @@ export class VgicDevice implements KvmDevice {
     if (h.m[dw(h, 'rdistStyle')] === 2) kvmErr('EINVAL', 'REDIST_REGION regions exist: cannot mix with legacy REDIST');
     if (h.m[dw(h, 'rdistStyle')] === 1) kvmErr('EEXIST', 'legacy REDIST base already set');
     this.checkIorange(-1, base, 0x10000n, BigInt(KVM_VGIC_V3_REDIST_SIZE));
-    // The legacy region grows with the vCPUs; check what it covers now against the distributor.
-    const size = Math.max(1, h.m[dw(h, 'onlineVcpus')]!) * KVM_VGIC_V3_REDIST_SIZE;
+    // The legacy region grows with the vCPUs; check what it covers now (the online vCPUs' frames,
+    // vgic_v3_alloc_redist_region) against the distributor. Frames of vCPUs created later are
+    // checked at the first KVM_RUN (vgic_v3_check_base).
+    const size = h.m[dw(h, 'onlineVcpus')]! * KVM_VGIC_V3_REDIST_SIZE;
     if (rdistOverlap(h, Number(base), size, true)) kvmErr('EINVAL', 'redistributor region overlaps');
     this.commitRegion(Number(base), 0, 0, 1);
   }

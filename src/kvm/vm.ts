@@ -16,6 +16,7 @@ import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { lockKvm, unlockKvm, withConfigLock } from '../vgic/locks.js';
 import { placeRedist } from '../vgic/rdist.js';
+import { mpidrAffOf, vcpuIdxById } from '../vgic/vcpu-id.js';
 import { vgicCreate, VgicDevice, vgicMaxVcpus, type KvmDevice } from './vgic-device.js';
 import { Vcpu, type VcpuOptions, type VcpuRunResult } from './vcpu.js';
 import { kvmIrqLine } from './irq-line.js';
@@ -23,43 +24,22 @@ import type { StressThreadConfig } from '../stress/thread-config.js';
 import { randomInt } from 'node:crypto';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import { Irqfds, type IrqfdInfo, type KvmIrqfd } from './irqfd.js';
+import { copyFromUser } from './user-copy.js';
 import { installVmWakeups } from './irqfd-path.js';
 import { setWakeupHandler } from '../eventfd/wakeup.js';
 import { distPath } from './worker-path.js';
 import { vgicDestroy } from '../vgic/init.js';
 import type { IrqBypassConsumer } from './irq-bypass.js';
 import { forwardingConsumer } from './vfio/bypass-consumer.js';
+import { checkVmUsable, markVmClosed } from './vm-closed.js';
+import { checkVcpuOptions } from './guest-ref.js';
+import { describe, resolveVmOptions, type ResolvedVmOptions, type VmOptions } from './vm-options.js';
 import { KvmVfioDevice } from './vfio/kvm-vfio-device.js';
 import { ItsDevice, itsCreate } from './its-device.js';
 import { setGsiRouting, type RoutingEntry } from '../vgic/irq-routing.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 
-export interface VmOptions {
-  /** Upper bound on vCPUs (memory is laid out for it). Default 8. */
-  maxVcpus?: number;
-  /** List registers per vCPU, 1-16. Default 4 (a common GICv3 implementation). */
-  nrLr?: number;
-  /** Guest RAM bytes, shared by all vCPUs. Default 1 MiB. */
-  ramBytes?: number;
-  /** Guest physical address size in bits (KVM_VM_TYPE_ARM_IPA_SIZE). Default 40, KVM's default. */
-  ipaBits?: number;
-  /** 'fine' (2016+ kernel) or 'global' (2014 kernel's single distributor lock). Default 'fine'. */
-  locking?: LockingMode;
-  /** Lock-order checking (lockdep). Default: on when VGIC_EMU_LOCKDEP=1 (tests), else off. */
-  lockdep?: boolean;
-  /** Lock statistics: 'off', 'counts' (default), or 'timed' (adds wait/hold time). */
-  lockStats?: LockStatsMode;
-  /** Bug seeds to switch on (see BUG in vgic/bugs.ts). */
-  bugs?: readonly string[];
-  /** Stress runs: history recording and chaos/controlled scheduling for every thread. */
-  stress?: StressThreadConfig;
-  /**
-   * irq bypass forwarding: when an irqfd shares its eventfd with a VFIO device's trigger, forward
-   * the device's line to the irqfd's SPI automatically (the 2015 proposal). Default false, as in
-   * the kernel, whose arm64 code never forwards SPIs.
-   */
-  irqBypass?: boolean;
-}
+export type { VmOptions } from './vm-options.js';
 
 export interface LockClassStats {
   name: string;
@@ -80,14 +60,14 @@ export interface KvmMsi {
 }
 
 /** KVM_CREATE_VM. */
-export function createVm(options: VmOptions = {}): Vm {
+export function createVm(options?: VmOptions): Vm {
   return new Vm(options);
 }
 
 const TEARDOWN_GRACE_MS = 3000;
 
 export class Vm {
-  readonly options: Readonly<Required<Omit<VmOptions, 'bugs' | 'stress'>>> & { bugs: readonly string[] };
+  readonly options: Readonly<ResolvedVmOptions>;
   private kvmVfio: KvmVfioDevice | null = null;
   private readonly stress: StressThreadConfig | null;
   /** @internal the main thread's view of the shared state */
@@ -97,32 +77,20 @@ export class Vm {
   private readonly cfg: SharedVmConfig;
   private readonly vcpuList: Vcpu[] = [];
   private vgic: VgicDevice | null = null;
-  private destroyed = false;
+  private teardown: Promise<void> | null = null;
   private readonly irqfdTable: Irqfds;
   /** What destroy() tore down, in order (spec §11: irqfds before the vgic). */
   readonly teardownLog: string[] = [];
   private readonly teardownHooks: { name: string; fn: () => Promise<void> }[] = [];
 
-  constructor(o: VmOptions) {
-    const nrLr = o.nrLr ?? 4;
-    if (!Number.isInteger(nrLr) || nrLr < 1 || nrLr > MAX_LRS) throw new KvmError('EINVAL', `nrLr must be 1..${MAX_LRS}`);
-    const maxVcpus = o.maxVcpus ?? 8;
-    if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > 64) throw new KvmError('EINVAL', 'maxVcpus must be 1..64');
-    const ipaBits = o.ipaBits ?? KVM_PHYS_SHIFT_DEFAULT;
-    if (!Number.isInteger(ipaBits) || ipaBits < 32 || ipaBits > 52) throw new KvmError('EINVAL', 'ipaBits must be 32..52');
-    const ramBytes = o.ramBytes ?? 1 << 20;
-    if (!Number.isInteger(ramBytes) || ramBytes < 4096 || ramBytes % 4096) throw new KvmError('EINVAL', 'ramBytes must be a positive multiple of 4096');
-    const locking = o.locking ?? 'fine';
-    if (locking !== 'fine' && locking !== 'global') throw new KvmError('EINVAL', "locking must be 'fine' or 'global'");
-    const lockdep = o.lockdep ?? process.env.VGIC_EMU_LOCKDEP === '1';
-    const lockStats = o.lockStats ?? 'counts';
-    const bugs = o.bugs ?? [];
-    const irqBypass = o.irqBypass ?? false;
-    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs, irqBypass };
+  constructor(o?: VmOptions) {
+    const { stress, ...opts } = resolveVmOptions(o);
+    const { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs } = opts;
+    this.options = opts;
     this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
     this.geometry = computeGeometry(this.cfg);
     this.buffers = allocateBuffers(this.geometry);
-    this.stress = o.stress ?? null;
+    this.stress = stress;
     this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1, this.stress?.history ?? null);
     const m = this.host.m;
     m.fill(0);
@@ -145,7 +113,7 @@ export class Vm {
       bypassConsumer: (token, gsi) => this.bypassConsumer?.(token, gsi) ?? null,
     });
     installVmWakeups(this.host, null, (slot, gen) => this.irqfdTable.hangup(slot, gen));
-    if (irqBypass) this.bypassConsumer = (token, gsi) => forwardingConsumer(this.host, token, gsi);
+    if (opts.irqBypass) this.bypassConsumer = (token, gsi) => forwardingConsumer(this.host, token, gsi);
   }
 
   /** The irq-bypass consumer made for each new irqfd (vfio/bypass-consumer.ts), when enabled. */
@@ -164,8 +132,8 @@ export class Vm {
    * it and wait until nothing can inject for it any more.
    */
   irqfd(a: KvmIrqfd): void {
-    this.checkAlive();
-    this.irqfdTable.ioctl(a);
+    this.checkAlive('KVM_IRQFD');
+    this.irqfdTable.ioctl(copyFromUser(a, 'KVM_IRQFD: struct kvm_irqfd'));
   }
 
   /**
@@ -176,7 +144,8 @@ export class Vm {
    * LPIs) are disabled.
    */
   signalMsi(msi: KvmMsi): number {
-    this.checkAlive();
+    this.checkAlive('KVM_SIGNAL_MSI');
+    copyFromUser(msi, 'KVM_SIGNAL_MSI: struct kvm_msi');
     const h = this.host;
     const flags = msi.flags ?? 0;
     if (!h.m[dw(h, 'inKernel')]) kvmErr('EINVAL', 'KVM_SIGNAL_MSI: no in-kernel irqchip');
@@ -192,8 +161,8 @@ export class Vm {
 
   /** KVM_SET_GSI_ROUTING: replace the routing table (irqchip and MSI entries). */
   setGsiRouting(entries: readonly RoutingEntry[]): void {
-    this.checkAlive();
-    setGsiRouting(this.host, entries);
+    this.checkAlive('KVM_SET_GSI_ROUTING');
+    setGsiRouting(this.host, copyFromUser(entries, 'KVM_SET_GSI_ROUTING: struct kvm_irq_routing'));
   }
 
   /** The irqfds now assigned, with their delivery counters. */
@@ -216,27 +185,67 @@ export class Vm {
     return new Int32Array(this.buffers.ram);
   }
 
+  /**
+   * Wait until guest RAM word `index` (32-bit words, as `vm.ram`) meets `cond`: equal to a number,
+   * or a predicate of the word. Guests publish their progress in RAM (the built-in guests' READY
+   * word), and an injection made before a guest enabled its interrupts is not delivered, so a VMM
+   * waits for READY before it injects. Bounded: ETIMEDOUT naming `what` after `timeoutMs`
+   * (default 10 s). It fails at once with a vCPU's error when a KVM_RUN fails meanwhile, and with
+   * EINVAL when no vCPU is running (then the word can never change). Resolves the word.
+   */
+  async waitForRam(index: number, cond: number | ((word: number) => boolean), opts: { timeoutMs?: number; what?: string } = {}): Promise<number> {
+    this.checkAlive('waitForRam');
+    const ram = this.ram;
+    if (!Number.isInteger(index) || index < 0 || index >= ram.length) kvmErr('EINVAL', `waitForRam: index must be a word index below ${ram.length}, got ${describe(index)}`);
+    if (typeof cond !== 'number' && typeof cond !== 'function') kvmErr('EINVAL', `waitForRam: cond must be a number or a predicate, got ${describe(cond)}`);
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) kvmErr('EINVAL', `waitForRam: timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
+    const what = opts.what ?? `guest RAM word ${index} to be ${typeof cond === 'number' ? cond : 'as expected'}`;
+    const ok = typeof cond === 'number' ? (w: number): boolean => w === cond : cond;
+    const deadline = performance.now() + timeoutMs;
+    for (let spins = 0; ; spins++) {
+      const w = Atomics.load(ram, index);
+      if (ok(w)) return w;
+      const failed = this.vcpuList.find((v) => v.failedWith)?.failedWith;
+      if (failed) throw failed;
+      if (!this.vcpuList.some((v) => v.isRunning)) kvmErr('EINVAL', `waitForRam: no vCPU is running (vm.run() first, or every guest has returned), waiting for ${what}`);
+      if (performance.now() > deadline) kvmErr('ETIMEDOUT', `waitForRam: timed out after ${timeoutMs} ms waiting for ${what} (word ${index} is ${w})`);
+      // Poll the word (guests store it plainly, nothing notifies): turns of the event loop first,
+      // then 1 ms timers, so a long wait costs no CPU.
+      await new Promise<void>((r) => (spins < 200 ? setImmediate(r) : setTimeout(r, 1)));
+    }
+  }
+
+  /** Every vCPU, in creation order (vcpu_idx); `vcpu(id)` finds one by its vcpu_id. */
   get vcpus(): readonly Vcpu[] {
     return this.vcpuList;
   }
 
-  private checkAlive(): void {
-    if (this.destroyed) kvmErr('EIO', 'VM destroyed');
-    if (Atomics.load(this.host.m, dw(this.host, 'dead'))) kvmErr('EIO', 'VM is dead');
+  private checkAlive(call = 'vm'): void {
+    checkVmUsable(this.host, call);
   }
 
-  /** KVM_CREATE_DEVICE. `test` probes only whether the type exists (KVM_CREATE_DEVICE_TEST). */
-  createDevice(type: number, opts: { test?: boolean } = {}): KvmDevice {
-    this.checkAlive();
+  /**
+   * KVM_CREATE_DEVICE. With `{ test: true }` (KVM_CREATE_DEVICE_TEST) it only asks whether the
+   * type is supported: it creates nothing and returns no handle (undefined), or fails with
+   * ENODEV, as the kernel returns before calling the device's create.
+   */
+  createDevice(type: number, opts: { test: true }): undefined;
+  createDevice(type: number, opts?: { test?: false }): KvmDevice;
+  createDevice(type: number, opts: { test?: boolean } = {}): KvmDevice | undefined {
+    this.checkAlive('KVM_CREATE_DEVICE');
+    if (opts === null || typeof opts !== 'object') kvmErr('EINVAL', 'KVM_CREATE_DEVICE: opts must be an object ({ test?: boolean })');
+    if (opts.test !== undefined && typeof opts.test !== 'boolean') kvmErr('EINVAL', 'KVM_CREATE_DEVICE: opts.test must be a boolean');
+    const known = type === KVM_DEV_TYPE_VFIO || type === KVM_DEV_TYPE_ARM_VGIC_ITS || type === KVM_DEV_TYPE_ARM_VGIC_V2 || type === KVM_DEV_TYPE_ARM_VGIC_V3;
+    if (!known) kvmErr('ENODEV', `KVM_CREATE_DEVICE: device type ${String(type)} is not supported`);
+    if (opts.test) return undefined;
     if (type === KVM_DEV_TYPE_VFIO) {
-      if (opts.test) return new KvmVfioDevice(this.host);
       // kvm_vfio_create: one KVM VFIO device per VM.
       if (this.kvmVfio) kvmErr('EBUSY', 'this VM already has a KVM VFIO device');
       this.kvmVfio = new KvmVfioDevice(this.host);
       return this.kvmVfio;
     }
     if (type === KVM_DEV_TYPE_ARM_VGIC_ITS) {
-      if (opts.test) return new ItsDevice(this.host, -1, this.options.ipaBits);
       lockKvm(this.host);
       try {
         const i = withConfigLock(this.host, () => itsCreate(this.host));
@@ -245,8 +254,6 @@ export class Vm {
         unlockKvm(this.host);
       }
     }
-    if (type !== KVM_DEV_TYPE_ARM_VGIC_V2 && type !== KVM_DEV_TYPE_ARM_VGIC_V3) kvmErr('ENODEV', `device type ${type} is not supported`);
-    if (opts.test) return new VgicDevice(this.host, type, this.options.ipaBits);
     lockKvm(this.host);
     try {
       vgicCreate(this.host, type);
@@ -258,48 +265,53 @@ export class Vm {
   }
 
   /**
-   * KVM_CREATE_VCPU. vCPU ids are created in order 0, 1, 2 … (vgic-emu indexes its per-vCPU memory
-   * by id). Spec §7.3: EBUSY once the vgic is initialised; EINVAL beyond the vgic's vCPU limit.
+   * KVM_CREATE_VCPU (kvm_vm_ioctl_create_vcpu, kvm_arch_vcpu_precreate; spec §7.3). `id` is the
+   * vcpu_id: any id below the VM's vCPU limit, in any order. The vCPU's per-vCPU memory, its
+   * redistributor slot and its place in `vcpus` follow creation order (vcpu_idx); its MPIDR,
+   * GICR_TYPER.Processor_Number and every uapi field naming a vCPU use the id.
+   * EINVAL when maxVcpus vCPUs exist or the id is beyond the limit (maxVcpus, and the vgic's
+   * kvm->max_vcpus once one exists); EBUSY once the vgic is initialised; EEXIST for a taken id.
    */
   createVcpu(id: number, opts: VcpuOptions = {}): Vcpu {
-    this.checkAlive();
+    this.checkAlive('KVM_CREATE_VCPU');
+    checkVcpuOptions(opts);
     const h = this.host;
     const m = h.m;
+    let idx: number;
     lockKvm(h);
     try {
-      if (Atomics.load(m, dw(h, 'initialized'))) kvmErr('EBUSY', 'vgic already initialised: no new vCPUs');
       if (!Number.isInteger(id) || id < 0) kvmErr('EINVAL', `bad vCPU id ${id}`);
-      if (m[dw(h, 'inKernel')] && id >= vgicMaxVcpus(h)) kvmErr('EINVAL', `vCPU id ${id} beyond the vgic's limit`);
-      if (id >= this.options.maxVcpus) kvmErr('EINVAL', `vCPU id ${id} >= maxVcpus (${this.options.maxVcpus})`);
       const online = m[dw(h, 'onlineVcpus')]!;
-      if (id < online) kvmErr('EEXIST', `vCPU ${id} exists`);
-      if (id !== online) kvmErr('EINVAL', `vCPU ids must be created in order: next is ${online}`);
+      if (m[dw(h, 'createdVcpus')]! >= this.options.maxVcpus) kvmErr('EINVAL', `already ${this.options.maxVcpus} vCPUs (maxVcpus)`);
+      if (Atomics.load(m, dw(h, 'initialized'))) kvmErr('EBUSY', 'vgic already initialised: no new vCPUs');
+      if (id >= this.options.maxVcpus) kvmErr('EINVAL', `vCPU id ${id} >= maxVcpus (${this.options.maxVcpus})`);
+      if (m[dw(h, 'inKernel')] && id >= vgicMaxVcpus(h)) kvmErr('EINVAL', `vCPU id ${id} beyond the vgic's limit`);
+      if (vcpuIdxById(h, id) >= 0) kvmErr('EEXIST', `vCPU ${id} exists`);
+      idx = online;
       m[dw(h, 'createdVcpus')] = online + 1;
-      const vb = vcpuOff(this.geometry, id);
+      const vb = vcpuOff(this.geometry, idx);
       m.fill(0, vb, vb + VCPU.size);
       m[vb + VCPU.off.apHead] = -1;
       m[vb + VCPU.off.apTail] = -1;
       m[vb + VCPU.off.rdRegion] = -1;
       h.f[(vb + VCPU.off.rdBase) / 2] = -1;
-      // KVM's reset MPIDR: Aff0 = id[3:0], Aff1 = id[11:4], Aff2 = id[19:12].
-      m[vb + VCPU.off.mpidr] = (id & 0xf) | (((id >> 4) & 0xff) << 8) | (((id >> 12) & 0xff) << 16);
+      m[vb + VCPU.off.vcpuId] = id;
+      m[vb + VCPU.off.mpidr] = mpidrAffOf(id);
       m[vb + VCPU.off.nrLr] = this.options.nrLr;
       m[vb + VCPU.off.created] = 1;
       timerVcpuInit(h, id);
       try {
+        // kvm_arch_vcpu_create runs before online_vcpus counts the new vCPU: the redistributor
+        // placement's vgic_v3_check_base sizes a legacy region by the vCPUs already online, so a
+        // frame of this vCPU that overlaps the distributor is only found at the first KVM_RUN.
         if (m[dw(h, 'inKernel')]) {
           withConfigLock(h, () => {
-            Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
-            try {
-              initPrivateIrqs(h, id);
-              resetCpuInterface(h, id);
-              if (m[dw(h, 'model')] === 3) placeRedist(h, id);
-            } catch (e) {
-              Atomics.store(m, dw(h, 'onlineVcpus'), online);
-              throw e;
-            }
+            initPrivateIrqs(h, idx);
+            resetCpuInterface(h, idx);
+            if (m[dw(h, 'model')] === 3) placeRedist(h, idx);
           });
-        } else Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
+        }
+        Atomics.store(m, dw(h, 'onlineVcpus'), online + 1);
       } catch (e) {
         m[dw(h, 'createdVcpus')] = online;
         m[vb + VCPU.off.created] = 0;
@@ -309,9 +321,15 @@ export class Vm {
       unlockKvm(h);
     }
     const fdPort = this.irqfdTable.fds.newPort();
-    const v = new Vcpu(h, id, { buffers: this.buffers, cfg: this.cfg, vcpu: id, stress: this.stress, fdPort }, opts, () => this.stopAll(), [fdPort]);
+    const v = new Vcpu(h, id, idx, { buffers: this.buffers, cfg: this.cfg, vcpu: idx, stress: this.stress, fdPort }, opts, () => this.stopAll(), [fdPort]);
     this.vcpuList.push(v);
     return v;
+  }
+
+  /** The vCPU created with vcpu_id `id` (kvm_get_vcpu_by_id), or undefined. */
+  vcpu(id: number): Vcpu | undefined {
+    const idx = vcpuIdxById(this.host, id);
+    return idx < 0 ? undefined : this.vcpuList[idx];
   }
 
   /**
@@ -319,7 +337,13 @@ export class Vm {
    * vcpu_index[23:16] | number[15:0] (see kvmIrqLineField).
    */
   irqLine(irq: number, level: boolean | number): void {
-    this.checkAlive();
+    this.checkAlive('KVM_IRQ_LINE');
+    // struct kvm_irq_level { irq, level }, copied from user: a missing field is EFAULT. Of what is
+    // there, irq is a u32 and only 0 and 1 (or false/true) are levels: NaN, strings, objects or -7
+    // are caller bugs, not "high" by truthiness.
+    if (irq === null || irq === undefined || level === null || level === undefined) kvmErr('EFAULT', 'KVM_IRQ_LINE: struct kvm_irq_level needs irq and level');
+    if (typeof irq !== 'number' || !Number.isInteger(irq) || irq < 0 || irq > 0xffff_ffff) kvmErr('EINVAL', `KVM_IRQ_LINE: irq must be a u32 (see kvmIrqLineField), got ${describe(irq)}`);
+    if (level !== 0 && level !== 1 && level !== true && level !== false) kvmErr('EINVAL', `KVM_IRQ_LINE: level must be 0 or 1, got ${describe(level)}`);
     kvmIrqLine(this.host, irq, level);
   }
 
@@ -328,7 +352,7 @@ export class Vm {
    * error is thrown (GuestFault, KvmError or LockOrderError, each with the vCPU id).
    */
   async run(): Promise<VcpuRunResult[]> {
-    this.checkAlive();
+    this.checkAlive('KVM_RUN');
     const order: unknown[] = [];
     const runs = this.vcpuList.map((v) =>
       v.run().catch((e: unknown) => {
@@ -340,7 +364,7 @@ export class Vm {
     if (order.length) {
       // Report the cause, not its echo: once one vCPU's first run marks the VM dead, the others
       // fail with EIO; the first error that is not that EIO is the one that explains the run.
-      throw order.find((e) => !(e instanceof KvmError && e.errno === 'EIO')) ?? order[0];
+      throw order.find((e) => !(e instanceof KvmError && e.code === 'EIO')) ?? order[0];
     }
     return settled.map((s) => (s as PromiseFulfilledResult<VcpuRunResult>).value);
   }
@@ -364,9 +388,20 @@ export class Vm {
    * Tear the VM down: stop every vCPU, wait for their runs (bounded), then end every worker
    * thread. No thread outlives its VM. Idempotent.
    */
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
+  destroy(): Promise<void> {
+    // Every call returns the same teardown: a second caller must not resolve while the first is
+    // still tearing down (and must see its failure, if any).
+    this.teardown ??= this.tearDown();
+    return this.teardown;
+  }
+
+  /** `await using vm = createVm()`: destroyed when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.destroy();
+  }
+
+  private async tearDown(): Promise<void> {
+    markVmClosed(this.host);
     // A main-thread call that failed inside a critical section (a LockOrderError) may have left
     // locks held: teardown takes config_lock and must not trip over them.
     releaseAll(this.host.t);

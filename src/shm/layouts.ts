@@ -90,7 +90,8 @@ export const VCPU = defineLayout('vcpu', [
   { name: 'pause', doc: 'kvm_arm_halt_guest: paused' },
   { name: 'signal', doc: 'signal for the vCPU thread: 0 none, 1 pending, 2 KVM_RUN returned -EINTR and the thread waits in userspace for resume (SIG_*)' },
   { name: 'ranOnce', doc: 'has entered KVM_RUN once' },
-  { name: 'mpidr', doc: 'affinity Aff2.Aff1.Aff0' },
+  { name: 'vcpuId', doc: "vcpu_id: the id userspace chose at KVM_CREATE_VCPU (this record's index is vcpu_idx, the creation order)" },
+  { name: 'mpidr', doc: 'affinity Aff2.Aff1.Aff0, from vcpu_id (reset_mpidr)' },
   { name: 'irqLine', doc: 'KVM_IRQ_LINE CPU type: virtual IRQ line' },
   { name: 'fiqLine', doc: 'KVM_IRQ_LINE CPU type: virtual FIQ line' },
   { name: 'nrLr', doc: 'number of list registers' },
@@ -211,6 +212,7 @@ export const PHYS_IRQ = defineLayout('phys_irq', [
   { name: 'used', doc: 'owner generation (> 0) while a device owns this line, 0 when free' },
   { name: 'bell', doc: "line index whose doorbell the owning device sleeps on (its first line)" },
   { name: 'ctlAck', doc: 'first line only: control messages the device thread has applied' },
+  { name: 'devState', doc: 'first line only: 0 starting, 1 the device thread runs, 2 it has exited (DEV_*)' },
   { name: 'level', doc: '1 = level-triggered line, 0 = edge' },
   { name: 'vintid', doc: 'while forwarded: the guest INTID it is mapped to' },
   { name: 'raised', doc: 'device events generated' },
@@ -220,6 +222,9 @@ export const PHYS_IRQ = defineLayout('phys_irq', [
   { name: 'unmasks', doc: 'VFIO unmasks (action or unmask eventfd)' },
 ]);
 export const NR_PHYS_IRQS = 32;
+/** PHYS_IRQ.devState: the device thread runs / has exited (written from its exit handler). */
+export const DEV_RUNNING = 1;
+export const DEV_EXITED = 2;
 /** Physical INTID of line i: host SPIs from here (what a HW LR's pINTID carries). */
 export const PHYS_INTID_BASE = 64;
 /** The device asserts its line. */

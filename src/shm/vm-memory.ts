@@ -79,7 +79,11 @@ export interface VmBuffers {
   readonly userMmio: SharedArrayBuffer;
 }
 
-export const USER_MMIO_SLOTS = 4096;
+/**
+ * Distinct addresses the default KVM_EXIT_MMIO register file holds (1 MiB of table): far more
+ * registers than a VMM's devices have; past it an access fails with ENOSPC naming the limit.
+ */
+export const USER_MMIO_SLOTS = 65536;
 
 export function allocateBuffers(g: VmGeometry): VmBuffers {
   return {

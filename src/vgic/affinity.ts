@@ -2,10 +2,10 @@
  * kvm_mpidr_to_vcpu: the vCPU whose affinity (Aff2.Aff1.Aff0, as stored in VCPU.mpidr) equals
  * `aff`, or -1. Used by GICD_IROUTER writes and GICv3 SGI generation (spec §5.5, §6).
  *
- * The VM numbers vCPUs with Aff0 = id[3:0], Aff1 = id[11:4], Aff2 = id[19:12] (KVM's reset
- * MPIDR), so the id is computed and then verified against the stored affinity; only a mismatch
- * (a VM that numbered differently) falls back to a scan, like the kernel's lookup table with its
- * slow path.
+ * Affinity is built from the vcpu_id (Aff0 = id[3:0], Aff1 = id[11:4], Aff2 = id[19:12], KVM's
+ * reset MPIDR), so the id is computed and tried as the vcpu_idx, verified against the stored
+ * affinity; only a mismatch (vCPUs created out of id order) falls back to a scan, like the
+ * kernel's lookup table with its slow path. Returns a vcpu_idx.
  */
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';

@@ -3,7 +3,7 @@
  * or lazy for GICv2), the defaults it establishes, and kvm_vgic_map_resources at first run.
  */
 import { kvmErr } from '../kvm/errno.js';
-import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../kvm/uapi.js';
+import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE } from '../kvm/uapi.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';
@@ -11,6 +11,7 @@ import type { Host } from './host.js';
 import { dw } from './host.js';
 import { EDGE, LEVEL, resetRecord } from './irq.js';
 import { lockConfig, unlockConfig } from './locks.js';
+import { vgicV3CheckBase } from './rdist.js';
 
 export const NR_SPIS_DEFAULT = 256 - 32;
 
@@ -94,14 +95,6 @@ function overlaps(a: number, alen: number, b: number, blen: number): boolean {
   return a < b + blen && b < a + alen;
 }
 
-/** Frames as [base, size] pairs for the overlap checks. */
-export function v3Frames(h: Host): [number, number][] {
-  const f: [number, number][] = [[h.f[dw(h, 'distBase') / 2]!, KVM_VGIC_V3_DIST_SIZE]];
-  const online = h.m[dw(h, 'onlineVcpus')]!;
-  for (let v = 0; v < online; v++) f.push([h.f[(vcpuOff(h.g, v) + VCPU.off.rdBase) / 2]!, KVM_VGIC_V3_REDIST_SIZE]);
-  return f;
-}
-
 /** Mark the VM dead (kvm_vm_dead): every vCPU's next request check fails with EIO. */
 export function vmDead(h: Host): void {
   Atomics.store(h.m, dw(h, 'dead'), 1);
@@ -132,10 +125,9 @@ export function vgicMapResources(h: Host): void {
         if (h.f[(vcpuOff(h.g, v) + VCPU.off.rdBase) / 2]! < 0) kvmErr('ENXIO', `vCPU ${v} has no redistributor`);
       }
       if (dist < 0) kvmErr('ENXIO', 'VGIC v3 distributor base not set');
-      const fr = v3Frames(h);
-      for (let i = 0; i < fr.length; i++)
-        for (let j = i + 1; j < fr.length; j++)
-          if (overlaps(fr[i]![0], fr[i]![1], fr[j]![0], fr[j]![1])) kvmErr('EINVAL', 'VGIC v3 frames overlap');
+      // vgic_v3_map_resources: every region sized by the vCPUs online now, so a legacy region's
+      // frames for vCPUs created after its base was set are checked here for the first time.
+      if (!vgicV3CheckBase(h)) kvmErr('EINVAL', 'VGIC v3 redistributor regions overlap the distributor or leave the IPA space');
       if (!m[dw(h, 'initialized')]) kvmErr('EBUSY', 'VGIC v3 not initialised (KVM_DEV_ARM_VGIC_CTRL_INIT)');
     }
     Atomics.store(m, dw(h, 'ready'), 1);

@@ -38,7 +38,9 @@ export function setGsiRouting(h: Host, entries: readonly RoutingEntry[]): void {
   if (entries.length > NR_ROUTES) kvmErr('ENOMEM', `KVM_SET_GSI_ROUTING: this model holds at most ${NR_ROUTES} entries`);
   const u32 = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffff_ffff;
   entries.forEach((e, i) => {
-    if (!e || !Number.isInteger(e.gsi) || e.gsi < 0 || e.gsi >= KVM_MAX_IRQ_ROUTES) kvmErr('EINVAL', `routing entry ${i}: bad gsi`);
+    // The entries are copied from user memory (kvm_vm_ioctl KVM_SET_GSI_ROUTING): a hole is EFAULT.
+    if (e === null || typeof e !== 'object') kvmErr('EFAULT', `routing entry ${i}: no readable entry`);
+    if (!Number.isInteger(e.gsi) || e.gsi < 0 || e.gsi >= KVM_MAX_IRQ_ROUTES) kvmErr('EINVAL', `routing entry ${i}: bad gsi`);
     const flags = e.flags ?? 0;
     if (e.type === KVM_IRQ_ROUTING_IRQCHIP) {
       if (flags !== 0) kvmErr('EINVAL', `routing entry ${i}: irqchip routes take no flags`);

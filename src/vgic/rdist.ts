@@ -68,8 +68,27 @@ export function removeLastRegion(h: Host): void {
 }
 
 /**
- * vgic_register_redist_iodev: give vCPU v the next free redistributor slot, if any region has one.
- * Throws EINVAL when the frame would overlap the distributor (vgic_v3_check_base).
+ * vgic_v3_check_base (vgic-v3.c): every region, sized as it is now (a legacy region by the vCPUs
+ * online at the time of the call), must lie inside the IPA space (vgic_check_iorange), and none
+ * may overlap the distributor. Region-against-region overlap is refused when a region is added
+ * (rdistOverlap), not here.
+ */
+export function vgicV3CheckBase(h: Host): boolean {
+  const ipa = 2 ** h.cfg.ipaBits;
+  const n = h.m[dw(h, 'nrRdistRegions')]!;
+  for (let i = 0; i < n; i++) {
+    const r = readRegion(h, i);
+    if (r.base + regionSize(h, r) > ipa) return false;
+  }
+  const dist = h.f[dw(h, 'distBase') / 2]!;
+  return dist < 0 || !rdistOverlap(h, dist, KVM_VGIC_V3_DIST_SIZE, false);
+}
+
+/**
+ * vgic_register_redist_iodev: give vCPU v (a vcpu_idx) the next free redistributor slot, if any
+ * region has one; placement follows creation order, whatever the vCPU's id. Throws EINVAL when
+ * vgic_v3_check_base fails. At KVM_CREATE_VCPU this runs before the new vCPU is online, so a
+ * legacy region is checked without the new frame (the first KVM_RUN checks it).
  */
 export function placeRedist(h: Host, v: number): void {
   const vb = vcpuOff(h.g, v);
@@ -79,12 +98,8 @@ export function placeRedist(h: Host, v: number): void {
     const o = regionOff(h, i);
     const r = readRegion(h, i);
     if (r.count !== 0 && r.freeIndex >= r.count) continue;
-    const base = r.base + r.freeIndex * KVM_VGIC_V3_REDIST_SIZE;
-    const dist = h.f[dw(h, 'distBase') / 2]!;
-    if (dist >= 0 && overlaps(base, KVM_VGIC_V3_REDIST_SIZE, dist, KVM_VGIC_V3_DIST_SIZE)) {
-      kvmErr('EINVAL', `redistributor of vCPU ${v} would overlap the distributor`);
-    }
-    h.f[(vb + VCPU.off.rdBase) / 2] = base;
+    if (!vgicV3CheckBase(h)) kvmErr('EINVAL', `redistributor regions overlap the distributor or leave the IPA space (placing vCPU ${v})`);
+    h.f[(vb + VCPU.off.rdBase) / 2] = r.base + r.freeIndex * KVM_VGIC_V3_REDIST_SIZE;
     h.m[vb + VCPU.off.rdRegion] = i;
     h.m[vb + VCPU.off.rdIndex] = r.freeIndex;
     h.m[o + RDIST_REGION.off.freeIndex] = r.freeIndex + 1;

@@ -137,3 +137,20 @@ describe('progress lines', () => {
     expect(s.out[0]).toMatch(/^x: {2}1 done {2}elapsed \d+s\n$/);
   });
 });
+
+describe('vgic-emu demo --json', () => {
+  it.each(['fine', 'global'])('--locking %s: the summary carries the locking mode and integer lock statistics', async (locking) => {
+    const r = await cli(['demo', '--vcpus', '2', '--seconds', '0.3', '--spis', '4', '--locking', locking, '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout) as { ok: boolean; locking: string; lost: number; lockStats: { name: string; acquisitions: number; waitNs: number; holdNs: number }[] };
+    expect(s).toMatchObject({ ok: true, lost: 0, locking });
+    const names = s.lockStats.map((c) => c.name);
+    // 'global' maps irq_lock and ap_list_lock onto dist->lock; 'fine' takes both classes.
+    if (locking === 'fine') expect(names).toEqual(expect.arrayContaining(['irq_lock', 'ap_list_lock']));
+    else expect(names).not.toContain('irq_lock');
+    for (const c of s.lockStats) {
+      expect(c.acquisitions).toBeGreaterThan(0);
+      expect(Number.isInteger(c.waitNs) && Number.isInteger(c.holdNs)).toBe(true);
+    }
+  });
+});

@@ -153,7 +153,7 @@ describe('eventfd across threads: close', () => {
 
   it('close from one worker wakes a reader in another worker and a readAsync on main', async () => {
     const fd = new EventFd(0, 0);
-    const pending = fd.readAsync().then(() => 'resolved', (e: { errno?: string }) => e.errno);
+    const pending = fd.readAsync().then(() => 'resolved', (e: { code?: string }) => e.code);
     const r = spawn('read', fd);
     await until(readersParked(fd, 2), T, 'both readers to be parked');
     const closer = new Worker(

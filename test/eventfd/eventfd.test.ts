@@ -13,7 +13,7 @@ function errnoOf(f: () => unknown): ErrnoName | 'none' {
     f();
   } catch (e) {
     expect(e).toBeInstanceOf(KvmError);
-    return (e as KvmError).errno;
+    return (e as KvmError).code;
   }
   return 'none';
 }
@@ -23,7 +23,7 @@ async function errnoOfAsync(p: Promise<unknown>): Promise<ErrnoName | 'none'> {
     await p;
   } catch (e) {
     expect(e).toBeInstanceOf(KvmError);
-    return (e as KvmError).errno;
+    return (e as KvmError).code;
   }
   return 'none';
 }

@@ -47,7 +47,7 @@ const spinUntilReleased = guestFromFunction((cpu: GuestCpu) => {
 });
 
 describe('KvmError shape', () => {
-  it('carries the errno name and the negative Linux errno as code', () => {
+  it("has Node's SystemError shape: code is the errno name, errno the negative Linux errno, syscall the ioctl", () => {
     const vm = vmWith(0);
     let e: unknown;
     try {
@@ -56,8 +56,9 @@ describe('KvmError shape', () => {
       e = x;
     }
     expect(e).toBeInstanceOf(KvmError);
-    expect((e as KvmError).errno).toBe('ENODEV');
-    expect((e as KvmError).code).toBe(-19); // ENODEV in errno-base.h
+    expect((e as KvmError).code).toBe('ENODEV');
+    expect((e as KvmError).errno).toBe(-19); // ENODEV in errno-base.h
+    expect((e as KvmError).syscall).toBe('KVM_CREATE_DEVICE');
     expect(ERRNO.EINVAL).toBe(22);
     expect(ERRNO.EBUSY).toBe(16);
     expect(ERRNO.ENXIO).toBe(6);

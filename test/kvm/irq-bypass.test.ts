@@ -34,7 +34,7 @@ const CONNECT = ['P.stop', 'C.stop', 'P.addConsumer', 'C.addProducer', 'C.start'
 const DISCONNECT = ['P.stop', 'C.stop', 'C.delProducer', 'P.delConsumer', 'C.start', 'P.start'];
 
 function errnoOf(fn: () => void): string {
-  try { fn(); } catch (e) { expect(e).toBeInstanceOf(KvmError); return (e as KvmError).errno; }
+  try { fn(); } catch (e) { expect(e).toBeInstanceOf(KvmError); return (e as KvmError).code; }
   throw new Error('expected a throw');
 }
 

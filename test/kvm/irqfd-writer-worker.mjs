@@ -22,7 +22,7 @@ function done(r) {
 }
 
 function errno(e) {
-  return e && e.name === 'KvmError' ? e.errno : String(e && e.stack ? e.stack : e);
+  return e && e.name === 'KvmError' ? e.code : String(e && e.stack ? e.stack : e);
 }
 
 function credit() {

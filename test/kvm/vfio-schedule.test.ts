@@ -48,7 +48,7 @@ describe('device interrupt schedules', () => {
       e = x;
     }
     expect(e).toBeInstanceOf(KvmError);
-    expect((e as KvmError).errno).toBe('EINVAL');
+    expect((e as KvmError).code).toBe('EINVAL');
     expect((e as KvmError).message).toMatch(/irq schedule/);
   });
 });

@@ -438,7 +438,7 @@ describe('KVM VFIO device: FORWARD_IRQ / UNFORWARD_IRQ rules', () => {
     });
   });
 
-  it('bad input: ENXIO, EINVAL, EBADF; one KVM VFIO device per VM (EBUSY); FILE group ADD/DEL', async () => {
+  it('bad input: ENXIO, EINVAL, EBADF, EFAULT; one KVM VFIO device per VM (EBUSY); FILE group ADD/DEL', async () => {
     await withRig({ vcpus: 1, devices: [{ irqs: ['level'] }] }, async (r) => {
       const kv = r.vm.createDevice(KVM_DEV_TYPE_VFIO);
       expect(kv.type).toBe(KVM_DEV_TYPE_VFIO);
@@ -455,7 +455,8 @@ describe('KVM VFIO device: FORWARD_IRQ / UNFORWARD_IRQ rules', () => {
       // Bad GSIs.
       for (const gsi of [-1, 5000, 1.5]) expectErrno(() => forward(kv, { dev: w.dev, index: 0, gsi }), 'EINVAL');
       // Bad struct contents.
-      expectErrno(() => kv.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ), 'EINVAL');
+      // No struct to copy from user: EFAULT (copy_from_user), as for every user-pointer argument.
+      expectErrno(() => kv.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ), 'EFAULT');
       expectErrno(() => kv.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, { ...fwdArg(w), index: 1 }), 'EINVAL');
       expectErrno(() => kv.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, { ...fwdArg(w), count: 2 }), 'EINVAL');
       expectErrno(() => kv.setAttr(KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, { ...fwdArg(w), start: 1 }), 'EINVAL');
@@ -515,7 +516,7 @@ async function toggleForwarding(r: Rig, kv: KvmDevice, N: number, minUnderLoad: 
         if (loaded()) res.underLoad++;
         expect(w.dev.counts(w.index).forwarded, `${describeLine(r, w)} after a successful toggle`).toBe(!fwd);
       } catch (e) {
-        if (!(e instanceof KvmError && e.errno === 'EAGAIN')) throw e;
+        if (!(e instanceof KvmError && e.code === 'EAGAIN')) throw e;
         res.eagain++;
       }
     }
@@ -595,7 +596,7 @@ describe('forward and unforward under load: nothing lost, nothing completed twic
             else forward(kv, w);
             ok++;
           } catch (e) {
-            if (!(e instanceof KvmError && e.errno === 'EAGAIN')) throw e;
+            if (!(e instanceof KvmError && e.code === 'EAGAIN')) throw e;
           }
           w.dev.raise(w.index, 1);
           await until(r, () => acks(r.vm, w.spi) >= base + i + 1 && w.dev.counts(w.index).serviced === c0.serviced + i + 1, `credited edge #${i + 1} to be acked and serviced`, 10_000);
@@ -752,7 +753,9 @@ describe('VFIO_DEVICE_SET_IRQS / VFIO_DEVICE_GET_IRQ_INFO', () => {
       expectErrno(() => d.setIrqs(NONE_TRIG, 0, 0, -1), 'EINVAL');
       // Data arrays must match count.
       expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1, []), 'EINVAL');
-      expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1), 'EINVAL');
+      // No payload at all for count 1: memdup_user of the data fails, EFAULT.
+      expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1), 'EFAULT');
+      expectErrno(() => d.setIrqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1, null as never), 'EFAULT');
       // A closed eventfd (or something else) with DATA_EVENTFD.
       const closed = new EventFd();
       closed.close();
@@ -925,7 +928,7 @@ describe('closing a device with a forwarded line', () => {
         err = e;
       }
       expect(b.counts(0).forwarded, "b's forwarding must survive an ioctl on a's stale handle").toBe(true);
-      expect((err as KvmError | null)?.errno).toBe('EBADF');
+      expect((err as KvmError | null)?.code).toBe('EBADF');
     });
   });
 });

@@ -81,11 +81,12 @@ interface ItsVm {
   gic: KvmDevice;
 }
 
-function setup(o: { vcpus?: number; queuePages?: number; queueAddr?: number } = {}): ItsVm {
-  const vcpus = o.vcpus ?? 2;
-  const vm = createVm({ maxVcpus: vcpus, lockdep: true });
+function setup(o: { vcpus?: number; queuePages?: number; queueAddr?: number; ids?: number[] } = {}): ItsVm {
+  const ids = o.ids ?? Array.from({ length: o.vcpus ?? 2 }, (_, i) => i);
+  const vcpus = ids.length;
+  const vm = createVm({ maxVcpus: Math.max(vcpus, ...ids.map((id) => id + 1)), lockdep: true });
   vms.push(vm);
-  for (let i = 0; i < vcpus; i++) vm.createVcpu(i, { guest: 'idle' });
+  for (const id of ids) vm.createVcpu(id, { guest: 'idle' });
   const gic = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_V3);
   gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, 0x08000000n);
   gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, 0x080a0000n);
@@ -301,6 +302,21 @@ describe('MAPC (§9.4)', () => {
     expect(findCollection(t.h, 0, 4)).toBe(-1); // MAPC_PROCNUM_OOR: only vCPUs 0 and 1
     expect(findCollection(t.h, 0, 8192)).toBe(-1); // MAPC_COLLECTION_OOR
     expect(collectionTarget(t.h, 0, 8191)).toBe(0);
+  });
+
+  it('RDbase is a vcpu_id (GITS_TYPER.PTA = 0, kvm_get_vcpu_by_id): with vCPUs created as ids 4, 1, MAPC and MOVALL find them by id', () => {
+    const t = setup({ ids: [4, 1] });
+    for (const i of [8200, 8201]) setProp(t, i, 0xa0 | 1);
+    t.submit(MAPD(1, itt(1), 4), MAPC(0, 1), MAPC(1, 4), MAPC(2, 0));
+    expect(collectionTarget(t.h, 0, 0)).toBe(1); // vcpu_id 1 was created second
+    expect(collectionTarget(t.h, 0, 1)).toBe(0); // vcpu_id 4 first
+    expect(findCollection(t.h, 0, 2)).toBe(-1); // no vCPU has id 0: MAPC_PROCNUM_OOR
+    t.submit(MAPTI(1, 0, 8200, 0), MAPTI(1, 1, 8201, 1));
+    expect([field(t, 8200, 'target'), field(t, 8201, 'target')]).toEqual([1, 0]);
+    t.submit(MOVALL(1, 0)); // RDbase2 names no vCPU: MOVALL_PROCNUM_OOR, nothing moves
+    expect(field(t, 8200, 'target')).toBe(1);
+    t.submit(MOVALL(1, 4));
+    expect([field(t, 8200, 'target'), field(t, 8201, 'target')]).toEqual([0, 0]);
   });
 
   it('V=1 on an existing collection retargets the LPIs of its ITEs', () => {

@@ -69,10 +69,11 @@ interface ItsVm {
  * vCPU's PENDBASER with LPIs enabled, then an ITS at ITS_BASE with CTRL_INIT. Registers of the ITS
  * itself (CBASER, BASERs) are left to the caller.
  */
-function buildItsVm(opts: { spinVcpu0?: boolean; vcpus?: number } = {}): ItsVm {
+function buildItsVm(opts: { spinVcpu0?: boolean; vcpus?: number; ids?: number[] } = {}): ItsVm {
   const vm = tracker.track(createVm({ maxVcpus: 2 }));
-  const n = opts.vcpus ?? 2;
-  for (let i = 0; i < n; i++) vm.createVcpu(i, { guest: i === 0 && opts.spinVcpu0 ? spinner : 'idle' });
+  const ids = opts.ids ?? Array.from({ length: opts.vcpus ?? 2 }, (_, i) => i);
+  const n = ids.length;
+  ids.forEach((id, i) => vm.createVcpu(id, { guest: i === 0 && opts.spinVcpu0 ? spinner : 'idle' }));
   const gic = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_V3);
   gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, 0x08000000n);
   gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, 0x080a0000n);
@@ -224,8 +225,8 @@ function savedSource(): ItsVm {
 }
 
 /** Copy guest RAM from `from` into a fresh VM and restore its ITS in the documented order. */
-function restoreInto(from: ItsVm, before?: (to: ItsVm) => void): ItsVm {
-  const to = buildItsVm();
+function restoreInto(from: ItsVm, before?: (to: ItsVm) => void, ids?: number[]): ItsVm {
+  const to = buildItsVm({ ids });
   to.vm.ram.set(from.vm.ram);
   before?.(to);
   const regs = (off: number): bigint => from.its.getAttr(REGS, off);
@@ -237,6 +238,25 @@ function restoreInto(from: ItsVm, before?: (to: ItsVm) => void): ItsVm {
   to.its.setAttr(REGS, GITS_CTLR, regs(GITS_CTLR));
   return to;
 }
+
+describe('CTE RDbase is a vcpu_id (GITS_TYPER.PTA = 0)', () => {
+  it('saved from vCPUs created as ids 1, 0; restored into vCPUs created as 0, 1: each collection targets the same vcpu_id', () => {
+    const src = buildItsVm({ ids: [1, 0] });
+    setTables(src.its);
+    src.its.setAttr(REGS, GITS_CTLR, 1n);
+    populate(src); // ICID 3 -> index 1 (vcpu_id 0), ICID 0 -> index 0 (vcpu_id 1)
+    src.its.setAttr(CTRL, KVM_DEV_ARM_ITS_SAVE_TABLES);
+    const ctes = [0, 1, 2].map((k) => ram64(src.h, CT + k * 8).toString(16)).sort();
+    expect(ctes).toEqual([
+      0x8000_0000_0000_0003n, // Valid | RDbase 0 | ICID 3
+      0x8000_0000_0001_0000n, // Valid | RDbase 1 <<16 | ICID 0
+      0x8000_ffff_ffff_0007n, // not mapped
+    ].map((v) => v.toString(16)).sort());
+    const dst = restoreInto(src, undefined, [0, 1]);
+    const target = (icid: number): number => dst.h.m[collOff(dst.h, dst.its.index, findCollection(dst.h, dst.its.index, icid)) + COLL.target]!;
+    expect([target(3), target(0)]).toEqual([0, 1]); // here vcpu_id 0 is index 0, vcpu_id 1 index 1
+  });
+});
 
 describe('§9.7 SAVE_TABLES: ABI rev 0 encodings', () => {
   it('writes DTEs, ITEs and CTEs exactly as hand-computed', () => {

@@ -40,7 +40,7 @@ describe('GICv2 distributor: identification', () => {
     try {
       distUaccess(h, 0, IIDR, true, iidr + 1);
     } catch (e) {
-      expect((e as KvmError).errno).toBe('EINVAL');
+      expect((e as KvmError).code).toBe('EINVAL');
     }
     expect(h.m[dw(h, 'v2GroupsUserWritable')]).toBe(0);
     distUaccess(h, 0, IIDR, true, iidr);
@@ -198,6 +198,22 @@ describe('GICv2 SGIs (spec §5.4)', () => {
     expect([0, 1, 2].map((t) => irqField(h, t, 4, 'source'))).toEqual([0, 0, 1 << 2]);
     wr(h, 0, SGIR, (3 << 24) | (0xff << 16) | 6);
     expect([0, 1, 2].map((t) => irqField(h, t, 6, 'pendingLatch'))).toEqual([0, 0, 0]);
+  });
+
+  it('vCPUs created out of id order (ids 0, 2, 1): target-list bits are creation indices, the source bit and the self/others filters use the vcpu_id (vgic_mmio_write_sgir)', () => {
+    const h = makeVm({ model: 2, vcpus: 3 });
+    // As createVcpu(0), createVcpu(2), createVcpu(1) leaves them: index 1 has id 2, index 2 id 1.
+    setVcpuField(h, 1, 'vcpuId', 2);
+    setVcpuField(h, 2, 'vcpuId', 1);
+    wr(h, 1, SGIR, (1 << 16) | 7); // target list: CPU interface 0
+    expect([0, 1, 2].map((t) => irqField(h, t, 7, 'source'))).toEqual([1 << 2, 0, 0]);
+    // "All but self" clears the sender's vcpu_id bit (2) from the online mask 0b111: index 2 is
+    // skipped, index 1 (the sender itself) is not.
+    wr(h, 1, SGIR, (1 << 24) | 8);
+    expect([0, 1, 2].map((t) => irqField(h, t, 8, 'source'))).toEqual([1 << 2, 1 << 2, 0]);
+    // "Self" is the sender's vcpu_id bit, as an index: index 2 gets it.
+    wr(h, 1, SGIR, (2 << 24) | 9);
+    expect([0, 1, 2].map((t) => irqField(h, t, 9, 'source'))).toEqual([0, 0, 1 << 2]);
   });
 
   it('targets that are not online are skipped', () => {

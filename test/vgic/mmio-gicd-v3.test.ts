@@ -82,7 +82,7 @@ describe('GICv3 distributor: identification and control', () => {
         err = e;
       }
       expect(err).toBeInstanceOf(KvmError);
-      expect((err as KvmError).errno).toBe('EINVAL');
+      expect((err as KvmError).code).toBe('EINVAL');
     }
     distUaccess(h, 0, IIDR, true, withRev(KVM_VGIC_IMP_REV_3));
     expect(h.m[dw(h, 'implRev')]).toBe(KVM_VGIC_IMP_REV_3);

@@ -40,6 +40,7 @@ export function makeVm(o: VmOpts): Host {
     const vb = vcpuOff(g, v);
     m[vb + VCPU.off.apHead] = -1;
     m[vb + VCPU.off.apTail] = -1;
+    m[vb + VCPU.off.vcpuId] = v; // created in id order: vcpu_id = vcpu_idx
     m[vb + VCPU.off.mpidr] = ((v >> 4) << 8) | (v & 15);
     m[vb + VCPU.off.created] = v < o.vcpus ? 1 : 0;
     h.f[(vb + VCPU.off.rdBase) / 2] = o.model === 3 && v < o.vcpus ? REDIST_BASE + v * KVM_VGIC_V3_REDIST_SIZE : -1;

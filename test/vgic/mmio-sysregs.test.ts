@@ -64,7 +64,7 @@ describe('ICC system register table', () => {
     } catch (e) {
       err = e;
     }
-    expect((err as KvmError).errno).toBe('ENXIO');
+    expect((err as KvmError).code).toBe('ENXIO');
   });
 
   it('CPU_SYSREGS get/set: PMR, IGRPEN, CTLR checks, SRE, APRs beyond 5 priority bits', () => {

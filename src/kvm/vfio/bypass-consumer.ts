@@ -42,7 +42,7 @@ export function forwardingConsumer(h: Host, token: string, gsi: number): Forward
       forwardIrq(h, producer.vfio.line, gsi);
       forwarded = true;
     } catch (e) {
-      if (e instanceof KvmError && e.errno === 'EAGAIN') {
+      if (e instanceof KvmError && e.code === 'EAGAIN') {
         timer = setTimeout(attempt, RETRY_MS);
         timer.unref();
       } else error = e as Error;

@@ -3,7 +3,9 @@
  * which VFIO files the VM uses, and the DEVICE group of the 2015 forwarding proposal with
  * FORWARD_IRQ / UNFORWARD_IRQ, whose argument is struct kvm_arch_forwarded_irq.
  */
+import { checkVmUsable } from '../vm-closed.js';
 import { kvmErr } from '../errno.js';
+import { copyFromUser } from '../user-copy.js';
 import {
   KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ, KVM_DEV_VFIO_FILE,
   KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_FILE_DEL,
@@ -29,8 +31,11 @@ export class KvmVfioDevice implements KvmDevice {
   constructor(private readonly h: Host) {}
 
   setAttr(group: number, attr: bigint | number, value?: unknown): void {
+    checkVmUsable(this.h, 'KVM VFIO device');
     const a = Number(attr);
     if (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL)) {
+      // get_user of the fd: no value is EFAULT; a value that is no open VFIO file is EBADF.
+      if (value === null || value === undefined) kvmErr('EFAULT', 'KVM_DEV_VFIO_FILE: no fd');
       if (!(value instanceof VfioPlatformDevice) || value.isClosed) kvmErr('EBADF', 'KVM_DEV_VFIO_FILE: not an open VFIO device');
       if (a === KVM_DEV_VFIO_FILE_ADD) {
         if (this.files.has(value)) kvmErr('EEXIST', `${value.name} was already added`);
@@ -49,10 +54,12 @@ export class KvmVfioDevice implements KvmDevice {
   }
 
   getAttr(group: number, attr: bigint | number): bigint {
+    checkVmUsable(this.h, 'KVM VFIO device');
     kvmErr('ENXIO', `KVM VFIO device: attribute ${group}/${Number(attr)} cannot be read`);
   }
 
   hasAttr(group: number, attr: bigint | number): void {
+    checkVmUsable(this.h, 'KVM VFIO device');
     const a = Number(attr);
     const ok = (group === KVM_DEV_VFIO_FILE && (a === KVM_DEV_VFIO_FILE_ADD || a === KVM_DEV_VFIO_FILE_DEL))
       || (group === KVM_DEV_VFIO_DEVICE && (a === KVM_DEV_VFIO_DEVICE_FORWARD_IRQ || a === KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ));
@@ -60,8 +67,8 @@ export class KvmVfioDevice implements KvmDevice {
   }
 
   private checkForwarded(v: unknown): KvmArchForwardedIrq {
-    const f = v as Partial<KvmArchForwardedIrq> | undefined;
-    if (!f || typeof f !== 'object') kvmErr('EINVAL', 'expected struct kvm_arch_forwarded_irq { fd, index, start, count, gsi }');
+    // copy_from_user of the struct: nothing there is EFAULT.
+    const f = copyFromUser(v as Partial<KvmArchForwardedIrq> | null | undefined, 'struct kvm_arch_forwarded_irq');
     if (!(f.fd instanceof VfioPlatformDevice) || f.fd.isClosed) kvmErr('EBADF', 'kvm_arch_forwarded_irq.fd is not an open VFIO device');
     if (f.fd.host !== this.h) kvmErr('EINVAL', `${f.fd.name} belongs to another VM`);
     if (f.start !== 0 || f.count !== 1) kvmErr('EINVAL', 'kvm_arch_forwarded_irq: a platform interrupt index has one interrupt (start 0, count 1)');

@@ -5,13 +5,14 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { EventFd } from '../../eventfd/eventfd.js';
-import { NR_PHYS_IRQS, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED } from '../../shm/layouts.js';
+import { DEV_EXITED, NR_PHYS_IRQS, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED } from '../../shm/layouts.js';
 import { deviceSlot, physOff } from '../../shm/vm-memory.js';
 import type { Host } from '../../vgic/host.js';
 import { bellOf, ringDevice } from '../../vgic/phys-irq.js';
 import { D } from '../../vgic/host.js';
 import { popcount } from '../../vgic/irq.js';
-import { kvmErr } from '../errno.js';
+import { KvmError, kvmErr } from '../errno.js';
+import { checkVmUsable } from '../vm-closed.js';
 import { irqBypass, type IrqBypassProducer } from '../irq-bypass.js';
 import type { Vm } from '../vm.js';
 import { GEN_MASK, makeCookie, WAKE_VIRQFD } from '../wake-cookie.js';
@@ -94,6 +95,7 @@ export class VfioPlatformDevice {
   /** Open a device with `opts.irqs` lines on this VM's physical interrupt controller. */
   constructor(vm: Vm, opts: VfioPlatformDeviceOptions) {
     const h = vm.host;
+    checkVmUsable(h, 'VFIO device');
     if (!Array.isArray(opts?.irqs) || opts.irqs.length === 0 || opts.irqs.some((t) => t !== 'edge' && t !== 'level')) {
       kvmErr('EINVAL', "VFIO device: irqs must be a non-empty array of 'edge' | 'level'");
     }
@@ -133,8 +135,13 @@ export class VfioPlatformDevice {
       lines: free, port: port2, fastPath: opts.fastPath ?? true,
     };
     this.worker = new Worker(distPath('workers/device.js'), { workerData: wd, transferList: [port2] });
+    // The device thread never keeps the process alive by itself (an idle VM must let node exit).
+    this.worker.unref();
     this.worker.on('error', (e) => {
-      this.workerError = e;
+      this.workerError = deviceDied(this.name, e.message);
+    });
+    this.worker.on('exit', (code) => {
+      if (!this.closed) this.workerError ??= deviceDied(this.name, `its thread exited (code ${code})`);
     });
     this.offTeardown = vm.onTeardown(this.name, () => this.close());
   }
@@ -185,6 +192,9 @@ export class VfioPlatformDevice {
       || popcount(dataType) !== 1 || popcount(action) !== 1) kvmErr('EINVAL', `VFIO_DEVICE_SET_IRQS: flags ${flags} must name exactly one data type and one action`);
     const i = this.checkIndex(index);
     if (start !== 0 || !Number.isInteger(count) || count < 0 || count > 1) kvmErr('EINVAL', 'VFIO_DEVICE_SET_IRQS: a platform interrupt index has exactly one interrupt (start 0, count 0..1)');
+    // vfio_set_irqs_validate_and_prepare sizes the payload, then memdup_user copies it: a payload
+    // that is not there is EFAULT; one of the wrong size, EINVAL.
+    if (dataType !== VFIO_IRQ_SET_DATA_NONE && count > 0 && (data === null || data === undefined)) kvmErr('EFAULT', 'VFIO_DEVICE_SET_IRQS: no data');
     if (dataType !== VFIO_IRQ_SET_DATA_NONE && (!Array.isArray(data) || data.length !== count)) kvmErr('EINVAL', `VFIO_DEVICE_SET_IRQS: data must hold ${count} entries`);
     const bool = dataType === VFIO_IRQ_SET_DATA_BOOL ? (data as boolean[])[0] === true : true;
     const fd = dataType === VFIO_IRQ_SET_DATA_EVENTFD ? ((data as (EventFd | null)[])[0] ?? null) : undefined;
@@ -322,8 +332,9 @@ export class VfioPlatformDevice {
     ringDevice(m, bellOf(this.h, p0));
     const deadline = performance.now() + CONTROL_TIMEOUT_MS;
     for (let a = Atomics.load(m, ack); a < want; a = Atomics.load(m, ack)) {
-      if (this.workerError) throw new Error(`${this.name}: device thread failed: ${this.workerError.message}`);
-      if (performance.now() > deadline) throw new Error(`${this.name}: device thread did not take a control message within ${CONTROL_TIMEOUT_MS} ms`);
+      if (!this.workerError && Atomics.load(m, p0 + PHYS_IRQ.off.devState) === DEV_EXITED) this.workerError = deviceDied(this.name, 'its thread exited');
+      if (this.workerError) throw this.workerError;
+      if (performance.now() > deadline) kvmErr('ETIMEDOUT', `${this.name}: the device thread did not take a control message within ${CONTROL_TIMEOUT_MS} ms`);
       Atomics.wait(m, ack, a, 20);
     }
   }
@@ -335,6 +346,11 @@ export class VfioPlatformDevice {
 
   private checkOpen(): void {
     if (this.closed) kvmErr('EBADF', `${this.name} is closed`);
+    if (this.workerError) throw this.workerError;
   }
 }
 
+/** A device whose thread is gone: every later call fails with this (EIO, as a dead device's fd). */
+function deviceDied(name: string, why: string): KvmError {
+  return new KvmError('EIO', `${name}: the device thread died: ${why}`);
+}

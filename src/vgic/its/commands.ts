@@ -16,6 +16,7 @@ import { IRQ, ITS, LPI_BASE, NR_ITES } from '../../shm/layouts.js';
 import { irqOff, itsOff } from '../../shm/vm-memory.js';
 import { gpaValid, readGuest64, reg64, writeGuest64 } from '../guest-mem.js';
 import type { Host } from '../host.js';
+import { vcpuIdxById } from '../vcpu-id.js';
 import { D } from '../host.js';
 import { lockIrq, lockIts, unlockIrq, unlockIts } from '../locks.js';
 import { forEachLpi, lpiAdd, lpiIntidLimit, lpiPut, lpiRecord, lpiUpdateConfig } from '../lpi.js';
@@ -78,7 +79,11 @@ const eventId = (c: Cmd): number => bits(c[1], 0n, 32n);
 const physicalId = (c: Cmd): number => bits(c[1], 32n, 32n);
 const icid = (c: Cmd): number => bits(c[2], 0n, 16n);
 const ittAddr = (c: Cmd): number => bits(c[2], 8n, 44n) * 256;
-/** RDbase: with GITS_TYPER.PTA = 0 it is a vCPU id. */
+/**
+ * RDbase: with GITS_TYPER.PTA = 0 it is a processor number, the vcpu_id (GICR_TYPER's
+ * Processor_Number; vgic-its.c looks targets up with kvm_get_vcpu_by_id). Commands translate it
+ * to the vcpu_idx once; collections store the index (ids never change once created).
+ */
 const rdbase = (c: Cmd): number => bits(c[2], 16n, 32n);
 const rdbase2 = (c: Cmd): number => bits(c[3], 16n, 32n);
 const validBit = (c: Cmd): boolean => (c[2] >> 63n) !== 0n;
@@ -128,10 +133,6 @@ function collectionStorable(h: Host, its: number, id: number): boolean {
   return tableEntry(h, baser(h, its, ITS.off.baser1Lo), id) >= 0;
 }
 
-/** An existing vCPU id (kvm_get_vcpu_by_id: vCPU ids equal indices here). */
-function vcpuExists(h: Host, v: number): boolean {
-  return v >= 0 && v < Atomics.load(h.m, D.onlineVcpus);
-}
 
 /** (device slot, ITE slot) of (DeviceID, EventID), or null (find_ite). */
 function lookupIte(h: Host, its: number, devId: number, evId: number): { dev: number; ite: number } | null {
@@ -212,8 +213,8 @@ function cmdMapc(h: Host, its: number, c: Cmd): void {
     cacheInvalidate(h, its);
     return;
   }
-  const target = rdbase(c);
-  if (!vcpuExists(h, target)) return; // MAPC_PROCNUM_OOR
+  const target = vcpuIdxById(h, rdbase(c));
+  if (target < 0) return; // MAPC_PROCNUM_OOR
   const slot = findCollection(h, its, id);
   if (slot < 0) {
     if (!collectionStorable(h, its, id)) return; // MAPC_COLLECTION_OOR
@@ -348,9 +349,9 @@ function cmdInvall(h: Host, its: number, c: Cmd): void {
 
 /** MOVALL: move every LPI of redistributor RDbase1 to RDbase2. */
 function cmdMovall(h: Host, its: number, c: Cmd): void {
-  const from = rdbase(c);
-  const to = rdbase2(c);
-  if (!vcpuExists(h, from) || !vcpuExists(h, to)) return; // MOVALL_PROCNUM_OOR
+  const from = vcpuIdxById(h, rdbase(c));
+  const to = vcpuIdxById(h, rdbase2(c));
+  if (from < 0 || to < 0) return; // MOVALL_PROCNUM_OOR
   if (from === to) return;
   // Architecturally only LPIs on RDbase1 move (the ≤6.9 kernel's behaviour; the newest kernel's
   // walk retargets every LPI of the VM, spec §9.4 observation). forEachLpi skips records freed

@@ -23,7 +23,7 @@
  * - An invalid BASER0 / BASER1 skips that table on save and on restore (success, nothing done).
  * - Unmapped collections are saved like mapped ones, with RDbase = 0xffffffff (the kernel's
  *   COLLECTION_NOT_MAPPED truncated to 32 bits), and a restore turns that value back into an
- *   unmapped collection; any other RDbase must name an existing vCPU (< onlineVcpus) or EINVAL.
+ *   unmapped collection; any other RDbase must name an existing vcpu_id or EINVAL.
  * - An ITE whose collection was unmapped (MAPC V=0; ICID = NO_COLLECTION) is not saved (model
  *   choice: the kernel dereferences the NULL collection here). Such an ITE can no longer
  *   translate, be moved or be discarded, so only its LPI reference is lost with it.
@@ -47,6 +47,7 @@ import { kvmErr } from '../../kvm/errno.js';
 import { ITS, LPI_BASE, NR_COLLECTIONS, NR_ITS_DEVICES } from '../../shm/layouts.js';
 import { itsOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';
+import { vcpuIdOf, vcpuIdxById } from '../vcpu-id.js';
 import { D } from '../host.js';
 import { gpaValid, readGuest64, reg64, writeGuest64 } from '../guest-mem.js';
 import { lpiAdd, lpiIntidLimit, lpiPut } from '../lpi.js';
@@ -203,7 +204,7 @@ function saveCollectionTable(h: Host, its: number): void {
     if (!m[c + COLL.valid]) continue;
     if (filled + ESZ > t.bytes) kvmErr('EINVAL', `ITS save: more collections than the ${t.bytes}-byte collection table holds`);
     const target = m[c + COLL.target]!;
-    const rd = BigInt(target < 0 ? CTE_RDBASE_NOT_MAPPED : target);
+    const rd = BigInt(target < 0 ? CTE_RDBASE_NOT_MAPPED : vcpuIdOf(h, target)); // RDbase is the vcpu_id
     write64(h, t.base + filled, VALID | (rd << 16n) | BigInt(m[c + COLL.icid]! & MAX_ICID), `CTE of ICID ${m[c + COLL.icid]}`);
     filled += ESZ;
   }
@@ -249,17 +250,16 @@ function scanTable(h: Host, base: number, size: number, startId: number, what: s
 function restoreCollectionTable(h: Host, its: number): void {
   const t = table(h, its, 1);
   if (!t.valid) return;
-  const m = h.m;
-  const online = m[D.onlineVcpus]!;
   for (let off = 0; off < t.bytes; off += ESZ) {
     const e = read64(h, t.base + off, 'collection table entry');
     if (!(e & VALID)) return;
     const rd = Number((e >> 16n) & RDBASE_FIELD);
     const icid = Number(e & BigInt(MAX_ICID));
-    if (rd !== CTE_RDBASE_NOT_MAPPED && rd >= online) kvmErr('EINVAL', `ITS restore: collection ${icid} targets vCPU ${rd}, which does not exist`);
+    const target = rd === CTE_RDBASE_NOT_MAPPED ? -1 : vcpuIdxById(h, rd);
+    if (rd !== CTE_RDBASE_NOT_MAPPED && target < 0) kvmErr('EINVAL', `ITS restore: collection ${icid} targets vCPU ${rd}, which does not exist`);
     if (findCollection(h, its, icid) >= 0) kvmErr('EEXIST', `ITS restore: collection ${icid} appears twice`);
     if (icid >= t.bytes / ESZ) kvmErr('EINVAL', `ITS restore: ICID ${icid} does not fit the collection table`);
-    if (allocCollection(h, its, icid, rd === CTE_RDBASE_NOT_MAPPED ? -1 : rd) < 0) kvmErr('ENOMEM', 'ITS restore: no free collection slot');
+    if (allocCollection(h, its, icid, target) < 0) kvmErr('ENOMEM', 'ITS restore: no free collection slot');
   }
 }
 

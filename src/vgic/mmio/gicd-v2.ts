@@ -6,6 +6,7 @@ import { tracePend } from '../trace.js';
 import { kvmErr } from '../../kvm/errno.js';
 import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
+import { vcpuIdOf } from '../vcpu-id.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../../sync/sched.js';
 import { lockIrq, unlockIrq } from '../locks.js';
@@ -112,11 +113,14 @@ function sendSgi(c: MmioCtx, target: number, sgi: number, source: number): void 
 /**
  * GICD_SGIR (spec §5.4): INTID [3:0], target list [23:16], filter [25:24]: 0 list, 1 all but
  * the sender, 2 the sender only, 3 reserved (ignored). Targets that are not online are skipped.
- * The sender is the accessing vCPU (the attr's vCPU for a userspace write).
+ * The sender is the accessing vCPU (the attr's vCPU for a userspace write). As in
+ * vgic_mmio_write_sgir, target-list bits are CPU interface numbers (vcpu_idx, kvm_for_each_vcpu),
+ * while the sender's own bit (filters 1 and 2) and its bit in the SGI's source mask (what GICC_IAR
+ * reports as CPUID) are its vcpu_id; the two agree when vCPUs were created in id order.
  */
 const writeSgir: RegWrite = (c, _a, _len, val) => {
   const online = c.h.m[c.h.g.distBase + ONLINE]!;
-  const src = c.vcpu;
+  const src = vcpuIdOf(c.h, c.vcpu);
   const sgi = val & 0xf;
   let targets = (val >>> 16) & 0xff;
   switch ((val >>> 24) & 3) {

@@ -26,6 +26,8 @@ export const CTLR_DS = 1 << 6;
 export const CTLR_NASSGIREQ = 1 << 8;
 /** GICD_TYPER: IDbits [23:19], LPIS bit 17. */
 export const TYPER_LPIS = 1 << 17;
+/** GICD_TYPER2.nASSGIcap [8]: SGIs without an active state can be offered (GICv4.1). */
+const GICD_TYPER2_NASSGICAP = 1 << 8;
 /** GICD_IIDR.Revision [15:12]. */
 const IIDR_REV_MASK = 0xf000;
 /** PIDR2 of a GICv3: ArchRev 3 in [7:4], plus JEP106 bits (spec §6). */
@@ -82,8 +84,9 @@ const writeMisc: RegWrite = (c, addr, _len, val) => {
 
 /**
  * Userspace writes (caller holds config_lock): CTLR sets the enable without side effects; IIDR may
- * differ from the current value only in Revision, which must be 2 or 3; TYPER2 must match
- * (spec §6). Anything else is -EINVAL.
+ * differ from the current value only in Revision, which must be 2 or 3 (no stage test: allowed
+ * before and after CTRL_INIT); TYPER2 as below (spec §6). IIDR and TYPER2 are reachable before
+ * CTRL_INIT (reg_allowed_pre_init) and touch only scalar distributor words.
  */
 const uwriteMisc: RegWrite = (c, addr, len, val) => {
   const h = c.h;
@@ -99,9 +102,18 @@ const uwriteMisc: RegWrite = (c, addr, len, val) => {
       h.m[h.g.distBase + IMPL_REV] = rev;
       return;
     }
-    case GICD_TYPER2:
-      if (val >>> 0 !== readMisc(c, addr, len)) kvmErr('EINVAL', 'GICD_TYPER2 does not match');
-      return;
+    case GICD_TYPER2: {
+      // vgic_mmio_uaccess_write_v3_misc, in the kernel's order: the value read back is accepted;
+      // a change once vgic_init has read nassgicap is EBUSY; only nASSGIcap may change; and
+      // setting it needs GICv4.1 direct SGIs, which this host (the model) does not have. Clearing
+      // it is always allowed, and it always reads 0 here, so no accepted change is left.
+      const cur = readMisc(c, addr, len);
+      const v = val >>> 0;
+      if (v === cur) return;
+      if (Atomics.load(h.m, h.g.distBase + DIST.off.initialized)) kvmErr('EBUSY', 'GICD_TYPER2: cannot change after CTRL_INIT');
+      if (((cur ^ v) & ~GICD_TYPER2_NASSGICAP) !== 0) kvmErr('EINVAL', 'GICD_TYPER2: only nASSGIcap may change');
+      kvmErr('EINVAL', 'GICD_TYPER2.nASSGIcap: the host has no GICv4.1 direct SGIs');
+    }
   }
 };
 

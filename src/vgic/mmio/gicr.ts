@@ -146,13 +146,16 @@ const writeInvallr: RegWrite = (c, addr) => {
 const readIidr: RegRead = () => ((PRODUCT_ID_KVM << 24) | IMPLEMENTER_ARM) >>> 0;
 
 /**
- * GICR_TYPER, as two words: low = Processor_Number (vcpu id) [23:8], Last [4], PLPIS [0]; high =
- * the affinity Aff2.Aff1.Aff0 (bits [55:32] of the register; no Aff3).
+ * GICR_TYPER, as two words: low = Processor_Number [23:8], Last [4], PLPIS [0]; high = the
+ * affinity Aff2.Aff1.Aff0 (bits [55:32] of the register; no Aff3). Processor_Number is the
+ * vcpu_id (vgic_mmio_read_v3r_typer), not the creation index that placed the frame; Last follows
+ * the frame's slot in its region (rdistIsLast).
  */
 const readTyper: RegRead = (c, addr) => {
   const h = c.h;
-  if (addr & 4) return h.m[vcpuOff(h.g, c.vcpu) + VCPU.off.mpidr]! & 0xffffff;
-  let v = (c.vcpu & 0xffff) << 8;
+  const vb = vcpuOff(h.g, c.vcpu);
+  if (addr & 4) return h.m[vb + VCPU.off.mpidr]! & 0xffffff;
+  let v = (h.m[vb + VCPU.off.vcpuId]! & 0xffff) << 8;
   if (vgicHasIts(h)) v |= GICR_TYPER_PLPIS;
   if (rdistIsLast(h, c.vcpu)) v |= GICR_TYPER_LAST;
   return v >>> 0;
