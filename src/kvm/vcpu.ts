@@ -199,11 +199,11 @@ export class Vcpu {
    * caller) for a KVM_RUN in progress to return; take a running vCPU out first with interrupt().
    */
   private ioctl<T>(body: () => T): T {
-    lockVcpuMutex(this.h, this.id);
+    lockVcpuMutex(this.h, this.index);
     try {
       return body();
     } finally {
-      unlockVcpuMutex(this.h, this.id);
+      unlockVcpuMutex(this.h, this.index);
     }
   }
 
@@ -224,14 +224,14 @@ export class Vcpu {
   getOneReg(id: bigint): bigint {
     return this.ioctl(() => {
       if (!isTimerReg(id)) kvmErr('ENOENT', `no register with id 0x${id.toString(16)}`);
-      return timerGetReg(this.h, this.id, id);
+      return timerGetReg(this.h, this.index, id);
     });
   }
   /** KVM_SET_ONE_REG (see getOneReg). Writing a counter sets the VM's offset (restoring time). */
   setOneReg(id: bigint, value: bigint): void {
     this.ioctl(() => {
       if (!isTimerReg(id)) kvmErr('ENOENT', `no register with id 0x${id.toString(16)}`);
-      timerSetReg(this.h, this.id, id, value);
+      timerSetReg(this.h, this.index, id, value);
     });
   }
 

@@ -299,7 +299,7 @@ export class Vm {
       m[vb + VCPU.off.mpidr] = mpidrAffOf(id);
       m[vb + VCPU.off.nrLr] = this.options.nrLr;
       m[vb + VCPU.off.created] = 1;
-      timerVcpuInit(h, id);
+      timerVcpuInit(h, idx);
       try {
         // kvm_arch_vcpu_create runs before online_vcpus counts the new vCPU: the redistributor
         // placement's vgic_v3_check_base sizes a legacy region by the vCPUs already online, so a

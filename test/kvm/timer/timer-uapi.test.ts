@@ -8,11 +8,13 @@ import {
   createVm, guestFromFunction, type GuestCpu, KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_TIMER_CTRL,
   KVM_ARM_VCPU_TIMER_IRQ_HPTIMER, KVM_ARM_VCPU_TIMER_IRQ_HVTIMER, KVM_ARM_VCPU_TIMER_IRQ_PTIMER,
   KVM_ARM_VCPU_TIMER_IRQ_VTIMER, KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_PTIMER_CTL, KVM_REG_ARM_TIMER_CNT,
-  KVM_REG_ARM_TIMER_CTL, KVM_REG_ARM_TIMER_CVAL, KVM_REG_ARM_PTIMER_CVAL, arm64SysReg,
+  KVM_REG_ARM_TIMER_CTL, KVM_REG_ARM_TIMER_CVAL, KVM_REG_ARM_PTIMER_CVAL, arm64SysReg, KVM_DEV_TYPE_ARM_VGIC_V3,
+  KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_VGIC_V3_ADDR_TYPE_DIST,
+  KVM_VGIC_V3_ADDR_TYPE_REDIST,
 } from '../../../src/index.js';
 import { IRQ } from '../../../src/shm/layouts.js';
 import { irqOff } from '../../../src/shm/vm-memory.js';
-import { buildV3, expectErrno, expectErrnoAsync, runAll, VmTracker } from '../../helpers.js';
+import { buildV3, expectErrno, expectErrnoAsync, runAll, V3_DIST, V3_REDIST, VmTracker } from '../../helpers.js';
 
 const vms = new VmTracker();
 afterEach(() => vms.destroyAll());
@@ -132,5 +134,21 @@ describe('ONE_REG timer registers', () => {
     expect(b - X).toBeLessThan(60_000_000_000n); // and not some other time base (60 s bound)
     expect(v1!.getOneReg(KVM_REG_ARM_PTIMER_CNT)).toBeGreaterThanOrEqual(p0);
     expectErrno(() => v0!.setOneReg(KVM_REG_ARM_TIMER_CNT, 1n << 53n), 'EINVAL');
+  });
+
+  it('vCPU ids in any order: each handle reaches its own timer (vcpu_id vs creation index)', async () => {
+    const vm = vms.track(createVm());
+    const readCval = guestFromFunction((cpu: GuestCpu) => cpu.sysregRead('CNTV_CVAL_EL0').toString());
+    vm.createVcpu(5, { guest: readCval });
+    vm.createVcpu(2, { guest: readCval });
+    const gic = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_V3);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, V3_DIST);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, V3_REDIST);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
+    vm.vcpu(5)!.setOneReg(KVM_REG_ARM_TIMER_CVAL, 555n);
+    vm.vcpu(2)!.setOneReg(KVM_REG_ARM_TIMER_CVAL, 222n);
+    expect([vm.vcpu(5)!.getOneReg(KVM_REG_ARM_TIMER_CVAL), vm.vcpu(2)!.getOneReg(KVM_REG_ARM_TIMER_CVAL)]).toEqual([555n, 222n]);
+    const rs = await runAll(vm);
+    expect(Object.fromEntries(rs.map((r) => [r.vcpu, r.result]))).toEqual({ 5: '555', 2: '222' });
   });
 });
