@@ -9,6 +9,8 @@ export { GuestFault } from './kvm/run-outcome.js';
 export { guestFromFunction, type GuestRef } from './kvm/guest-ref.js';
 export * as uapi from './kvm/uapi.js';
 export * from './kvm/uapi.js';
+export * from './kvm/timer/uapi.js';
+export { CNTFRQ_HZ } from './kvm/timer/counter.js';
 export { GuestCpu, type IrqHandler, type UserMmioHandler, type SgiTargets } from './guest/guest-cpu.js';
 export { GicDriver } from './guest/gic-driver.js';
 export { BUILTIN_GUESTS } from './guest/builtins/index.js';

@@ -9,7 +9,7 @@ import { formatSummary, runDemo } from './demo.js';
 import { formatVfioSummary, runVfioDemo } from './demo-vfio.js';
 import { STRESS_USAGE, stressCommand } from './stress.js';
 import { describeLayout } from '../shm/layout.js';
-import { DIST, IRQ, IRQFD, ITS, ITS_CACHE, ITS_COLLECTION, ITS_DEVICE, ITS_ITE, LR, PHYS_IRQ, ROUTE, VCPU } from '../shm/layouts.js';
+import { DIST, IRQ, IRQFD, ITS, ITS_CACHE, ITS_COLLECTION, ITS_DEVICE, ITS_ITE, LR, PHYS_IRQ, ROUTE, TIMER_CTX, VCPU } from '../shm/layouts.js';
 import { LOCK_CLASSES } from '../sync/lock-classes.js';
 
 const DEMO_FLAGS: FlagSpec[] = [
@@ -102,7 +102,7 @@ async function layoutCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const out: string[] = [];
-  for (const l of [DIST, VCPU, LR, IRQ, IRQFD, PHYS_IRQ, ROUTE, ITS, ITS_DEVICE, ITS_ITE, ITS_COLLECTION, ITS_CACHE]) out.push(`${describeLayout(l)}\n\n`);
+  for (const l of [DIST, VCPU, LR, TIMER_CTX, IRQ, IRQFD, PHYS_IRQ, ROUTE, ITS, ITS_DEVICE, ITS_ITE, ITS_COLLECTION, ITS_CACHE]) out.push(`${describeLayout(l)}\n\n`);
   out.push('lock order (outermost first):\n');
   for (const c of [...LOCK_CLASSES].sort((a, b) => a.rank - b.rank)) out.push(`  ${c.rank}  ${c.name.padEnd(14)} ${c.kind.padEnd(6)} ${c.protects}\n`);
   process.stdout.write(out.join(''));

@@ -25,6 +25,8 @@ import { dispatchSgiWords } from '../vgic/sgi-v3.js';
 import { GicDriver } from './gic-driver.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
 import { yieldHook } from '../sync/wait-hooks.js';
+import { deadlineIdx } from '../kvm/timer/arch-timer.js';
+import { physCounter } from '../kvm/timer/counter.js';
 
 export type IrqHandler = (cpu: GuestCpu) => void;
 
@@ -59,6 +61,9 @@ export class GuestCpu {
   private readonly vb: number;
   /** Index of this vCPU's counters (own thread: plain increments). */
   private readonly ctr: number;
+  /** The timers' next host-PPI time (Float64 view index of VCPU.timerDeadline). */
+  private readonly f: Float64Array;
+  private readonly dlIdx: number;
   private irqOn = false;
   private inHandler = false;
   private handler: IrqHandler | null = null;
@@ -78,6 +83,8 @@ export class GuestCpu {
     this.modeIdx = r.modeIdx;
     this.vb = vcpuOff(r.h.g, r.v);
     this.ctr = this.vb + VCPU.off.counters;
+    this.f = r.h.f;
+    this.dlIdx = deadlineIdx(r.h, r.v);
     this.gicdBase = r.h.f[D.distBase / 2]!;
     this.giccBase = r.h.f[D.cpuBase / 2]!;
     this.gicrBase = r.h.f[(this.vb + VCPU.off.rdBase) / 2]!;
@@ -90,6 +97,9 @@ export class GuestCpu {
   /** Exit if kicked or maintenance is due; take an interrupt if one is deliverable. */
   private b(): void {
     schedPoint(SchedPoint.GuestBoundary, this.id);
+    // The architected timer's output raises the host PPI (one compare while no timer is armed).
+    const dl = this.f[this.dlIdx]!;
+    if (dl !== Infinity && dl <= physCounter(this.h)) this.r.timerIrq();
     if (this.r.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
     if (this.irqOn && this.r.pendHint > 0) this.takeIrq();
   }
@@ -140,6 +150,22 @@ export class GuestCpu {
     this.b();
     this.r.wfi();
     this.b();
+  }
+
+  /**
+   * Sleep until `done()` holds: WFI with IRQs masked, unmasking between WFIs to take what woke
+   * it (the kernel selftests' idiom). An interrupt taken between the check and a WFI with IRQs
+   * unmasked would leave that WFI waiting for the next one; a pending one wakes WFI while masked.
+   * Returns with IRQs unmasked.
+   */
+  wfiUntil(done: () => boolean): void {
+    this.disableIrqs();
+    while (!done()) {
+      this.wfi();
+      this.enableIrqs();
+      this.disableIrqs();
+    }
+    this.enableIrqs();
   }
 
   // ---- CPU interface ------------------------------------------------------------------------

@@ -22,6 +22,9 @@ import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
 import { wordWaitHook } from '../sync/wait-hooks.js';
+import { deadlineIdx, kvmArchTimerHandler, timerLoad } from './timer/arch-timer.js';
+import { timerEnable } from './timer/timer-enable.js';
+import { msUntil, physCounter } from './timer/counter.js';
 
 /** Thrown out of guest code when the VM is being torn down; the run then ends quietly. */
 export class VmStopped extends Error {
@@ -90,10 +93,13 @@ export class VcpuRunner {
       if (!this.m[this.vb + VCPU.off.ranOnce]) {
         // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
         if (this.vgic) vgicMapResources(this.h);
+        // kvm_timer_enable: own and HW-map the timer PPIs (EINVAL if they clash).
+        timerEnable(this.h, this.v);
         lockConfig(this.h);
         this.m[this.vb + VCPU.off.ranOnce] = 1;
         unlockConfig(this.h);
       }
+      timerLoad(this.h, this.v); // kvm_arch_vcpu_load
       this.enter();
     } catch (e) {
       this.kvmRunReturn();
@@ -155,6 +161,7 @@ export class VcpuRunner {
     lockVcpuMutex(this.h, this.v);
     this.inKvmRun = true;
     if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
+    timerLoad(this.h, this.v); // vcpu_load: the VMM may have rewritten the timer meanwhile
   }
 
   /** KVM_REQ_SLEEP (kvm_arm_halt_guest): stay out of the guest while paused. */
@@ -226,6 +233,18 @@ export class VcpuRunner {
     this.exit(EXIT.wfi);
     bumpCounter(this.h, this.v, CTR.wfi);
     this.block();
+    // The blocked thread was scheduled out and back in: vcpu_put / vcpu_load of the timer.
+    timerLoad(this.h, this.v);
+    this.enter();
+  }
+
+  /**
+   * The guest's instruction boundary found a timer's host PPI due (timerDeadline passed): the
+   * host interrupt exits the guest, kvm_arch_timer_handler injects, and we re-enter.
+   */
+  timerIrq(): void {
+    this.exit(EXIT.irq);
+    kvmArchTimerHandler(this.h, this.v);
     this.enter();
   }
 
@@ -243,15 +262,22 @@ export class VcpuRunner {
     // Schedule point before publishing "blocked": the window the lost wake-up race lives in.
     schedPoint(SchedPoint.Block, this.v);
     Atomics.store(m, blockedIdx, 1);
+    const dlIdx = deadlineIdx(h, this.v);
+    // The seeded bug blocks as if no timer were armed (no bg_timer).
+    const timerBound = (h.bugs & BUG.timerWfiUnbounded) === 0;
     try {
       for (;;) {
+        // The timer's host PPI while we are blocked (the kernel's bg_timer wake-up, and the
+        // hardware timer during halt-polling): inject first, so runnable() sees it.
+        if (timerBound && h.f[dlIdx]! <= physCounter(h)) kvmArchTimerHandler(h, this.v);
         if (!seeded && this.runnable()) return;
         if (Atomics.load(m, this.stopIdx) || Atomics.load(m, this.reqIdx) & KVM_REQ_VM_DEAD) return;
         // kvm_vcpu_check_block: a pending signal ends the block (KVM_RUN then returns -EINTR).
         if (Atomics.load(m, this.sigIdx) === SIG_PENDING) return;
-        if (wordWaitHook?.(wakeIdx, 0)) {
+        const deadline = timerBound ? h.f[dlIdx]! : Infinity;
+        if (wordWaitHook?.(wakeIdx, 0, deadline)) {
           // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.
-        } else if (this.haltPoll(wakeIdx)) {
+        } else if (this.haltPoll(wakeIdx, deadline)) {
           bumpCounter(h, this.v, CTR.wfiPolled);
           this.haltPollNs = Math.min(HALT_POLL_MAX_NS, this.haltPollNs * 2);
         } else {
@@ -259,7 +285,8 @@ export class VcpuRunner {
           bumpCounter(h, this.v, CTR.wfiParked);
           Atomics.store(m, parkedIdx, 1);
           // Re-check the doorbell after publishing `parked`: a waker that saw parked=0 rang first.
-          if (Atomics.load(m, wakeIdx) === 0) Atomics.wait(m, wakeIdx, 0, PARK_SLICE_MS);
+          // Bounded by the timer deadline, so WFI wakes at expiry.
+          if (Atomics.load(m, wakeIdx) === 0) Atomics.wait(m, wakeIdx, 0, Math.min(PARK_SLICE_MS, msUntil(h, deadline)));
           Atomics.store(m, parkedIdx, 0);
         }
         if (seeded) {
@@ -276,13 +303,20 @@ export class VcpuRunner {
     }
   }
 
-  /** Spin on the doorbell for the current window. True if it rang. */
-  private haltPoll(wakeIdx: number): boolean {
+  /**
+   * Spin on the doorbell for the current window. True if it rang, or if the timer deadline fell
+   * inside the window (the poll ends there and the block loop injects the expired timer: a wake-up
+   * the poll caught, as the hardware timer interrupts KVM's halt-polling).
+   */
+  private haltPoll(wakeIdx: number, deadline: number): boolean {
     const m = this.m;
-    const end = performance.now() + this.haltPollNs / 1e6;
+    const window = this.haltPollNs / 1e6;
+    const toTimer = msUntil(this.h, deadline);
+    const end = performance.now() + Math.min(window, toTimer);
     for (;;) {
       for (let i = 0; i < 64; i++) if (Atomics.load(m, wakeIdx) !== 0) return true;
-      if (performance.now() >= end || Atomics.load(m, this.stopIdx)) return false;
+      if (Atomics.load(m, this.stopIdx)) return false;
+      if (performance.now() >= end) return toTimer < window;
     }
   }
 

@@ -13,6 +13,8 @@ import type { Host } from '../vgic/host.js';
 import { resolveGuestUrl, resolveModuleUrl, type GuestRef } from './guest-ref.js';
 import { reviveRunError, type VcpuRunOutcome } from './run-outcome.js';
 import { distPath } from './worker-path.js';
+import { lockVcpuMutex, unlockVcpuMutex } from '../vgic/locks.js';
+import { isTimerReg, timerGetAttr, timerGetReg, timerHasAttr, timerSetAttr, timerSetReg } from './timer/timer-uapi-access.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { KVM_EXIT_INTR, VGIC_EMU_REQ_SIGNAL } from './uapi.js';
 import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
@@ -190,6 +192,47 @@ export class Vcpu {
   /** Resolves once no run is in flight (never starts one). */
   idle(): Promise<void> {
     return this.running ? this.running.then(() => undefined, () => undefined) : Promise.resolve();
+  }
+
+  /**
+   * A vCPU ioctl: under vcpu->mutex, so it waits (blocking this thread, as the ioctl blocks its
+   * caller) for a KVM_RUN in progress to return; take a running vCPU out first with interrupt().
+   */
+  private ioctl<T>(body: () => T): T {
+    lockVcpuMutex(this.h, this.index);
+    try {
+      return body();
+    } finally {
+      unlockVcpuMutex(this.h, this.index);
+    }
+  }
+
+  /** KVM_SET_DEVICE_ATTR on the vCPU fd (group KVM_ARM_VCPU_TIMER_CTRL: the timer PPIs). */
+  setAttr(group: number, attr: number, value: number): void {
+    this.ioctl(() => timerSetAttr(this.h, group, attr, value));
+  }
+  /** KVM_GET_DEVICE_ATTR on the vCPU fd. */
+  getAttr(group: number, attr: number): number {
+    return this.ioctl(() => timerGetAttr(this.h, group, attr));
+  }
+  /** KVM_HAS_DEVICE_ATTR on the vCPU fd: returns if supported, ENXIO otherwise. */
+  hasAttr(group: number, attr: number): void {
+    this.ioctl(() => timerHasAttr(group, attr));
+  }
+
+  /** KVM_GET_ONE_REG. Registers modelled: the KVM_REG_ARM_[P]TIMER_{CTL,CNT,CVAL} ids (ENOENT otherwise). */
+  getOneReg(id: bigint): bigint {
+    return this.ioctl(() => {
+      if (!isTimerReg(id)) kvmErr('ENOENT', `no register with id 0x${id.toString(16)}`);
+      return timerGetReg(this.h, this.index, id);
+    });
+  }
+  /** KVM_SET_ONE_REG (see getOneReg). Writing a counter sets the VM's offset (restoring time). */
+  setOneReg(id: bigint, value: bigint): void {
+    this.ioctl(() => {
+      if (!isTimerReg(id)) kvmErr('ENOENT', `no register with id 0x${id.toString(16)}`);
+      timerSetReg(this.h, this.index, id, value);
+    });
   }
 
   /** Counters of this vCPU (read from shared memory; exact once the vCPU is stopped). */

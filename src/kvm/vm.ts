@@ -2,6 +2,7 @@
  * The VM: the KVM VM file descriptor's operations, on the main thread (the VMM's thread).
  * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
  */
+import { timerInitVm, timerVcpuInit } from './timer/timer-enable.js';
 import { KvmError, kvmErr } from './errno.js';
 import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
@@ -103,6 +104,8 @@ export class Vm {
       m[b + IRQ.off.prev] = -1;
     }
     m[dw(this.host, 'nrRoutes')] = -1; // the default GSI routing
+    // kvm_timer_init_vm; a controlled stress run makes the counter a function of its schedule.
+    timerInitVm(this.host, this.stress?.sched != null);
     // This VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0.
     m[dw(this.host, 'vmToken')] = randomInt(1, 0x7fff_ffff);
     this.irqfdTable = new Irqfds(this.host, {
@@ -296,6 +299,7 @@ export class Vm {
       m[vb + VCPU.off.mpidr] = mpidrAffOf(id);
       m[vb + VCPU.off.nrLr] = this.options.nrLr;
       m[vb + VCPU.off.created] = 1;
+      timerVcpuInit(h, idx);
       try {
         // kvm_arch_vcpu_create runs before online_vcpus counts the new vCPU: the redistributor
         // placement's vgic_v3_check_base sizes a legacy region by the vCPUs already online, so a

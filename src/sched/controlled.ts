@@ -22,6 +22,7 @@ import { setWaitHooks } from '../sync/wait-hooks.js';
 import { TeardownError } from '../sync/lock.js';
 import { decide } from './hash.js';
 import { SchedPoint } from '../sync/sched.js';
+import { NS_PER_STEP, setScheduleClock } from '../kvm/timer/counter.js';
 
 export const MAX_SCHED_THREADS = 16;
 export const MAX_PCT_DEPTH = 16;
@@ -44,9 +45,11 @@ export const SCHED = defineLayout('sched', [
   { name: 'preemptions', doc: 'switches away from a thread that could have continued' },
   { name: 'lowPrio', doc: 'PCT: next priority to give a demoted thread (decreasing)' },
   { name: 'runLen', doc: 'consecutive steps of the running thread (PCT time slice)' },
+  { name: 'skip', doc: 'steps of virtual time skipped while every thread waited for a timer' },
   { name: 'state', words: MAX_SCHED_THREADS, doc: 'per slot: T_*' },
   { name: 'waitWord', words: MAX_SCHED_THREADS, doc: 'per slot: word index it is blocked on' },
   { name: 'waitVal', words: MAX_SCHED_THREADS, doc: 'per slot: blocked while vm[waitWord] === waitVal' },
+  { name: 'waitUntil', words: MAX_SCHED_THREADS, doc: 'per slot: a word wait also ends at this clock step (step + skip); -1 none' },
   { name: 'bell', words: MAX_SCHED_THREADS, doc: 'per slot doorbell: 1 when handed the baton' },
   { name: 'parked', words: MAX_SCHED_THREADS, doc: 'per slot: sleeping on its doorbell' },
   { name: 'prio', words: MAX_SCHED_THREADS, doc: 'PCT priorities (higher runs first)' },
@@ -131,6 +134,7 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   for (let t = 0; t < MAX_SCHED_THREADS; t++) s[o.prio + t] = s[o.pctDepth]! + 1 + (decide(c.seed, -1 - t, 7) % 1_000_000);
   for (let i = 0; i < s[o.pctDepth]! - 1; i++) s[o.changeAt + i] = 1 + (decide(c.seed, -100 - i, 11) % s[o.pctSteps]!);
   s[o.lowPrio] = s[o.pctDepth]!;
+  for (let t = 0; t < MAX_SCHED_THREADS; t++) s[o.waitUntil + t] = -1;
   return sab;
 }
 
@@ -139,10 +143,11 @@ export function describeSched(sab: SharedArrayBuffer): string {
   const s = new Int32Array(sab);
   const o = SCHED.off;
   const names = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
-  const lines = [`scheduler: step ${s[o.step]}, turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
+  const lines = [`scheduler: step ${s[o.step]} (clock step ${s[o.step]! + s[o.skip]!}), turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
   for (let t = 0; t < s[o.nThreads]!; t++) {
     const st = s[o.state + t]!;
-    const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}` : ''})` : '';
+    const until = st === T_WORD && s[o.waitUntil + t]! >= 0 ? `, or until clock step ${s[o.waitUntil + t]}` : '';
+    const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}${until}` : ''})` : '';
     lines.push(`  thread ${t}${t === 0 ? ' (driver)' : ` (vcpu${t - 1})`}: ${names[st] ?? st}${w}, priority ${s[o.prio + t]}`);
   }
   return lines.join('\n');
@@ -185,11 +190,14 @@ export class ControlledThread {
   /** Install this thread's hooks (schedule points, lock/word waits, yields). */
   install(): void {
     setSchedHook((kind) => this.point(kind));
+    // Virtual time is the schedule's (arch timer counter): a replay sees the same times.
+    setScheduleClock(() => (this.s[this.o.step]! + this.s[this.o.skip]!) * NS_PER_STEP);
     setWaitHooks({
       lockWait: (w) => this.block(T_LOCK, w, 0),
-      wordWait: (idx, val) => {
+      wordWait: (idx, val, deadline = Infinity) => {
         if (Atomics.load(this.s, this.o.turn) === FREE) return false;
-        this.block(T_WORD, idx, val);
+        const until = Math.ceil(deadline / NS_PER_STEP);
+        this.block(T_WORD, idx, val, until <= 0x7fffffff ? until : -1);
         return true;
       },
       yield: () => this.yieldTurn(),
@@ -198,6 +206,7 @@ export class ControlledThread {
 
   uninstall(): void {
     setSchedHook(null);
+    setScheduleClock(null);
     setWaitHooks({ lockWait: null, wordWait: null, yield: null });
   }
 
@@ -232,7 +241,11 @@ export class ControlledThread {
     const st = s[this.o.state + t];
     if (st === T_RUNNABLE) return true;
     if (st === T_LOCK) return Atomics.load(this.vm, s[this.o.waitWord + t]!) === 0;
-    if (st === T_WORD) return Atomics.load(this.vm, s[this.o.waitWord + t]!) !== s[this.o.waitVal + t] || Atomics.load(this.vm, this.stopIdx) !== 0;
+    if (st === T_WORD) {
+      const until = s[this.o.waitUntil + t]!;
+      if (until >= 0 && s[this.o.step]! + s[this.o.skip]! >= until) return true;
+      return Atomics.load(this.vm, s[this.o.waitWord + t]!) !== s[this.o.waitVal + t] || Atomics.load(this.vm, this.stopIdx) !== 0;
+    }
     return false;
   }
 
@@ -254,6 +267,9 @@ export class ControlledThread {
         if (lowest < 0) lowest = t;
       }
     }
+    // Nobody else can run but a thread waits for a timer: time passes (before deciding a yield
+    // has nobody to hand to, or that everyone is stuck).
+    if (count === 0 && this.skipToTimer()) return this.choose(cur, curCan, excludeCur, kind);
     if (count === 0 && excludeCur) return cur; // a yield with nobody else to run: go on
     if (count === 0) {
       let anyLive = false;
@@ -308,6 +324,24 @@ export class ControlledThread {
       s[o.recCount] = i + 1;
     }
     return next;
+  }
+
+  /**
+   * Nobody can run, but some thread waits for a timer: let virtual time pass up to the earliest
+   * such deadline (as an idle machine would), deterministically. False if no thread has one.
+   */
+  private skipToTimer(): boolean {
+    const s = this.s;
+    const o = this.o;
+    let earliest = -1;
+    for (let t = 0; t < s[o.nThreads]!; t++) {
+      const u = s[o.waitUntil + t]!;
+      if (s[o.state + t] === T_WORD && u >= 0 && (earliest < 0 || u < earliest)) earliest = u;
+    }
+    if (earliest < 0) return false;
+    const now = s[o.step]! + s[o.skip]!;
+    if (earliest > now) s[o.skip] = s[o.skip]! + (earliest - now);
+    return true;
   }
 
   private fail(code: number, step: number): number {
@@ -375,7 +409,7 @@ export class ControlledThread {
   }
 
   /** Block (lock / word condition) until enabled and scheduled again. */
-  private block(kind: number, word: number, val: number): void {
+  private block(kind: number, word: number, val: number, until = -1): void {
     const s = this.s;
     if (Atomics.load(s, this.o.turn) !== this.slot) {
       // Free-running (after a failure, or at teardown): a plain short wait, then the caller
@@ -386,16 +420,21 @@ export class ControlledThread {
     }
     s[this.o.waitWord + this.slot] = word;
     s[this.o.waitVal + this.slot] = val;
+    s[this.o.waitUntil + this.slot] = until;
     s[this.o.state + this.slot] = kind;
     const next = this.choose(this.slot, false);
     s[this.o.state + this.slot] = T_RUNNABLE;
-    if (next === this.slot || next === FREE) return;
+    if (next === this.slot || next === FREE) {
+      s[this.o.waitUntil + this.slot] = -1;
+      return;
+    }
     // We stay "blocked" from the others' point of view until someone hands the baton back,
     // which they only do once our condition holds (enabled()).
     s[this.o.state + this.slot] = kind;
     this.handTo(next);
     this.waitTurn();
     s[this.o.state + this.slot] = T_RUNNABLE;
+    s[this.o.waitUntil + this.slot] = -1;
   }
 
   /**

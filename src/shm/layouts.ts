@@ -60,6 +60,21 @@ export type VcpuCounter = (typeof VCPU_COUNTERS)[number];
 /** Counter indices by name (CTR.acks ...), for allocation-free, non-keyed updates. */
 export const CTR = Object.fromEntries(VCPU_COUNTERS.map((c, i) => [c, i])) as { readonly [K in VcpuCounter]: number };
 
+/**
+ * One architected timer of one vCPU (struct arch_timer_context): the guest's CNTx_CTL/CVAL plus
+ * what KVM keeps beside them. Written only by its vCPU's thread while that vCPU runs, and by
+ * userspace (KVM_SET_ONE_REG) under vcpu->mutex otherwise.
+ */
+export const TIMER_CTX = defineLayout('arch_timer_context', [
+  { name: 'ctl', doc: 'CNTx_CTL_EL0 ENABLE | IMASK (ISTATUS is computed on read)' },
+  { name: 'cvalLo', doc: 'CNTx_CVAL_EL0 [31:0]' },
+  { name: 'cvalHi', doc: 'CNTx_CVAL_EL0 [63:32]' },
+  { name: 'level', doc: 'irq.level: the output level last given to the vgic' },
+  { name: 'physActive', doc: "active state of the host's timer PPI on this vCPU's CPU (cleared by a HW-LR deactivation)" },
+]);
+/** Timer contexts per vCPU, indexed by KVM_ARM_VCPU_TIMER_IRQ_* (0 vtimer, 1 ptimer). */
+export const NR_VCPU_TIMERS = 2;
+
 /** Per-vCPU state (struct vgic_cpu plus the generic vcpu fields the vgic relies on). */
 export const VCPU = defineLayout('vcpu', [
   { name: 'mutex', words: 2, doc: 'vcpu->mutex, held for the whole KVM_RUN' },
@@ -101,6 +116,9 @@ export const VCPU = defineLayout('vcpu', [
   { name: 'pendbaserLo', doc: 'v3: GICR_PENDBASER [31:0]' },
   { name: 'pendbaserHi', doc: 'v3: GICR_PENDBASER [63:32]' },
   { name: 'lr', words: 16 * 8, doc: 'list registers (LR layout x 16)' },
+  { name: 'timerEnabled', doc: 'kvm_timer_enable done (first run): the timer PPIs are owned and HW-mapped' },
+  { name: 'timerDeadline', kind: 'f64', doc: "physical counter value at which a timer raises its host PPI; Infinity if none can" },
+  { name: 'timers', words: NR_VCPU_TIMERS * TIMER_CTX.size, doc: 'arch timer contexts (TIMER_CTX x NR_VCPU_TIMERS)' },
   { name: 'exits', words: EXIT_REASONS.length, doc: 'exit counters by reason' },
   { name: 'counters', words: VCPU_COUNTERS.length, doc: 'statistics counters (VCPU_COUNTERS)' },
 ]);
@@ -146,6 +164,11 @@ export const DIST = defineLayout('vgic_dist', [
   { name: 'routeSeq', doc: 'seqlock of the routing table: odd while KVM_SET_GSI_ROUTING rewrites it' },
   { name: 'distBase', kind: 'f64', doc: 'distributor base, -1 = VGIC_ADDR_UNDEF' },
   { name: 'cpuBase', kind: 'f64', doc: 'v2 CPU interface base, -1 = undef' },
+  { name: 'timerPpis', words: 4, doc: 'arch timer PPIs, VM-wide, by KVM_ARM_VCPU_TIMER_IRQ_* (kvm->arch.timer_data.ppi)' },
+  { name: 'timerPpisImmutable', doc: 'KVM_ARCH_FLAG_TIMER_PPIS_IMMUTABLE: a vCPU has run, the PPIs are fixed' },
+  { name: 'timerClock', doc: '0: the counter follows the host monotonic clock; 1: the controlled schedule' },
+  { name: 'timerVoffset', kind: 'f64', doc: 'CNTVOFF: virtual counter = physical counter - this (VM-wide)' },
+  { name: 'timerPoffset', kind: 'f64', doc: 'physical timer offset (0 unless userspace wrote KVM_REG_ARM_PTIMER_CNT)' },
   { name: 'regions', words: MAX_RDIST_REGIONS * RDIST_REGION.size, doc: 'redistributor regions' },
   { name: 'waitingOn', words: 80, doc: 'per thread slot: lock word+1 it is parked on (watchdog)' },
 ]);

@@ -8,8 +8,11 @@
 /** Contended lock at word `w`: return once it is this thread's turn and the word looks free. */
 export let lockWaitHook: ((w: number) => void) | null = null;
 
-/** Wait while m[idx] === val (WFI doorbell, pause word). Returns false if not handled. */
-export let wordWaitHook: ((idx: number, val: number) => boolean) | null = null;
+/**
+ * Wait while m[idx] === val (WFI doorbell, pause word), or until the physical counter reaches
+ * `deadline` (a WFI bounded by a timer; Infinity: no bound). Returns false if not handled.
+ */
+export let wordWaitHook: ((idx: number, val: number, deadline?: number) => boolean) | null = null;
 
 /**
  * A busy-wait loop iteration (spin on another thread's progress): let others run. Returns false
@@ -19,7 +22,7 @@ export let yieldHook: (() => boolean) | null = null;
 
 export function setWaitHooks(h: {
   lockWait: ((w: number) => void) | null;
-  wordWait: ((idx: number, val: number) => boolean) | null;
+  wordWait: ((idx: number, val: number, deadline?: number) => boolean) | null;
   yield: (() => boolean) | null;
 }): void {
   lockWaitHook = h.lockWait;

@@ -25,6 +25,8 @@ export const BUG = {
   lpiGetOnZero: 1 << 9,
   /** The resampler lowers the line once per resamplefd instead of once per EOI (§8.5, §12.21). */
   resampleLowerPerIrqfd: 1 << 10,
+  /** A vCPU blocked in WFI is not woken at its timer's expiry (no bg_timer, arch_timer.c). */
+  timerWfiUnbounded: 1 << 11,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -116,5 +118,11 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'with several resampling irqfds on one GSI, the ack handler lowers the line before each resamplefd signal: a device that re-asserted after the first signal is lowered again by the second, and its interrupt is lost',
     history: 'irqfd_resampler_ack de-asserts once, then notifies every resamplefd ("multiple de-asserts racing with re-asserts", virt/kvm/eventfd.c comment; spec §8.5, §12.21)',
     scenario: 'irqfd-shared',
+  },
+  {
+    name: 'timerWfiUnbounded',
+    what: 'a vCPU blocking in WFI neither bounds its sleep by its timers nor looks at them while blocked: its timer expires and nothing wakes it (only another interrupt would)',
+    history: 'kvm_timer_vcpu_put arms the bg_timer (kvm_timer_blocking) with the earliest expiry of the vCPU\'s timers when it blocks, and kvm_bg_timer_expire wakes it; a timer is not loaded on a blocked vCPU, so nothing else would',
+    scenario: 'timer',
   },
 ];

@@ -18,7 +18,7 @@ import { traceMigrate } from './trace.js';
 import { apListProblem, InvariantError } from '../check/invariants.js';
 import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
-import { physLineLevel } from './phys-irq.js';
+import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
 
 /**
@@ -273,6 +273,7 @@ export function foldLrs(h: Host, v: number): void {
     // interrupt unforwarded (or migrated) now would be forgotten (vgic_irq_handle_resampling).
     if (m[lb + LR.off.hw] && m[b + IRQ.off.config] === LEVEL && state & LR_PENDING) {
       m[b + IRQ.off.lineLevel] = physLineLevel(h, m[lb + LR.off.pintid]!) ? 1 : 0;
+      if (!m[b + IRQ.off.lineLevel]) physResampledLow(h, m[lb + LR.off.pintid]!);
     }
     m[b + IRQ.off.onLr] = 0;
     unlockIrq(h, r);

@@ -10,6 +10,7 @@
 import { PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, NR_PHYS_IRQS } from '../shm/layouts.js';
 import { physOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
+import { timerInputLevel, timerPhysInactive } from '../kvm/timer/arch-timer.js';
 
 /** Physical line index of a pINTID, or -1 if it names no device line. */
 export function physLineOf(pintid: number): number {
@@ -34,6 +35,8 @@ export function bellOf(h: Host, p: number): number {
  * complete physically.
  */
 export function physDeactivate(h: Host, pintid: number): void {
+  // A host PPI (the arch timer's) is per CPU: the deactivating vCPU's thread is that CPU.
+  if (pintid < 32) return timerPhysInactive(h, h.selfVcpu, pintid);
   const line = physLineOf(pintid);
   if (line < 0) return;
   const m = h.m;
@@ -52,8 +55,19 @@ export function physDeactivate(h: Host, pintid: number): void {
 
 /** The physical line level (vgic_get_phys_line_level): asserted while events are outstanding. */
 export function physLineLevel(h: Host, pintid: number): boolean {
+  // A timer PPI's line is its output (the get_input_level op), sampled on the vCPU's own CPU.
+  if (pintid < 32) return timerInputLevel(h, h.selfVcpu, pintid);
   const line = physLineOf(pintid);
   if (line < 0) return false;
   const p = physOff(h.g, line);
   return Atomics.load(h.m, p + PHYS_IRQ.off.raised) > Atomics.load(h.m, p + PHYS_IRQ.off.serviced);
+}
+
+/**
+ * A mapped level interrupt re-sampled low at fold (vgic_irq_handle_resampling): clear the
+ * physical active state, so the next assertion raises a new host interrupt. Only the timer's
+ * host PPIs carry one here: a device line's active instance is completed by its deactivation.
+ */
+export function physResampledLow(h: Host, pintid: number): void {
+  if (pintid < 32) timerPhysInactive(h, h.selfVcpu, pintid);
 }

@@ -17,6 +17,7 @@ import { vcpuOff } from '../shm/vm-memory.js';
 import { MIN_BPR0, MIN_BPR1, PRI_BITS, readBpr0, readBpr1 } from './cpu-interface.js';
 import type { Host } from './host.js';
 import { vgicV3DispatchSgi } from './sgi-v3.js';
+import { TIMER_SYSREG_NAMES, TIMER_SYSREGS } from '../kvm/timer/timer-sysregs.js';
 
 export { vgicV3DispatchSgi };
 
@@ -47,6 +48,7 @@ export const SYSREG_NAMES = [
   'ICC_SRE_EL1',
   'ICC_IGRPEN0_EL1',
   'ICC_IGRPEN1_EL1',
+  ...TIMER_SYSREG_NAMES,
 ] as const;
 
 export type SysregName = (typeof SYSREG_NAMES)[number];
@@ -232,6 +234,8 @@ export const SYSREGS: readonly SysregDesc[] = [
   }),
   grpen(0),
   grpen(1),
+  // The generic timer's EL0 registers (guest access only: userspace uses ONE_REG).
+  ...TIMER_SYSREGS,
 ];
 
 export const SYSREGS_BY_NAME: ReadonlyMap<string, SysregDesc> = new Map(SYSREGS.map((r) => [r.name, r]));

@@ -8,6 +8,7 @@ import { dw, makeHost, type Host, type SharedVmConfig } from '../../src/vgic/hos
 import { vgicInit } from '../../src/vgic/init.js';
 import { lockConfig, unlockConfig } from '../../src/vgic/locks.js';
 import { KVM_VGIC_V3_REDIST_SIZE } from '../../src/kvm/uapi.js';
+import { timerInitVm, timerVcpuInit } from '../../src/kvm/timer/timer-enable.js';
 
 export const DIST_BASE = 0x0800_0000;
 export const CPU_BASE = 0x0801_0000;
@@ -33,6 +34,8 @@ export function makeVm(o: VmOpts): Host {
   m[dw(h, 'nrSpis')] = o.nrSpis ?? 64;
   h.f[dw(h, 'distBase') / 2] = DIST_BASE;
   h.f[dw(h, 'cpuBase') / 2] = o.model === 2 ? CPU_BASE : -1;
+  timerInitVm(h, false); // as KVM_CREATE_VM and KVM_CREATE_VCPU do
+  for (let v = 0; v < o.vcpus; v++) timerVcpuInit(h, v);
   for (let v = 0; v < maxVcpus; v++) {
     const vb = vcpuOff(g, v);
     m[vb + VCPU.off.apHead] = -1;
