@@ -64,9 +64,14 @@ describe('README', () => {
 
   it.each(blocks.filter((b) => b.mode === 'sh').map((b) => [b.line, b]))('the shell block at line %i runs with its exit code and output', async (_l, b) => {
     const lines = b.code.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l && !l.startsWith('#'));
+    // A fresh working directory per block, inside the package (npx finds its bin from there), so
+    // that files a command writes (vgic-emu-out/...) are the ones the next line reads.
+    const cwd = join(DIR, `sh-line${b.line}`);
+    rmSync(cwd, { recursive: true, force: true });
+    mkdirSync(cwd, { recursive: true });
     let last = { code: 0 as number | null, stdout: '', stderr: '' };
     for (const l of lines) {
-      last = await sh(l, ROOT, 120_000);
+      last = await sh(l, cwd, 120_000);
       expect(last.code, `\`${l}\` exited ${last.code}\n${last.stderr.slice(-2000)}`).toBe(b.exit);
     }
     if (b.stdout) expect(last.stdout).toMatch(b.stdout);
