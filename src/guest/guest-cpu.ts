@@ -19,6 +19,7 @@ import { ackTraceInfo, cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, deliverableLr, 
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
+import { vgicDeactivate } from '../vgic/dir-trap.js';
 import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
 import { SYSREGS_BY_NAME, type SysregName } from '../vgic/sysregs.js';
 import { dispatchSgiWords } from '../vgic/sgi-v3.js';
@@ -156,7 +157,11 @@ export class GuestCpu {
 
   private afterDeact(d: Deact): void {
     if (d === Deact.Maintenance) this.r.maint = true;
-    else if (d === Deact.None) return;
+    else if (d === Deact.Counted) {
+      // LRENPIE: EOIcount moved while actives live outside the LRs.
+      if (this.m[this.vb + VCPU.off.lrenpie]) this.r.maint = true;
+      return;
+    } else if (d === Deact.None) return;
     // Underflow maintenance: at most one valid LR left while entries wait on the ap_list.
     if (this.m[this.vb + VCPU.off.uie] && validLrCount(this.h, this.id) <= 1) this.r.maint = true;
   }
@@ -166,7 +171,8 @@ export class GuestCpu {
     this.b();
     const id = cpuIar(this.h, this.id, this.gic === 2 ? -1 : group);
     if (id !== 1023) {
-      this.r.pendHint--;
+      // NPIE: more pending interrupts than LRs, and none of the LRs is pending any more.
+      if (--this.r.pendHint <= 0 && this.m[this.vb + VCPU.off.npie]) this.r.maint = true;
       this.m[this.ctr + CTR.acks]!++;
       if (this.h.hist) {
         const [prio, best] = ackTraceInfo(this.h, this.id, this.gic === 2 ? id & 0x3ff : id);
@@ -188,7 +194,16 @@ export class GuestCpu {
   /** Deactivate: ICC_DIR_EL1 / GICC_DIR (EOImode = 1). */
   dir(intid: number): void {
     this.b();
-    const d = cpuDir(this.h, this.id, intid);
+    // Mainline never maps the GICV page holding GICC_DIR into the guest: every write traps.
+    const d = this.gic === 2 && !this.h.classicLr ? Deact.Trap : cpuDir(this.h, this.id, intid);
+    if (d === Deact.Trap) {
+      this.r.exit(this.gic === 2 ? EXIT.mmio_kernel : EXIT.sysreg);
+      const done = vgicDeactivate(this.h, this.id, intid);
+      this.r.enter();
+      if (done) this.m[this.ctr + CTR.deactivations]!++;
+      if (this.h.hist && done) this.traceDeact(intid);
+      return;
+    }
     if (d !== Deact.None) this.m[this.ctr + CTR.deactivations]!++;
     if (this.h.hist && d !== Deact.None) this.traceDeact(intid);
     this.afterDeact(d);

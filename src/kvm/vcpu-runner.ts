@@ -8,7 +8,7 @@
  * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
  * local maintenance flag.
  */
-import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VGIC_PROCESS_UPDATE, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { KvmError } from './errno.js';
 import { EXIT, VCPU, CTR } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -18,7 +18,7 @@ import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicMapResources } from '../vgic/init.js';
 import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgic/locks.js';
-import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
+import { flushLrs, pruneApList, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
 import { wordWaitHook } from '../sync/wait-hooks.js';
@@ -117,6 +117,8 @@ export class VcpuRunner {
     if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
     if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
     if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
+    // kvm_vgic_process_async_update: a DIR trap deactivated an entry of our ap_list.
+    if (req & KVM_REQ_VGIC_PROCESS_UPDATE) pruneApList(this.h, this.v);
     // KVM_REQ_IRQ_PENDING carries no work: it only made "requests pending" true.
   }
 
@@ -138,7 +140,8 @@ export class VcpuRunner {
       this.checkRequests();
       // An empty ap_list has nothing to flush (and fold left no LR in use): skip the call, as the
       // classic kernel skips the lock (the race with an injector is benign: it kicks us, §12.4).
-      if (this.vgic && m[this.apHeadIdx]! >= 0) flushLrs(h, this.v);
+      // (Mainline flushes an empty list too: TDIR follows the SPIs in flight anywhere in the VM.)
+      if (this.vgic && (m[this.apHeadIdx]! >= 0 || !h.classicLr)) flushLrs(h, this.v);
       schedPoint(SchedPoint.PublishMode, this.v);
       Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
       // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request

@@ -9,7 +9,7 @@ import { releaseAll } from '../sync/lock.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
 import { IRQ, MAX_LRS, VCPU } from '../shm/layouts.js';
-import { makeHost, dw, type Host, type LockingMode, type SharedVmConfig } from '../vgic/host.js';
+import { makeHost, dw, type Host, type LockingMode, type LrPolicy, type SharedVmConfig } from '../vgic/host.js';
 import { bugMask } from '../vgic/bugs.js';
 import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
@@ -44,6 +44,11 @@ export interface VmOptions {
   ipaBits?: number;
   /** 'fine' (2016+ kernel) or 'global' (2014 kernel's single distributor lock). Default 'fine'. */
   locking?: LockingMode;
+  /**
+   * LR overflow handling: 'mainline' (default, the kernel since the 2025 rework) or 'classic'
+   * (the ~6.1-6.6 algorithm, whose guests cannot nest deeper than the LR count).
+   */
+  lrPolicy?: LrPolicy;
   /** Lock-order checking (lockdep). Default: on when VGIC_EMU_LOCKDEP=1 (tests), else off. */
   lockdep?: boolean;
   /** Lock statistics: 'off', 'counts' (default), or 'timed' (adds wait/hold time). */
@@ -113,12 +118,14 @@ export class Vm {
     if (!Number.isInteger(ramBytes) || ramBytes < 4096 || ramBytes % 4096) throw new KvmError('EINVAL', 'ramBytes must be a positive multiple of 4096');
     const locking = o.locking ?? 'fine';
     if (locking !== 'fine' && locking !== 'global') throw new KvmError('EINVAL', "locking must be 'fine' or 'global'");
+    const lrPolicy = o.lrPolicy ?? 'mainline';
+    if (lrPolicy !== 'mainline' && lrPolicy !== 'classic') throw new KvmError('EINVAL', "lrPolicy must be 'mainline' or 'classic'");
     const lockdep = o.lockdep ?? process.env.VGIC_EMU_LOCKDEP === '1';
     const lockStats = o.lockStats ?? 'counts';
     const bugs = o.bugs ?? [];
     const irqBypass = o.irqBypass ?? false;
-    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs, irqBypass };
-    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
+    this.options = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs, irqBypass };
+    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs: bugMask(bugs) };
     this.geometry = computeGeometry(this.cfg);
     this.buffers = allocateBuffers(this.geometry);
     this.stress = o.stress ?? null;
