@@ -146,7 +146,7 @@ export class GuestCpu {
     const id = value & 0xffffff;
     if (id >= 1020 && id <= 1023) return;
     this.h.hist!.record(EventKind.EOI, value, this.id, 0, 0);
-    if (d !== Deact.None) this.traceDeact(value);
+    if (d === Deact.Done || d === Deact.Maintenance) this.traceDeact(value);
   }
 
   private traceDeact(value: number): void {
@@ -196,16 +196,15 @@ export class GuestCpu {
     this.b();
     // Mainline never maps the GICV page holding GICC_DIR into the guest: every write traps.
     const d = this.gic === 2 && !this.h.classicLr ? Deact.Trap : cpuDir(this.h, this.id, intid);
+    let done = d === Deact.Done || d === Deact.Maintenance;
     if (d === Deact.Trap) {
       this.r.exit(this.gic === 2 ? EXIT.mmio_kernel : EXIT.sysreg);
-      const done = vgicDeactivate(this.h, this.id, intid);
+      done = vgicDeactivate(this.h, this.id, intid);
       this.r.enter();
-      if (done) this.m[this.ctr + CTR.deactivations]!++;
-      if (this.h.hist && done) this.traceDeact(intid);
-      return;
     }
-    if (d !== Deact.None) this.m[this.ctr + CTR.deactivations]!++;
-    if (this.h.hist && d !== Deact.None) this.traceDeact(intid);
+    if (done) this.m[this.ctr + CTR.deactivations]!++;
+    if (this.h.hist && done) this.traceDeact(intid);
+    if (d === Deact.Trap) return;
     this.afterDeact(d);
   }
   hppir(group = 1): number {

@@ -28,6 +28,7 @@ import { clearLr, cyclic, lrOff, populateLr, sortApList } from './lr.js';
 import { physDeactivate, physLineLevel } from './phys-irq.js';
 import { kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
+import { EventKind } from '../check/events.js';
 
 /** ICH_HCR_EL2.EOIcount is a 5-bit field. */
 export const EOICOUNT_MAX = 31;
@@ -187,6 +188,8 @@ export function foldEoiCount(h: Host, v: number, folded: Int32Array, nFolded: nu
       lockIrq(h, r);
       if (oracle(h, b) === v && m[b + IRQ.off.active]) {
         if (deactivateRecord(h, b)) ackedPins[acked++] = m[b + IRQ.off.intid]! - 32;
+        // The deactivation the guest's EOI meant, as the history would have seen it in an LR.
+        if (h.hist) h.hist.record(EventKind.DEACT, m[b + IRQ.off.intid]!, v, m[b + IRQ.off.config]!, 0);
         n--;
       }
       unlockIrq(h, r);

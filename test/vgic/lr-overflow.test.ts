@@ -156,8 +156,8 @@ interface EoiCountArgs {
 /**
  * EOIcount (EOImode=0): six nested actives, then three pending interrupts too low to preempt.
  * Pending entries go first into the LRs, so the LRs hold the three pending ones and the newest
- * active; the other five actives live outside. Each EOI of one of those bumps EOIcount, and the
- * exit that follows (LRENPIE) must deactivate exactly it: after every EOI the guest reads
+ * active; the other five actives live outside. An EOI of one of those bumps EOIcount, and the
+ * exit that follows (LRENPIE) must deactivate exactly it: after every second EOI the guest reads
  * ISACTIVER (a trapped access: the exit and fold happen first).
  */
 const eoiCountGuest = guestFromFunction((cpu: GuestCpu, a: EoiCountArgs) => {
@@ -188,6 +188,9 @@ const eoiCountGuest = guestFromFunction((cpu: GuestCpu, a: EoiCountArgs) => {
   const activeAfter: number[][] = [];
   for (let k = acked.length - 1; k >= 0; k--) {
     cpu.eoi(acked[k]!);
+    // Look only after every second EOI: each look is an exit, which refills the LRs, and the
+    // EOI that follows a refill finds its interrupt in an LR again.
+    if (k % 2) continue;
     const act: number[] = [];
     for (const intid of all) if ((cpu.mmioRead(cpu.gicdBase + ISACTIVER + 4 * (intid >> 5)) >>> (intid & 31)) & 1) act.push(intid);
     activeAfter.push(act);
@@ -209,8 +212,10 @@ describe.each(['fine', 'global'] as const)("EOIcount, locking '%s'", (locking) =
     const out = r!.result as { acked: number[]; masked: number; activeAfter: number[][]; late: number[]; rpr: number; iar: number };
     expect(out.acked).toEqual(actives);
     expect(out.masked).toBe(SPURIOUS);
-    // After the EOI of the k-th newest, exactly the older ones are still active.
-    expect(out.activeAfter).toEqual([5, 4, 3, 2, 1, 0].map((n) => actives.slice(0, n)));
+    // After each pair of EOIs (the first in an LR, the second counted), exactly the older ones
+    // are still active: the walk deactivated the most urgent active outside the LRs.
+    expect(out.activeAfter).toEqual([4, 2, 0].map((n) => actives.slice(0, n)));
+    expect(vm.vcpus[0]!.stats().exits.maintenance).toBeGreaterThanOrEqual(3);
     expect(out.late).toEqual(pendings);
     expect({ rpr: out.rpr, iar: out.iar }).toEqual({ rpr: 0xff, iar: SPURIOUS });
   });
@@ -310,4 +315,60 @@ it("lrPolicy is validated: a bad value is EINVAL naming the option", () => {
   }
   expect(msg).toContain('lrPolicy');
   expect(tracker.track(createVm({})).options.lrPolicy).toBe('mainline');
+});
+
+/**
+ * NPIE: six SPIs pending at once, more than the four LRs. With EOImode=1 the guest acknowledges
+ * and priority-drops one after the other without any exit of its own: each stays active in its
+ * LR. Once no LR is pending, NPIE makes the vCPU exit so the next pending ones are loaded (mainline
+ * puts pending before active). Classic keeps the four actives and the guest reads 1023 until it
+ * deactivates them.
+ */
+const npieGuest = guestFromFunction((cpu: GuestCpu, a: { spis: number[] }) => {
+  const SPURIOUS = 1023;
+  cpu.initCpuInterface();
+  cpu.setEoiMode(true);
+  a.spis.forEach((intid, i) => {
+    cpu.driver.setPriority(intid, 0x10 * (i + 1));
+    cpu.driver.route(intid, 0);
+    cpu.driver.enable(intid);
+  });
+  cpu.driver.enableDistributor();
+  cpu.disableIrqs();
+  for (const intid of a.spis) cpu.driver.setPending(intid);
+  const acked: number[] = [];
+  for (let i = 0; i < a.spis.length; i++) {
+    const v = cpu.iar();
+    if (v === SPURIOUS) break;
+    cpu.eoi(v);
+    acked.push(v);
+  }
+  for (const v of acked) cpu.dir(v);
+  const drained: number[] = [];
+  for (let v = cpu.iar(); v !== SPURIOUS && drained.length < a.spis.length; v = cpu.iar()) {
+    drained.push(v);
+    cpu.eoi(v);
+    cpu.dir(v);
+  }
+  return { acked, drained, rpr: cpu.rpr(), iar: cpu.iar() };
+});
+
+describe.each(['fine', 'global'] as const)("NPIE, locking '%s'", (locking) => {
+  describe.each([3, 2] as const)('GICv%i', (model) => {
+    it.each(['mainline', 'classic'] as const)('%s: six pending through four LRs, acknowledged and priority-dropped back to back', async (lrPolicy) => {
+      const spis = [40, 41, 42, 43, 44, 45];
+      const { vm } = tracker.track(build(model, { vcpus: 1, guest: npieGuest, args: { spis }, nrIrqs: 64, vm: { nrLr: NR_LR, locking, lrPolicy } }));
+      const [r] = await runAll(vm, 30_000, 'the NPIE guest');
+      const out = r!.result as { acked: number[]; drained: number[]; rpr: number; iar: number };
+      if (lrPolicy === 'mainline') {
+        expect(out.acked).toEqual(spis);
+        expect(out.drained).toEqual([]);
+        expect(vm.vcpus[0]!.stats().exits.maintenance).toBeGreaterThan(0);
+      } else {
+        expect(out.acked).toEqual(spis.slice(0, NR_LR));
+        expect(out.drained).toEqual(spis.slice(NR_LR));
+      }
+      expect({ rpr: out.rpr, iar: out.iar }).toEqual({ rpr: 0xff, iar: SPURIOUS });
+    });
+  });
 });
