@@ -21,6 +21,7 @@ import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgi
 import { flushLrs, pruneApList, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
+import { VcpuCpuIf } from '../vgic/vcpu-cpuif.js';
 import { wordWaitHook } from '../sync/wait-hooks.js';
 
 /** Thrown out of guest code when the VM is being torn down; the run then ends quietly. */
@@ -43,10 +44,8 @@ export class VcpuRunner {
   readonly modeIdx: number;
   readonly reqIdx: number;
   readonly stopIdx: number;
-  /** LRs with the pending bit at the last entry, kept up to date by the CPU interface. */
-  pendHint = 0;
-  /** A maintenance interrupt is due (EOI-bit LR went invalid, or underflow). */
-  maint = false;
+  /** The guest's CPU interface: pending hint, maintenance flag, counters (vgic/vcpu-cpuif.ts). */
+  readonly cif: VcpuCpuIf;
   private haltPollNs = HALT_POLL_MIN_NS;
   private inKvmRun = false;
   /** An in-kernel vgic exists (fixed before the first run: creating one after is EBUSY). */
@@ -68,6 +67,7 @@ export class VcpuRunner {
     this.entriesIdx = this.vb + VCPU.off.counters + CTR.entries;
     this.apHeadIdx = this.vb + VCPU.off.apHead;
     this.usedLrsIdx = this.vb + VCPU.off.usedLrs;
+    this.cif = new VcpuCpuIf(this);
   }
 
   /** KVM_RUN: take vcpu->mutex for its whole duration; first-run setup; enter the guest. */
@@ -153,8 +153,8 @@ export class VcpuRunner {
         continue;
       }
       m[this.entriesIdx]!++;
-      this.pendHint = m[this.usedLrsIdx] !== 0 ? pendingLrCount(h, this.v) : 0;
-      this.maint = false;
+      this.cif.pendHint = m[this.usedLrsIdx] !== 0 ? pendingLrCount(h, this.v) : 0;
+      this.cif.maint = false;
       return;
     }
   }
@@ -169,7 +169,7 @@ export class VcpuRunner {
 
   /** An instruction boundary found a kick or a maintenance interrupt: exit and re-enter. */
   exitForInterrupt(): void {
-    this.exit(this.maint ? EXIT.maintenance : EXIT.irq);
+    this.exit(this.cif.maint ? EXIT.maintenance : EXIT.irq);
     this.enter();
   }
 
