@@ -40,6 +40,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   lockIrq(h, r);
   let target = m[b + IRQ.off.vcpu]!;
   let hammer = false;
+  let done = false;
   let acked = false;
   if (target >= 0) {
     if (m[b + IRQ.off.onLr]) {
@@ -50,6 +51,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
       target = -1;
     } else {
       acked = deactivateRecord(h, b);
+      done = true;
     }
   }
   unlockIrq(h, r);
@@ -61,5 +63,5 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   if (hammer) vgicMmioWrite(h, v, h.f[D.distBase / 2]! + GICD_ICACTIVER + 4 * (intid >> 5), 4, 1 << (intid & 31));
   // The holder's ap_list now has an idle entry: have it pruned at its next entry (no kick).
   if (target >= 0) makeRequest(h, target, KVM_REQ_VGIC_PROCESS_UPDATE);
-  return acked || hammer;
+  return done || hammer;
 }

@@ -133,6 +133,8 @@ describe.each(['fine', 'global'] as const)("LR overflow, locking '%s'", (locking
         // EOImode=1 on GICv3: every DIR of an interrupt outside the four LRs traps (TDIR), the last
         // four are deactivated in the LRs. (SGI generation is a trapped sysreg write too.)
         if (eoiSplit && model === 3) expect(r.stats.exits.sysreg).toBe(round.num - NR_LR + (round.first < 16 ? round.num : 0));
+        // Every DIR deactivated its interrupt, trapped or in an LR.
+        expect(r.stats.deactivations).toBe(eoiSplit ? round.num : 0);
       });
 
       it('classic (documented limit): nesting stops at the LR count; the next interrupt waits for the unwinding', async () => {
@@ -142,6 +144,7 @@ describe.each(['fine', 'global'] as const)("LR overflow, locking '%s'", (locking
         expect(r.stuck).toBe(round.first + NR_LR);
         // Once the four are unwound the fifth is presented; nothing is lost, nothing left active.
         expect(r.drained).toEqual([round.first + NR_LR]);
+        expect(r.stats.deactivations).toBe(eoiSplit ? NR_LR + 1 : 0);
         expect({ rpr: r.rpr, ap0: r.ap0, ap1: r.ap1, iar: r.iar, active: r.active, pending: r.pending }).toEqual({ rpr: 0xff, ap0: 0, ap1: 0, iar: SPURIOUS, active: [], pending: [] });
       });
     });
