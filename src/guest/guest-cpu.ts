@@ -235,11 +235,6 @@ export class GuestCpu {
     this.b();
   }
 
-  /** @internal host side of trapped sysregs and GICC: run with the runner's Host. */
-  get host(): Host {
-    return this.h;
-  }
-
   /**
    * Send SGI `intid` (0-15) to `targets`: a list of vCPU ids, 'others' (all but me) or 'self'.
    * v3: composes ICC_SGI1R_EL1 (affinity routing); v2: writes GICD_SGIR (target list filter).
