@@ -11,11 +11,10 @@
  */
 import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, IN_GUEST_MODE } from '../kvm/uapi.js';
 import type { VcpuRunner } from '../kvm/vcpu-runner.js';
-import { VCPU, CTR, EXIT, IRQ } from '../shm/layouts.js';
-import { EventKind } from '../check/events.js';
-import { irqRecord } from '../vgic/irq.js';
-import { irqOff, vcpuOff } from '../shm/vm-memory.js';
-import { ackTraceInfo, cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, deliverableLr, runningPriority, validLrCount, readBpr0, readBpr1, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
+import { VCPU, CTR, EXIT } from '../shm/layouts.js';
+import { vcpuOff } from '../shm/vm-memory.js';
+import { deliverableLr, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
+import type { VcpuCpuIf } from '../vgic/vcpu-cpuif.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
@@ -55,6 +54,8 @@ export class GuestCpu {
   readonly gicrBase: number;
 
   private readonly r: VcpuRunner;
+  /** This vCPU's CPU interface (owned by its run loop). */
+  private readonly cif: VcpuCpuIf;
   private readonly h: Host;
   private readonly m: Int32Array;
   private readonly modeIdx: number;
@@ -73,6 +74,7 @@ export class GuestCpu {
 
   constructor(r: VcpuRunner, nrVcpus: number, userMmio: UserMmioHandler) {
     this.r = r;
+    this.cif = r.cif;
     this.h = r.h;
     this.m = r.h.m;
     this.id = r.v;
@@ -100,8 +102,8 @@ export class GuestCpu {
     // The architected timer's output raises the host PPI (one compare while no timer is armed).
     const dl = this.f[this.dlIdx]!;
     if (dl !== Infinity && dl <= physCounter(this.h)) this.r.timerIrq();
-    if (this.r.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
-    if (this.irqOn && this.r.pendHint > 0) this.takeIrq();
+    if (this.cif.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
+    if (this.irqOn && this.cif.pendHint > 0) this.takeIrq();
   }
 
   private takeIrq(): void {
@@ -169,100 +171,65 @@ export class GuestCpu {
   }
 
   // ---- CPU interface ------------------------------------------------------------------------
-
-  private traceEoi(value: number, d: Deact): void {
-    const id = value & 0xffffff;
-    if (id >= 1020 && id <= 1023) return;
-    this.h.hist!.record(EventKind.EOI, value, this.id, 0, 0);
-    if (d !== Deact.None) this.traceDeact(value);
-  }
-
-  private traceDeact(value: number): void {
-    const r = irqRecord(this.h, this.id, this.gic === 2 ? value & 0x3ff : value & 0xffffff);
-    const level = r >= 0 ? this.m[irqOff(this.h.g, r) + IRQ.off.config]! : 0;
-    this.h.hist!.record(EventKind.DEACT, value, this.id, level, 0);
-  }
-
-  private afterDeact(d: Deact): void {
-    if (d === Deact.Maintenance) this.r.maint = true;
-    else if (d === Deact.None) return;
-    // Underflow maintenance: at most one valid LR left while entries wait on the ap_list.
-    if (this.m[this.vb + VCPU.off.uie] && validLrCount(this.h, this.id) <= 1) this.r.maint = true;
-  }
+  // Each access is an instruction boundary, then the vCPU's CPU interface (vgic/vcpu-cpuif.ts),
+  // the same object the GICC and ICC register rows use.
 
   /** Acknowledge: ICC_IAR1_EL1 (v3) / GICC_IAR (v2). Returns the INTID or 1023. */
   iar(group = 1): number {
     this.b();
-    const id = cpuIar(this.h, this.id, this.gic === 2 ? -1 : group);
-    if (id !== 1023) {
-      this.r.pendHint--;
-      this.m[this.ctr + CTR.acks]!++;
-      if (this.h.hist) {
-        const [prio, best] = ackTraceInfo(this.h, this.id, this.gic === 2 ? id & 0x3ff : id);
-        this.h.hist.record(EventKind.ACK, id, this.id, prio, best);
-      }
-    } else this.m[this.ctr + CTR.spuriousAcks]!++;
-    return id;
+    return this.cif.iar(this.gic === 2 ? -1 : group);
   }
   /** End of interrupt: ICC_EOIR1_EL1 / GICC_EOIR. */
   eoi(intid: number, group = 1): void {
     this.b();
-    // Writes of the special INTIDs 1020-1023 are ignored by the CPU interface: not an EOI.
-    const id = intid & 0xffffff;
-    if (id < 1020 || id > 1023) this.m[this.ctr + CTR.eois]!++;
-    const d = cpuEoir(this.h, this.id, intid, this.gic === 2 ? -1 : group);
-    if (this.h.hist) this.traceEoi(intid, d);
-    this.afterDeact(d);
+    this.cif.eoi(intid, this.gic === 2 ? -1 : group);
   }
   /** Deactivate: ICC_DIR_EL1 / GICC_DIR (EOImode = 1). */
   dir(intid: number): void {
     this.b();
-    const d = cpuDir(this.h, this.id, intid);
-    if (d !== Deact.None) this.m[this.ctr + CTR.deactivations]!++;
-    if (this.h.hist && d !== Deact.None) this.traceDeact(intid);
-    this.afterDeact(d);
+    this.cif.dir(intid);
   }
   hppir(group = 1): number {
     this.b();
-    return cpuHppir(this.h, this.id, this.gic === 2 ? -1 : group);
+    return this.cif.hppir(this.gic === 2 ? -1 : group);
   }
   rpr(): number {
     this.b();
-    return runningPriority(this.m, this.vb);
+    return this.cif.rpr();
   }
   get pmr(): number {
     this.b();
-    return this.m[this.vb + VCPU.off.pmr]!;
+    return this.cif.pmr;
   }
   set pmr(v: number) {
     this.b();
-    this.m[this.vb + VCPU.off.pmr] = v & 0xf8;
+    this.cif.pmr = v;
   }
   get bpr0(): number {
     this.b();
-    return readBpr0(this.m, this.vb);
+    return this.cif.bpr0;
   }
   set bpr0(v: number) {
     this.b();
-    this.m[this.vb + VCPU.off.bpr0] = Math.max(v & 7, MIN_BPR0);
+    this.cif.bpr0 = v;
   }
   get bpr1(): number {
     this.b();
-    return readBpr1(this.m, this.vb);
+    return this.cif.bpr1;
   }
   set bpr1(v: number) {
     this.b();
-    if (!this.m[this.vb + VCPU.off.cbpr]) this.m[this.vb + VCPU.off.bpr1] = Math.max(v & 7, MIN_BPR1);
+    this.cif.bpr1 = v;
   }
   /** EOImode: false = EOI drops priority and deactivates; true = EOI drops, DIR deactivates. */
   setEoiMode(split: boolean): void {
     this.b();
-    this.m[this.vb + VCPU.off.eoiMode] = split ? 1 : 0;
+    this.cif.setEoiMode(split);
   }
   /** Group enables (ICC_IGRPEN0/1_EL1, GICC_CTLR.EnableGrp0/1). */
   enableGroup(group: number, on = true): void {
     this.b();
-    this.m[this.vb + (group ? VCPU.off.eng1 : VCPU.off.eng0)] = on ? 1 : 0;
+    this.cif.enableGroup(group, on);
   }
   /**
    * The usual CPU-interface bring-up of a guest kernel: PMR = 0xFF, enable group 1 on v3 (group 0
@@ -281,7 +248,7 @@ export class GuestCpu {
     this.b();
     const reg = SYSREGS_BY_NAME.get(name);
     if (!reg?.read) throw new Error(`vCPU ${this.id}: ${name} is not readable`);
-    return reg.read(this);
+    return reg.read(this.cif);
   }
   /**
    * MRS MPIDR_EL1: KVM's reset value (reset_mpidr), RES1 bit 31 over the affinity built from
@@ -299,15 +266,10 @@ export class GuestCpu {
     const val = BigInt.asUintN(64, BigInt(value));
     if (reg.trap) {
       this.r.exit(EXIT.sysreg);
-      reg.write(this, val);
+      reg.write(this.cif, val);
       this.r.enter();
-    } else reg.write(this, val);
+    } else reg.write(this.cif, val);
     this.b();
-  }
-
-  /** @internal host side of trapped sysregs and GICC: run with the runner's Host. */
-  get host(): Host {
-    return this.h;
   }
 
   /**
@@ -391,7 +353,7 @@ export class GuestCpu {
   /** MMIO read of `len` bytes (1, 2, 4 or 8; 8 returns up to 2^53 exactly). */
   mmioRead(gpa: number, len = 4): number {
     this.b();
-    if (this.inGicc(gpa)) return giccRead(this, gpa - this.giccBase, len);
+    if (this.inGicc(gpa)) return giccRead(this.cif, gpa - this.giccBase, len);
     if (this.inGicFrame(gpa)) {
       this.r.exit(EXIT.mmio_kernel);
       const v = vgicMmioRead(this.h, this.id, gpa, len);
@@ -409,7 +371,7 @@ export class GuestCpu {
   mmioWrite(gpa: number, value: number, len = 4): void {
     this.b();
     if (this.inGicc(gpa)) {
-      giccWrite(this, gpa - this.giccBase, len, value);
+      giccWrite(this.cif, gpa - this.giccBase, len, value);
       this.b();
       return;
     }
@@ -439,15 +401,6 @@ export class GuestCpu {
   add(i: number, v: number): number {
     this.b();
     return Atomics.add(this.ram, i, v);
-  }
-
-  /** @internal for the GICC/sysreg tables */
-  get runner(): VcpuRunner {
-    return this.r;
-  }
-  /** @internal */
-  noteDeactivation(d: Deact): void {
-    this.afterDeact(d);
   }
 }
 

@@ -106,6 +106,8 @@ export const KVM_REQ_UNBLOCK = 1 << 2;
 export const KVM_REQ_SLEEP = 1 << 8;
 export const KVM_REQ_IRQ_PENDING = 1 << 9;
 export const KVM_REQ_VCPU_RESET = 1 << 10;
+/** KVM_ARCH_REQ(11): an ap_list entry was deactivated through a DIR trap; prune it. */
+export const KVM_REQ_VGIC_PROCESS_UPDATE = 1 << 19;
 /**
  * vgic-emu's own request bit (not a kernel number): the VM is being torn down. Carried with the
  * requests so that the guest-entry path needs no extra load to notice it.

@@ -8,7 +8,7 @@
  * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
  * local maintenance flag.
  */
-import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_SIGNAL, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VGIC_PROCESS_UPDATE, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_SIGNAL, VGIC_EMU_REQ_STOP } from './uapi.js';
 import { KvmError } from './errno.js';
 import { EXIT, VCPU, CTR } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -18,9 +18,10 @@ import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicMapResources } from '../vgic/init.js';
 import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgic/locks.js';
-import { flushLrs, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
+import { flushLrs, pruneApList, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
+import { VcpuCpuIf } from '../vgic/vcpu-cpuif.js';
 import { wordWaitHook } from '../sync/wait-hooks.js';
 import { deadlineIdx, kvmArchTimerHandler, timerLoad } from './timer/arch-timer.js';
 import { timerEnable } from './timer/timer-enable.js';
@@ -53,10 +54,8 @@ export class VcpuRunner {
   readonly reqIdx: number;
   readonly stopIdx: number;
   readonly sigIdx: number;
-  /** LRs with the pending bit at the last entry, kept up to date by the CPU interface. */
-  pendHint = 0;
-  /** A maintenance interrupt is due (EOI-bit LR went invalid, or underflow). */
-  maint = false;
+  /** The guest's CPU interface: pending hint, maintenance flag, counters (vgic/vcpu-cpuif.ts). */
+  readonly cif: VcpuCpuIf;
   private haltPollNs = HALT_POLL_MIN_NS;
   private inKvmRun = false;
   /** An in-kernel vgic exists (fixed before the first run: creating one after is EBUSY). */
@@ -79,6 +78,7 @@ export class VcpuRunner {
     this.entriesIdx = this.vb + VCPU.off.counters + CTR.entries;
     this.apHeadIdx = this.vb + VCPU.off.apHead;
     this.usedLrsIdx = this.vb + VCPU.off.usedLrs;
+    this.cif = new VcpuCpuIf(this);
   }
 
   /** KVM_RUN: take vcpu->mutex for its whole duration; first-run setup; enter the guest. */
@@ -131,6 +131,8 @@ export class VcpuRunner {
     if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
     if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
     if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
+    // kvm_vgic_process_async_update: a DIR trap deactivated an entry of our ap_list.
+    if (req & KVM_REQ_VGIC_PROCESS_UPDATE) pruneApList(this.h, this.v);
     // The signal check comes after the requests, as the kernel's entry work looks at
     // signal_pending() after kvm_check_request()s; the state lives in the signal word (a resume
     // that came before we looked has cancelled it).
@@ -182,7 +184,8 @@ export class VcpuRunner {
       this.checkRequests();
       // An empty ap_list has nothing to flush (and fold left no LR in use): skip the call, as the
       // classic kernel skips the lock (the race with an injector is benign: it kicks us, §12.4).
-      if (this.vgic && m[this.apHeadIdx]! >= 0) flushLrs(h, this.v);
+      // (Mainline flushes an empty list too: TDIR follows the SPIs in flight anywhere in the VM.)
+      if (this.vgic && (m[this.apHeadIdx]! >= 0 || !h.classicLr)) flushLrs(h, this.v);
       schedPoint(SchedPoint.PublishMode, this.v);
       Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
       // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request
@@ -194,8 +197,8 @@ export class VcpuRunner {
         continue;
       }
       m[this.entriesIdx]!++;
-      this.pendHint = m[this.usedLrsIdx] !== 0 ? pendingLrCount(h, this.v) : 0;
-      this.maint = false;
+      this.cif.pendHint = m[this.usedLrsIdx] !== 0 ? pendingLrCount(h, this.v) : 0;
+      this.cif.maint = false;
       return;
     }
   }
@@ -210,7 +213,7 @@ export class VcpuRunner {
 
   /** An instruction boundary found a kick or a maintenance interrupt: exit and re-enter. */
   exitForInterrupt(): void {
-    this.exit(this.maint ? EXIT.maintenance : EXIT.irq);
+    this.exit(this.cif.maint ? EXIT.maintenance : EXIT.irq);
     this.enter();
   }
 

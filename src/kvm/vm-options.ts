@@ -7,7 +7,7 @@ import { kvmErr } from './errno.js';
 import { KVM_PHYS_SHIFT_DEFAULT } from './uapi.js';
 import { MAX_LRS } from '../shm/layouts.js';
 import { BUG } from '../vgic/bugs.js';
-import type { LockingMode } from '../vgic/host.js';
+import type { LockingMode, LrPolicy } from '../vgic/host.js';
 import type { LockStatsMode } from '../sync/thread.js';
 import type { StressThreadConfig } from '../stress/thread-config.js';
 
@@ -22,6 +22,11 @@ export interface VmOptions {
   ipaBits?: number;
   /** 'fine' (2016+ kernel) or 'global' (2014 kernel's single distributor lock). Default 'fine'. */
   locking?: LockingMode;
+  /**
+   * LR overflow handling: 'mainline' (default, the kernel since the 2025 rework) or 'classic'
+   * (the ~6.1-6.6 algorithm, whose guests cannot nest deeper than the LR count).
+   */
+  lrPolicy?: LrPolicy;
   /** Lock-order checking (lockdep). Default: on when VGIC_EMU_LOCKDEP=1 (tests), else off. */
   lockdep?: boolean;
   /** Lock statistics: 'off', 'counts' (default), or 'timed' (adds wait/hold time). */
@@ -40,7 +45,7 @@ export interface VmOptions {
 
 export type ResolvedVmOptions = Required<Omit<VmOptions, 'bugs' | 'stress'>> & { bugs: readonly string[] };
 
-const KEYS: readonly (keyof VmOptions)[] = ['maxVcpus', 'nrLr', 'ramBytes', 'ipaBits', 'locking', 'lockdep', 'lockStats', 'bugs', 'stress', 'irqBypass'];
+const KEYS: readonly (keyof VmOptions)[] = ['maxVcpus', 'nrLr', 'ramBytes', 'ipaBits', 'locking', 'lrPolicy', 'lockdep', 'lockStats', 'bugs', 'stress', 'irqBypass'];
 
 function int(o: VmOptions, k: keyof VmOptions, dflt: number, lo: number, hi: number, extra?: (v: number) => boolean, rule = `an integer ${lo}..${hi}`): number {
   const v = o[k] ?? dflt;
@@ -84,6 +89,7 @@ export function resolveVmOptions(o: unknown): ResolvedVmOptions & { stress: Stre
     ramBytes: int(opts, 'ramBytes', 1 << 20, 4096, 2 ** 30, (v) => v % 4096 === 0, 'a multiple of 4096, from 4096 to 1 GiB'),
     ipaBits: int(opts, 'ipaBits', KVM_PHYS_SHIFT_DEFAULT, 32, 52),
     locking: oneOf<LockingMode>(opts, 'locking', 'fine', ['fine', 'global']),
+    lrPolicy: oneOf<LrPolicy>(opts, 'lrPolicy', 'mainline', ['mainline', 'classic']),
     lockdep: bool(opts, 'lockdep', process.env.VGIC_EMU_LOCKDEP === '1'),
     lockStats: oneOf<LockStatsMode>(opts, 'lockStats', 'counts', ['off', 'counts', 'timed']),
     bugs: [...bugs],

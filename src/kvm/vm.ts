@@ -10,7 +10,7 @@ import { releaseAll } from '../sync/lock.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
 import { IRQ, MAX_LRS, VCPU } from '../shm/layouts.js';
-import { makeHost, dw, type Host, type LockingMode, type SharedVmConfig } from '../vgic/host.js';
+import { makeHost, dw, type Host, type LockingMode, type LrPolicy, type SharedVmConfig } from '../vgic/host.js';
 import { bugMask } from '../vgic/bugs.js';
 import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
@@ -85,9 +85,9 @@ export class Vm {
 
   constructor(o?: VmOptions) {
     const { stress, ...opts } = resolveVmOptions(o);
-    const { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs } = opts;
+    const { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs } = opts;
     this.options = opts;
-    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lockdep, lockStats, bugs: bugMask(bugs) };
+    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs: bugMask(bugs) };
     this.geometry = computeGeometry(this.cfg);
     this.buffers = allocateBuffers(this.geometry);
     this.stress = stress;

@@ -16,6 +16,7 @@ import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
 import { lrOff } from './lr.js';
+import { EOICOUNT_MAX } from './lr-mainline.js';
 
 export const PRI_BITS = 5;
 export const MIN_BPR0 = 7 - PRI_BITS;
@@ -27,6 +28,15 @@ export const enum Deact {
   Done = 1,
   /** The LR went invalid with its EOI bit set: a maintenance interrupt (guest exit) follows. */
   Maintenance = 2,
+  /** In no LR: EOIcount went up (a maintenance interrupt follows when LRENPIE is set). */
+  Counted = 3,
+  /** DIR of an INTID in no LR while TDIR is set: the write traps to the host (vgicDeactivate). */
+  Trap = 4,
+}
+
+/** EOIcount += 1; the 5-bit field saturates here rather than wrap (a wrap would lose EOIs). */
+function bumpEoiCount(m: Int32Array, vb: number): void {
+  if (m[vb + VCPU.off.eoiCount]! < EOICOUNT_MAX) m[vb + VCPU.off.eoiCount]!++;
 }
 
 export function readBpr0(m: Int32Array, vb: number): number {
@@ -160,8 +170,14 @@ export function cpuEoir(h: Host, v: number, value: number, grp: number): Deact {
   const act = priorityDrop(m, vb);
   const i = findActiveLr(h, v, intid, cpuid);
   if (i < 0) {
-    // Not in an LR: count it so the host can deactivate it (EOIcount), except for LPIs.
-    if (intid < VGIC_MIN_LPI) m[vb + VCPU.off.eoiCount] = m[vb + VCPU.off.eoiCount]! + 1;
+    // Not in an LR: count it so the host can deactivate it (EOIcount counts the writes that would
+    // have deactivated an interrupt). Not for LPIs, whose active state goes at priority drop, and
+    // not with EOImode=1, where EOIR only drops priority and deactivation waits for DIR (the
+    // premise of mainline's EOImode=1 handling: DIR traps instead).
+    if (intid < VGIC_MIN_LPI && !m[vb + VCPU.off.eoiMode]) {
+      bumpEoiCount(m, vb);
+      return Deact.Counted;
+    }
     return Deact.None;
   }
   if (m[vb + VCPU.off.eoiMode] && intid < VGIC_MIN_LPI) return Deact.None;
@@ -171,7 +187,7 @@ export function cpuEoir(h: Host, v: number, value: number, grp: number): Deact {
   return deactivateLr(h, v, i);
 }
 
-/** Deactivate (ICC_DIR_EL1, GICC_DIR): only meaningful with EOImode=1; ignored for LPIs. */
+/** Deactivate (ICC_DIR_EL1, GICC_DIR): only meaningful with EOImode=1; ignored for LPIs. Trap: call vgicDeactivate. */
 export function cpuDir(h: Host, v: number, value: number): Deact {
   const v2 = h.m[D.model] === 2;
   const intid = v2 ? value & 0x3ff : value & 0xffffff;
@@ -181,11 +197,12 @@ export function cpuDir(h: Host, v: number, value: number): Deact {
   if (!m[vb + VCPU.off.eoiMode] || intid >= VGIC_MIN_LPI) return Deact.None;
   if (intid >= 1020 && intid <= 1023) return Deact.None;
   const i = findActiveLr(h, v, intid, cpuid);
-  if (i < 0) {
-    m[vb + VCPU.off.eoiCount] = m[vb + VCPU.off.eoiCount]! + 1;
-    return Deact.None;
-  }
-  return deactivateLr(h, v, i);
+  if (i >= 0) return deactivateLr(h, v, i);
+  // Not in an LR: with TDIR the write traps (mainline sets it while actives live outside the LRs
+  // or SPIs are in flight); otherwise EOIcount tells the host at the next exit.
+  if (m[vb + VCPU.off.tdir]) return Deact.Trap;
+  bumpEoiCount(m, vb);
+  return Deact.Counted;
 }
 
 /**

@@ -12,6 +12,14 @@ import { HistoryWriter, type HistoryBuffers } from '../check/history.js';
 
 export type LockingMode = 'fine' | 'global';
 
+/**
+ * How the ap_list is fed through the list registers when it does not fit. 'mainline' is the
+ * kernel since the 2025 LR-overflow rework (pending first, NPIE/LRENPIE/UIE, EOIcount walked, DIR
+ * trapped while actives live outside the LRs); 'classic' is the ~6.1-6.6 algorithm (actives first,
+ * UIE only), kept for studies: a guest cannot nest deeper than the LR count under it.
+ */
+export type LrPolicy = 'mainline' | 'classic';
+
 /** Options every thread of a VM must agree on (passed to workers verbatim). */
 export interface SharedVmConfig {
   readonly maxVcpus: number;
@@ -21,6 +29,7 @@ export interface SharedVmConfig {
   readonly locking: LockingMode;
   readonly lockdep: boolean;
   readonly lockStats: LockStatsMode;
+  readonly lrPolicy: LrPolicy;
   /** Bitmask of enabled bug seeds (stress testing); 0 in a correct model. */
   readonly bugs: number;
 }
@@ -35,6 +44,8 @@ export interface Host {
   readonly ramView: DataView;
   readonly t: SyncThread;
   readonly global: boolean;
+  /** lrPolicy === 'classic', as a flag for the world-switch paths. */
+  readonly classicLr: boolean;
   /** vCPU id when this thread is a vCPU thread, else -1. */
   readonly selfVcpu: number;
   readonly bugs: number;
@@ -70,6 +81,7 @@ export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slo
     ramView: new DataView(buf.ram),
     t,
     global: cfg.locking === 'global',
+    classicLr: cfg.lrPolicy === 'classic',
     selfVcpu,
     bugs: cfg.bugs,
     onAckedSpi: null,

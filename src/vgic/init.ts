@@ -39,7 +39,7 @@ export function initPrivateIrqs(h: Host, v: number): void {
 export function resetCpuInterface(h: Host, v: number): void {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
-  for (const f of ['pmr', 'bpr0', 'bpr1', 'eng0', 'eng1', 'eoiMode', 'cbpr', 'ackCtl', 'fiqEn', 'ap0r', 'ap1r', 'eoiCount', 'usedLrs', 'uie'] as const) {
+  for (const f of ['pmr', 'bpr0', 'bpr1', 'eng0', 'eng1', 'eoiMode', 'cbpr', 'ackCtl', 'fiqEn', 'ap0r', 'ap1r', 'eoiCount', 'usedLrs', 'uie', 'npie', 'lrenpie', 'tdir'] as const) {
     m[vb + VCPU.off[f]] = 0;
   }
   m[vb + VCPU.off.nrLr] = h.g.nrLr;

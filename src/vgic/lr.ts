@@ -1,11 +1,13 @@
 /**
  * The world switch: flushing the ap_list into list registers before entry, folding LR state back
  * into the records after exit, and pruning/migrating the ap_list (kernel vgic.c, vgic-v2.c,
- * vgic-v3.c; spec §4.3-4.7). Flush follows the classic (~6.1-6.6) algorithm of spec §4.3: sort when
- * the list does not fit or holds a multi-source SGI, active IRQs first; UIE when entries remain.
+ * vgic-v3.c; spec §4.3-4.7). This file holds the classic (~6.1-6.6) flush of spec §4.3 (sort when
+ * the list does not fit or holds a multi-source SGI, active IRQs first; UIE when entries remain)
+ * and what both policies share; lr-mainline.ts holds the mainline flush, its EOIcount walk and the
+ * DIR trap (VmOptions.lrPolicy picks one).
  */
 import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
-import { IRQ, LR, LR_ACTIVE, LR_PENDING, VCPU, CTR } from '../shm/layouts.js';
+import { IRQ, LR, LR_ACTIVE, LR_PENDING, MAX_LRS, VCPU, CTR } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';
 import type { Host } from './host.js';
@@ -20,12 +22,13 @@ import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
+import { activeSpiDone, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
 
 /**
  * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
  * cycle). Release the locks this thread holds and fail loudly rather than loop forever.
  */
-function cyclic(h: Host, v: number): never {
+export function cyclic(h: Host, v: number): never {
   releaseAll(h.t);
   throw new InvariantError(`vcpu${v}'s ap_list is corrupt: the walk does not end (a record linked twice?)`);
 }
@@ -34,12 +37,12 @@ export function lrOff(h: Host, v: number, i: number): number {
   return vcpuOff(h.g, v) + VCPU.off.lr + i * LR.size;
 }
 
-function clearLr(m: Int32Array, lb: number): void {
+export function clearLr(m: Int32Array, lb: number): void {
   for (let k = 0; k < LR.size; k++) m[lb + k] = 0;
 }
 
 /** vgic_v2/v3_populate_lr (spec §4.4). Caller holds the IRQ's irq_lock and the vCPU's ap_list_lock. */
-function populateLr(h: Host, v: number, b: number, i: number): void {
+export function populateLr(h: Host, v: number, b: number, i: number): void {
   const m = h.m;
   const lb = lrOff(h, v, i);
   const v2sgi = isV2Sgi(h, b);
@@ -109,12 +112,14 @@ let sortIdx = new Int32Array(64);
 let sortKey = new Float64Array(64);
 
 /**
- * vgic_sort_ap_list (classic comparator): active first, then enabled&pending, then ascending
- * priority; stable. The kernel compares under both records' irq locks; we snapshot each record's
- * key under its own irq_lock and sort the snapshot: the same order, without ever holding two
- * irq locks (which is also why the self-comparison deadlock of §12.24 cannot arise here).
+ * vgic_sort_ap_list; stable. Classic comparator (spec §4.3.1): active first, then enabled&pending,
+ * then ascending priority. Mainline (vgic_irq_cmp): enabled&pending&!active first, then ascending
+ * priority, then HW before non-HW, so a guest can always be presented the next pending interrupt
+ * however many are active. The kernel compares under both records' irq locks; we snapshot each
+ * record's key under its own irq_lock and sort the snapshot: the same order, without ever holding
+ * two irq locks (which is also why the self-comparison deadlock of §12.24 cannot arise here).
  */
-function sortApList(h: Host, v: number): void {
+export function sortApList(h: Host, v: number, mainline: boolean): void {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
   let n = 0;
@@ -132,8 +137,10 @@ function sortApList(h: Host, v: number): void {
     lockIrq(h, r);
     const active = m[b + IRQ.off.active] !== 0;
     const pend = m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
-    const cls = active ? 0 : pend ? 1 : 2;
-    sortKey[n] = (cls * 256 + m[b + IRQ.off.priority]!) * 65536 + n; // n: stability
+    const prio = m[b + IRQ.off.priority]!;
+    // n in the low bits: stability (ties keep list order).
+    if (mainline) sortKey[n] = (((pend && !active ? 0 : 1) * 256 + prio) * 2 + (m[b + IRQ.off.hw] ? 0 : 1)) * 65536 + n;
+    else sortKey[n] = ((active ? 0 : pend ? 1 : 2) * 256 + prio) * 65536 + n;
     unlockIrq(h, r);
     sortIdx[n++] = r;
   }
@@ -170,6 +177,7 @@ function sortApList(h: Host, v: number): void {
  * concurrent injector is benign because the injector kicks us after queueing (spec §4.3, §12.4).
  */
 export function flushLrs(h: Host, v: number): number {
+  if (!h.classicLr) return flushLrsMainline(h, v);
   const m = h.m;
   const vb = vcpuOff(h.g, v);
   if (m[vb + VCPU.off.apHead]! < 0) {
@@ -200,7 +208,7 @@ export function flushLrs(h: Host, v: number): number {
     r = next;
   }
   if (depth > nrLr || multiSgi) {
-    sortApList(h, v);
+    sortApList(h, v, false);
     bumpCounter(h, v, CTR.lrOverflows);
   }
   let count = 0;
@@ -257,7 +265,9 @@ export function foldLrs(h: Host, v: number): void {
       continue;
     }
     const b = irqOff(h.g, r);
+    if (!h.classicLr) foldedRecs[i] = r;
     lockIrq(h, r);
+    const deactivated = m[b + IRQ.off.active] !== 0 && !(state & LR_ACTIVE);
     m[b + IRQ.off.active] = state & LR_ACTIVE ? 1 : 0;
     const v2sgi = isV2Sgi(h, b);
     if (v2sgi && state & LR_ACTIVE) m[b + IRQ.off.activeSource] = m[lb + LR.off.cpuid]!;
@@ -278,11 +288,18 @@ export function foldLrs(h: Host, v: number): void {
     m[b + IRQ.off.onLr] = 0;
     unlockIrq(h, r);
     if (lpi) lpiPut(h, r);
+    // An SPI in flight ended with its EOI maintenance: one fewer reason to trap DIR everywhere.
+    if (!h.classicLr && deactivated && state === 0 && m[lb + LR.off.eoi] && !m[lb + LR.off.hw] && intid >= 32 && intid < 1020) activeSpiDone(h);
     clearLr(m, lb);
   }
   m[vb + VCPU.off.usedLrs] = 0;
   m[vb + VCPU.off.uie] = 0;
+  // EOIcount: EOIs (EOImode=0) or DIRs of interrupts that were not in an LR.
+  if (!h.classicLr && m[vb + VCPU.off.eoiCount] !== 0) foldEoiCount(h, v, foldedRecs, used);
 }
+
+/** Records of the LRs just folded, per thread (a vCPU folds only on its own thread). */
+const foldedRecs = new Int32Array(MAX_LRS);
 
 /**
  * vgic_prune_ap_list (spec §4.7). Only the owning vCPU removes or migrates entries of its list.

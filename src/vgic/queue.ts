@@ -19,6 +19,7 @@ import { vgicLazyInit } from './init.js';
 import { lpiGet, lpiInject, lpiPut } from './lpi.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { traceLine, tracePend, traceQueue } from './trace.js';
+import { activeSpiQueued, kickAllVcpus } from './lr-mainline.js';
 import { EventKind } from '../check/events.js';
 
 /**
@@ -145,10 +146,15 @@ export function queueIrqUnlock(h: Host, r: number): boolean {
     // The ap_list holds a reference on an LPI (vgic_get_irq_kref); prune drops it.
     if (r >= h.g.lpiRecordBase) Atomics.add(m, b + IRQ.off.refcount, 1);
     if (h.hist) traceQueue(h, r, t);
+    // Mainline: a new SPI in flight may make DIR trap on every vCPU.
+    const bcast = activeSpiQueued(h, m[b + IRQ.off.intid]!);
     unlockIrq(h, r);
     unlockApList(h, t);
-    makeRequest(h, t, KVM_REQ_IRQ_PENDING);
-    kickVcpu(h, t);
+    if (bcast) kickAllVcpus(h);
+    else {
+      makeRequest(h, t, KVM_REQ_IRQ_PENDING);
+      kickVcpu(h, t);
+    }
     return true;
   }
 }

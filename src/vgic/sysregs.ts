@@ -3,14 +3,13 @@
  * write and, for the state registers KVM exposes in KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, userspace
  * get/set (kernel vgic-sys-reg-v3.c; spec §5.1, §7.4).
  *
- * Guest accesses go to the virtual CPU interface, which is hardware working on the list registers
- * (GuestCpu's methods), except SGI generation: those writes trap (`trap: true`) and run
- * vgicV3DispatchSgi on the vCPU's own thread, as KVM's sysreg trap handler does.
+ * Guest accesses go to the vCPU's virtual CPU interface (VcpuCpuIf, hardware working on the list
+ * registers), except SGI generation: those writes trap (`trap: true`) and run vgicV3DispatchSgi
+ * on the vCPU's own thread, as KVM's sysreg trap handler does.
  *
  * Encodings are packed as KVM packs them for CPU_SYSREGS attrs:
  * op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2.
  */
-import type { GuestCpu } from '../guest/guest-cpu.js';
 import { kvmErr } from '../kvm/errno.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -18,6 +17,7 @@ import { MIN_BPR0, MIN_BPR1, PRI_BITS, readBpr0, readBpr1 } from './cpu-interfac
 import type { Host } from './host.js';
 import { vgicV3DispatchSgi } from './sgi-v3.js';
 import { TIMER_SYSREG_NAMES, TIMER_SYSREGS } from '../kvm/timer/timer-sysregs.js';
+import type { VcpuCpuIf } from './vcpu-cpuif.js';
 
 export { vgicV3DispatchSgi };
 
@@ -64,8 +64,8 @@ export interface SysregDesc {
   readonly enc: number;
   /** Guest writes trap to the host (SGI generation). */
   readonly trap?: boolean;
-  read?(cpu: GuestCpu): bigint;
-  write?(cpu: GuestCpu, value: bigint): void;
+  read?(cpu: VcpuCpuIf): bigint;
+  write?(cpu: VcpuCpuIf, value: bigint): void;
   /** Userspace get/set; only registers with these are in the CPU_SYSREGS group. */
   uget?(h: Host, v: number): bigint;
   uset?(h: Host, v: number, value: bigint): void;
@@ -91,7 +91,7 @@ const CTLR_A3V = 1;
 /** ICC_SRE_EL1 as a GICv3 guest sees it: SRE | DFB | DIB (spec §1.6). */
 export const ICC_SRE_VALUE = 7n;
 
-const vbOf = (cpu: GuestCpu) => vcpuOff(cpu.host.g, cpu.id);
+const vbOf = (cpu: VcpuCpuIf) => vcpuOff(cpu.h.g, cpu.v);
 const lo32 = (v: bigint) => Number(v & 0xffffffffn);
 
 /** ICC_CTLR_EL1 from VMCR and the implementation's fixed fields. */
@@ -138,9 +138,9 @@ function apr(group: 0 | 1, n: number): SysregDesc {
     if (n > 0) kvmErr('EINVAL', `${name}: not implemented with ${PRI_BITS} priority bits`);
   };
   return reg(name, 3, 0, 12, group ? 9 : 8, group ? n : 4 + n, {
-    read: (cpu) => (n === 0 ? BigInt(cpu.host.m[vbOf(cpu) + field]! >>> 0) : 0n),
+    read: (cpu) => (n === 0 ? BigInt(cpu.h.m[vbOf(cpu) + field]! >>> 0) : 0n),
     write: (cpu, v) => {
-      if (n === 0) cpu.host.m[vbOf(cpu) + field] = lo32(v);
+      if (n === 0) cpu.h.m[vbOf(cpu) + field] = lo32(v);
     },
     uget: (h, v) => {
       check();
@@ -156,14 +156,14 @@ function apr(group: 0 | 1, n: number): SysregDesc {
 function sgi(name: SysregName, op1: number, op2: number, allowGroup1: boolean): SysregDesc {
   return reg(name, 3, op1, 12, 11, op2, {
     trap: true,
-    write: (cpu, v) => vgicV3DispatchSgi(cpu.host, cpu.id, v, allowGroup1),
+    write: (cpu, v) => vgicV3DispatchSgi(cpu.h, cpu.v, v, allowGroup1),
   });
 }
 
 function grpen(group: 0 | 1): SysregDesc {
   const field = group ? VCPU.off.eng1 : VCPU.off.eng0;
   return reg(group ? 'ICC_IGRPEN1_EL1' : 'ICC_IGRPEN0_EL1', 3, 0, 12, 12, 6 + group, {
-    read: (cpu) => BigInt(cpu.host.m[vbOf(cpu) + field]! & 1),
+    read: (cpu) => BigInt(cpu.h.m[vbOf(cpu) + field]! & 1),
     write: (cpu, v) => cpu.enableGroup(group, (v & 1n) !== 0n),
     uget: (h, v) => BigInt(h.m[vcpuOff(h.g, v) + field]! & 1),
     uset: (h, v, val) => void (h.m[vcpuOff(h.g, v) + field] = Number(val & 1n)),
@@ -215,10 +215,10 @@ export const SYSREGS: readonly SysregDesc[] = [
     },
   }),
   reg('ICC_CTLR_EL1', 3, 0, 12, 12, 4, {
-    read: (cpu) => ctlrValue(cpu.host.m, vbOf(cpu)),
+    read: (cpu) => ctlrValue(cpu.h.m, vbOf(cpu)),
     // A guest write changes only CBPR and EOImode.
     write: (cpu, v) => {
-      cpu.host.m[vbOf(cpu) + VCPU.off.cbpr] = (v & BigInt(ICC_CTLR_CBPR)) !== 0n ? 1 : 0;
+      cpu.h.m[vbOf(cpu) + VCPU.off.cbpr] = (v & BigInt(ICC_CTLR_CBPR)) !== 0n ? 1 : 0;
       cpu.setEoiMode((v & BigInt(ICC_CTLR_EOIMODE)) !== 0n);
     },
     uget: (h, v) => ctlrValue(h.m, vcpuOff(h.g, v)),

@@ -24,7 +24,7 @@ export interface VmOpts {
 export function makeVm(o: VmOpts): Host {
   const maxVcpus = o.maxVcpus ?? 4;
   const g = computeGeometry({ maxVcpus, nrLr: 4, ramBytes: 65536 });
-  const cfg: SharedVmConfig = { maxVcpus, nrLr: 4, ramBytes: 65536, ipaBits: 40, locking: 'fine', lockdep: true, lockStats: 'off', bugs: 0 };
+  const cfg: SharedVmConfig = { maxVcpus, nrLr: 4, ramBytes: 65536, ipaBits: 40, locking: 'fine', lrPolicy: 'mainline', lockdep: true, lockStats: 'off', bugs: 0 };
   const h = makeHost(g, cfg, allocateBuffers(g), 0, 'main', -1);
   const m = h.m;
   m[dw(h, 'model')] = o.model;

@@ -33,16 +33,16 @@ function row(name: TimerSysregName, crm: number, op2: number, d: Omit<Row, 'name
 function timerRows(t: number, crm: number, names: [TimerSysregName, TimerSysregName, TimerSysregName]): SysregDesc[] {
   return [
     row(names[0], crm, 0, {
-      read: (cpu) => BigInt(timerReadTval(cpu.host, cpu.id, t)),
-      write: (cpu, v) => timerWriteTval(cpu.host, cpu.id, t, Number(v & 0xffffffffn)),
+      read: (cpu) => BigInt(timerReadTval(cpu.h, cpu.v, t)),
+      write: (cpu, v) => timerWriteTval(cpu.h, cpu.v, t, Number(v & 0xffffffffn)),
     }),
     row(names[1], crm, 1, {
-      read: (cpu) => BigInt(timerReadCtl(cpu.host, cpu.id, t)),
-      write: (cpu, v) => timerWriteCtl(cpu.host, cpu.id, t, Number(v & 0xffffffffn)),
+      read: (cpu) => BigInt(timerReadCtl(cpu.h, cpu.v, t)),
+      write: (cpu, v) => timerWriteCtl(cpu.h, cpu.v, t, Number(v & 0xffffffffn)),
     }),
     row(names[2], crm, 2, {
-      read: (cpu) => timerReadCval(cpu.host, cpu.id, t),
-      write: (cpu, v) => timerWriteCval(cpu.host, cpu.id, t, v),
+      read: (cpu) => timerReadCval(cpu.h, cpu.v, t),
+      write: (cpu, v) => timerWriteCval(cpu.h, cpu.v, t, v),
     }),
   ];
 }
@@ -50,8 +50,8 @@ function timerRows(t: number, crm: number, names: [TimerSysregName, TimerSysregN
 export const TIMER_SYSREGS: readonly SysregDesc[] = [
   // CNTFRQ_EL0 is writable only at the highest EL; for the guest it reads the frequency.
   row('CNTFRQ_EL0', 0, 0, { read: () => BigInt(CNTFRQ_HZ) }),
-  row('CNTPCT_EL0', 0, 1, { read: (cpu) => BigInt(timerCounter(cpu.host, PTIMER)) }),
-  row('CNTVCT_EL0', 0, 2, { read: (cpu) => BigInt(timerCounter(cpu.host, VTIMER)) }),
+  row('CNTPCT_EL0', 0, 1, { read: (cpu) => BigInt(timerCounter(cpu.h, PTIMER)) }),
+  row('CNTVCT_EL0', 0, 2, { read: (cpu) => BigInt(timerCounter(cpu.h, VTIMER)) }),
   ...timerRows(PTIMER, 2, ['CNTP_TVAL_EL0', 'CNTP_CTL_EL0', 'CNTP_CVAL_EL0']),
   ...timerRows(VTIMER, 3, ['CNTV_TVAL_EL0', 'CNTV_CTL_EL0', 'CNTV_CVAL_EL0']),
 ];

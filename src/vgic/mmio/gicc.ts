@@ -1,21 +1,15 @@
 /**
  * The GICv2 CPU interface frame as the guest sees it (spec §5.3). In KVM this is the hardware
  * GICV frame mapped into the guest: accesses do not trap, the virtual CPU interface works directly
- * on the list registers. Here GuestCpu runs it on the vCPU's own thread, through the same LR
- * operations the GICv3 system registers use (cpu-interface.ts), so it takes no locks.
- *
- * Acknowledge/EOI/deactivate go through GuestCpu's public methods, which keep the runner's pending
- * hint and counters right and note deactivations (an EOI-bit LR going invalid is a maintenance
- * interrupt, i.e. a guest exit). The aliased group-1 registers (AIAR/AEOIR/AHPPIR) do the same
- * for group 1 explicitly.
+ * on the list registers. Here every row calls the vCPU's CPU interface (VcpuCpuIf), the same
+ * object GuestCpu and the GICv3 system registers use, on the vCPU's own thread, so it takes no
+ * locks; the aliased group-1 registers (AIAR/AEOIR/AHPPIR) are its group-1 operations. (Mainline
+ * leaves the page holding GICC_DIR unmapped: VcpuCpuIf.dir traps it.)
  */
-import { CTR } from '../../shm/layouts.js';
-import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
 import { VCPU } from '../../shm/layouts.js';
 import { vcpuOff } from '../../shm/vm-memory.js';
-import { cpuEoir, cpuHppir, cpuIar } from '../cpu-interface.js';
-import { bumpCounter } from '../stats.js';
+import type { VcpuCpuIf } from '../vcpu-cpuif.js';
 import { makeCtx, frameRead, frameWrite, makeFrame, raz, W32, wi, type MmioCtx, type RegDesc, type RegRead, type RegWrite } from './table.js';
 
 export const GICC_CTLR = 0x0000;
@@ -83,11 +77,11 @@ export function writeApr0(m: Int32Array, vb: number, val: number): void {
 }
 
 interface GiccCtx extends MmioCtx {
-  cpu: GuestCpu;
+  cpu: VcpuCpuIf;
 }
 const ctx = makeCtx() as GiccCtx;
 
-function cpuOf(c: MmioCtx): GuestCpu {
+function cpuOf(c: MmioCtx): VcpuCpuIf {
   return (c as GiccCtx).cpu;
 }
 function vbOf(c: MmioCtx): number {
@@ -97,35 +91,18 @@ function vbOf(c: MmioCtx): number {
 const readCtlr: RegRead = (c) => vmcrToCtlr(c.h.m, vbOf(c));
 const writeCtlr: RegWrite = (c, _a, _l, val) => ctlrToVmcr(c.h.m, vbOf(c), val);
 
-/** AIAR: acknowledge a group-1 interrupt, with GuestCpu.iar()'s bookkeeping. */
-const readAiar: RegRead = (c) => {
-  const cpu = cpuOf(c);
-  const id = cpuIar(c.h, c.vcpu, 1);
-  if (id !== 1023) {
-    cpu.runner.pendHint--;
-    bumpCounter(c.h, c.vcpu, CTR.acks);
-  } else bumpCounter(c.h, c.vcpu, CTR.spuriousAcks);
-  return id;
-};
-
-/** AEOIR: group-1 EOI; the deactivation result decides whether maintenance follows. */
-const writeAeoir: RegWrite = (c, _a, _l, val) => {
-  bumpCounter(c.h, c.vcpu, CTR.eois);
-  cpuOf(c).noteDeactivation(cpuEoir(c.h, c.vcpu, val, 1));
-};
-
 const ROWS: RegDesc[] = [
   { name: 'CTLR', offset: GICC_CTLR, len: 4, bitsPerIrq: 0, widths: W32, read: readCtlr, write: writeCtlr },
   { name: 'PMR', offset: GICC_PMR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).pmr, write: (c, _a, _l, v) => void (cpuOf(c).pmr = v & 0xff) },
   { name: 'BPR', offset: GICC_BPR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).bpr0, write: (c, _a, _l, v) => void (cpuOf(c).bpr0 = v) },
-  { name: 'IAR', offset: GICC_IAR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).iar(), write: wi },
-  { name: 'EOIR', offset: GICC_EOIR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: (c, _a, _l, v) => cpuOf(c).eoi(v) },
+  { name: 'IAR', offset: GICC_IAR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).iar(-1), write: wi },
+  { name: 'EOIR', offset: GICC_EOIR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: (c, _a, _l, v) => cpuOf(c).eoi(v, -1) },
   { name: 'RPR', offset: GICC_RPR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).rpr(), write: wi },
-  { name: 'HPPIR', offset: GICC_HPPIR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).hppir(), write: wi },
+  { name: 'HPPIR', offset: GICC_HPPIR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).hppir(-1), write: wi },
   { name: 'ABPR', offset: GICC_ABPR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).bpr1, write: (c, _a, _l, v) => void (cpuOf(c).bpr1 = v) },
-  { name: 'AIAR', offset: GICC_AIAR, len: 4, bitsPerIrq: 0, widths: W32, read: readAiar, write: wi },
-  { name: 'AEOIR', offset: GICC_AEOIR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: writeAeoir },
-  { name: 'AHPPIR', offset: GICC_AHPPIR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuHppir(c.h, c.vcpu, 1), write: wi },
+  { name: 'AIAR', offset: GICC_AIAR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).iar(1), write: wi },
+  { name: 'AEOIR', offset: GICC_AEOIR, len: 4, bitsPerIrq: 0, widths: W32, read: raz, write: (c, _a, _l, v) => cpuOf(c).eoi(v, 1) },
+  { name: 'AHPPIR', offset: GICC_AHPPIR, len: 4, bitsPerIrq: 0, widths: W32, read: (c) => cpuOf(c).hppir(1), write: wi },
   {
     name: 'APR0-3',
     offset: GICC_APR0,
@@ -143,19 +120,19 @@ const ROWS: RegDesc[] = [
 
 export const GICC = makeFrame('GICC', GICC_FRAME_SIZE, ROWS);
 
-function bind(cpu: GuestCpu): GiccCtx {
-  ctx.h = cpu.host;
+function bind(cpu: VcpuCpuIf): GiccCtx {
+  ctx.h = cpu.h;
   ctx.cpu = cpu;
-  ctx.vcpu = cpu.id;
-  ctx.accessor = cpu.id;
+  ctx.vcpu = cpu.v;
+  ctx.accessor = cpu.v;
   return ctx;
 }
 
 /** Guest read of `len` bytes at offset `off` of the GICC frame (32-bit accesses only). */
-export function giccRead(cpu: GuestCpu, off: number, len: number): number {
+export function giccRead(cpu: VcpuCpuIf, off: number, len: number): number {
   return frameRead(GICC, bind(cpu), off, len);
 }
 
-export function giccWrite(cpu: GuestCpu, off: number, len: number, value: number): void {
+export function giccWrite(cpu: VcpuCpuIf, off: number, len: number, value: number): void {
   frameWrite(GICC, bind(cpu), off, len, value);
 }
