@@ -5,11 +5,11 @@
  * repetition is one KVM_RUN of both vCPUs on the same VM, the reported figure is the median.
  * A benchmark that faults or times out is reported as failed; the others still run.
  */
+import { createVm, PINGPONG, type GuestRef, type LockClassStats, type Vm, type VcpuStats } from '../src/index.js';
 import {
-  createVm, PINGPONG, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
-  KVM_DEV_TYPE_ARM_VGIC_V3, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE,
-  type GuestRef, type LockClassStats, type Vm, type VcpuStats,
-} from '../src/index.js';
+  KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_V3,
+  KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE,
+} from '../src/uapi/index.js';
 import { median } from './report.js';
 import { defaultItsLayout, defaultItt } from '../src/guest/builtins/its-lpi.js';
 import { LPI_BENCH } from './guests/lpi.js';

@@ -13,12 +13,12 @@ import type { LockClassStats } from '../kvm/vm.js';
 import { usedLockStats } from './demo.js';
 import { EventFd } from '../eventfd/eventfd.js';
 import { ECHO } from '../guest/builtins/irq-echo.js';
-import { KvmError } from '../kvm/errno.js';
+import { KvmError } from '../uapi/errno.js';
 import {
   KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
   KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_FILE,
   KVM_DEV_VFIO_FILE_ADD, KVM_IRQFD_FLAG_RESAMPLE, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, kvmIrqLineField,
-} from '../kvm/uapi.js';
+} from '../uapi/kvm.js';
 import { VfioPlatformDevice } from '../kvm/vfio/platform-device.js';
 import { createVm, type Vm } from '../kvm/vm.js';
 

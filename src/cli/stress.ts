@@ -33,6 +33,7 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'size', kind: 'number', integer: true, min: 1, help: "work items per run (default: the scenario's)" },
   { name: 'gic', kind: 'string', choices: ['v2', 'v3'], help: "GIC model (default: the scenario's, else v3)" },
   { name: 'locking', kind: 'string', choices: ['fine', 'global'], default: 'fine', help: 'lock design' },
+  { name: 'lr-policy', kind: 'string', choices: ['mainline', 'classic'], default: 'mainline', help: 'LR overflow handling (createVm lrPolicy)' },
   { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs (piscina pool, one seed per task)' },
   { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run' },
   { name: 'minimise', kind: 'boolean', help: 'on a controlled-mode failure, delta-debug the schedule to the fewest preemptions' },
@@ -69,6 +70,7 @@ function reproLine(r: StressRunReport): string {
   if (r.strategy === 'pct') parts.push(`--depth ${r.depth}`);
   parts.push(`--seed ${formatSeed(r.seed)}`, '--iterations 1', `--vcpus ${r.vcpus}`, `--size ${r.args.iterations}`, `--gic ${r.gic}`);
   if (r.locking !== 'fine') parts.push(`--locking ${r.locking}`);
+  if (r.lrPolicy !== 'mainline') parts.push(`--lr-policy ${r.lrPolicy}`);
   if (r.bugs.length) parts.push(`--bug ${r.bugs.join(',')}`);
   return parts.join(' ');
 }
@@ -103,7 +105,7 @@ function artefactName(r: StressRunReport, prefix = ''): string {
 function scheduleConfig(r: StressRunReport): ScheduleConfig {
   return {
     scenario: r.scenarioRef, scenarioHash: r.scenarioHash, seed: r.seed, strategy: r.strategy ?? 'random', depth: r.strategy === 'pct' ? r.depth : undefined,
-    bugs: [...r.bugs], vcpus: r.vcpus, gic: r.gic, size: r.args.iterations, spis: r.args.spis.length, nrLr: r.nrLr, locking: r.locking,
+    bugs: [...r.bugs], vcpus: r.vcpus, gic: r.gic, size: r.args.iterations, spis: r.args.spis.length, nrLr: r.nrLr, lrPolicy: r.lrPolicy, locking: r.locking,
   };
 }
 
@@ -197,12 +199,13 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
   if (given.vcpus !== undefined) asked.vcpus = given.vcpus as number;
   if (given.size !== undefined) asked.size = given.size as number;
   if (given.locking !== undefined) asked.locking = given.locking as 'fine' | 'global';
+  if (given['lr-policy'] !== undefined) asked.lrPolicy = given['lr-policy'] as 'mainline' | 'classic';
   if (given.bug !== undefined) asked.bugs = bugs;
   const mismatch = scheduleMismatch(sf, asked);
   if (mismatch) throw new UsageError(`cannot replay ${path}: ${mismatch}`);
   const base: StressRunOptions = {
     scenario: sf.scenario, seed: sf.seed, mode: 'controlled', vcpus: sf.vcpus, gic: sf.gic, iterations: sf.size, spis: sf.spis,
-    nrLr: sf.nrLr, locking: sf.locking, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true,
+    nrLr: sf.nrLr, lrPolicy: sf.lrPolicy, locking: sf.locking, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true,
   };
   if (sf.vgicEmu !== packageVersion() || sf.node !== process.version) {
     process.stderr.write(`note: ${path} was recorded by vgic-emu ${sf.vgicEmu} on Node ${sf.node}; this is ${packageVersion()} on ${process.version}\n`);
@@ -238,6 +241,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     iterations: f.size as number | undefined,
     gic: f.gic as 'v2' | 'v3' | undefined,
     locking: f.locking as 'fine' | 'global',
+    lrPolicy: f['lr-policy'] as 'mainline' | 'classic',
     bugs,
     keepHistory: true,
   };

@@ -17,7 +17,7 @@
  * Passing to a worker: `postMessage(fd.share())`, then `EventFd.from(handle)` on the other side.
  */
 import { randomBytes } from 'node:crypto';
-import { KvmError } from '../kvm/errno.js';
+import { KvmError } from '../uapi/errno.js';
 import {
   EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT,
   EVENTFD_MAGIC, W_BIND_COOKIE, W_BIND_OWNER, W_WORK, park, parkAsync, wakeAll,

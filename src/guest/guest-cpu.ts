@@ -9,7 +9,7 @@
  * the CPU interface (ICC_* system registers on v3, the GICV frame on v2) is "hardware" and runs
  * directly on the list registers.
  */
-import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, IN_GUEST_MODE } from '../kvm/uapi.js';
+import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, IN_GUEST_MODE } from '../uapi/kvm.js';
 import type { VcpuRunner } from '../kvm/vcpu-runner.js';
 import { VCPU, CTR, EXIT } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -19,7 +19,7 @@ import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
 import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
-import { SYSREGS_BY_NAME, type SysregName } from '../vgic/sysregs.js';
+import { SYSREGS_BY_NAME, type SysregName } from '../kvm/sys-regs.js';
 import { dispatchSgiWords } from '../vgic/sgi-v3.js';
 import { GicDriver } from './gic-driver.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { distPath } from './worker-path.js';
 import { BUILTIN_GUESTS } from '../guest/builtins/index.js';
 import type { GuestCpu } from '../guest/guest-cpu.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import { describe } from './vm-options.js';
 
 export type GuestRef = string | { readonly source: string };

@@ -17,7 +17,7 @@
  * The kernel has a single global registry. Ours is per thread (module state is per thread); that
  * is enough because the VMM's main thread is where both VFIO and KVM register.
  */
-import { KvmError, kvmErr } from './errno.js';
+import { KvmError, kvmErr } from '../uapi/errno.js';
 
 export interface IrqBypassProducer {
   readonly token: string;

@@ -5,12 +5,12 @@
  * 256 * vcpu2_index, looked up with kvm_get_vcpu_by_id in kvm_vm_ioctl_irq_line), not a creation
  * index: EINVAL when no vCPU has that id.
  */
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import {
   KVM_ARM_IRQ_NUM_MASK, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_MASK, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SHIFT,
   KVM_ARM_IRQ_TYPE_SPI, KVM_ARM_IRQ_VCPU2_MASK, KVM_ARM_IRQ_VCPU2_SHIFT, KVM_ARM_IRQ_VCPU_MASK, KVM_ARM_IRQ_VCPU_SHIFT,
   KVM_REQ_IRQ_PENDING,
-} from './uapi.js';
+} from '../uapi/kvm.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';

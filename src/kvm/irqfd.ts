@@ -11,11 +11,11 @@ import { irqfdOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
 import { setGsi } from '../vgic/irq-routing.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import { FdChannel } from './fd-channel.js';
 import { GEN_MASK, makeCookie, WAKE_IRQFD } from './wake-cookie.js';
 import { irqBypass, type IrqBypassConsumer } from './irq-bypass.js';
-import { KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE } from './uapi.js';
+import { KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE } from '../uapi/kvm.js';
 
 /** struct kvm_irqfd. */
 export interface KvmIrqfd {

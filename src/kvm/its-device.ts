@@ -5,13 +5,13 @@
  * RESTORE_TABLES) and ITS_REGS (the GITS_* registers as userspace saves and restores them).
  */
 import { checkVmUsable } from './vm-closed.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import { deviceAttr, getUserU64 } from './user-copy.js';
 import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS,
   KVM_VGIC_ITS_ADDR_TYPE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_ITS_SIZE, KVM_VGIC_V3_REDIST_SIZE,
-} from './uapi.js';
+} from '../uapi/kvm.js';
 import { DIST, ITS, MAX_ITS } from '../shm/layouts.js';
 import { itsOff, vcpuOff } from '../shm/vm-memory.js';
 import { VCPU } from '../shm/layouts.js';

@@ -3,7 +3,7 @@
  * errors rebuilt from it: KvmError (errno), LockOrderError (lockdep report), GuestFault (the guest
  * program threw: vCPU id and the guest's stack).
  */
-import { KvmError, type ErrnoName } from './errno.js';
+import { KvmError, type ErrnoName } from '../uapi/errno.js';
 import { LockOrderError } from '../sync/lockdep.js';
 
 export interface SerializedError {

@@ -4,7 +4,7 @@
  * is not there (null, undefined) or not of the pointed-to type is the kernel's unreadable
  * pointer: EFAULT, never a TypeError from deep inside.
  */
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import { describe } from './vm-options.js';
 
 /** The struct or array an ioctl reads: EFAULT when null/undefined or not an object. */

@@ -6,7 +6,7 @@
  */
 import { USER_MMIO_SLOTS } from '../shm/vm-memory.js';
 import type { UserMmioHandler } from '../guest/guest-cpu.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 
 const EMPTY = 0;
 const CLAIMING = 1;

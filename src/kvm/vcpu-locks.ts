@@ -3,7 +3,7 @@
  * is busy (that vCPU is inside KVM_RUN) release the ones taken and fail with EBUSY. Never waits for
  * a running vCPU: userspace attribute access must not stall behind a guest.
  */
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import type { Host } from '../vgic/host.js';
 import { dw } from '../vgic/host.js';
 import { lockConfig, lockKvm, tryLockVcpuMutex, unlockConfig, unlockKvm, unlockVcpuMutex } from '../vgic/locks.js';

@@ -8,8 +8,8 @@
  * (GuestCpu calls), where it looks at `mode` (a kick flips it to EXITING: our "IPI") and at the
  * local maintenance flag.
  */
-import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VGIC_PROCESS_UPDATE, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_SIGNAL, VGIC_EMU_REQ_STOP } from './uapi.js';
-import { KvmError } from './errno.js';
+import { IN_GUEST_MODE, KVM_REQ_SLEEP, KVM_REQ_VGIC_PROCESS_UPDATE, KVM_REQ_VM_DEAD, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_SIGNAL, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
+import { KvmError } from '../uapi/errno.js';
 import { EXIT, VCPU, CTR } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';

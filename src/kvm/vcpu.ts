@@ -16,10 +16,10 @@ import { distPath } from './worker-path.js';
 import { lockVcpuMutex, unlockVcpuMutex } from '../vgic/locks.js';
 import { isTimerReg, timerGetAttr, timerGetReg, timerHasAttr, timerSetAttr, timerSetReg } from './timer/timer-uapi-access.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
-import { KVM_EXIT_INTR, VGIC_EMU_REQ_SIGNAL } from './uapi.js';
+import { KVM_EXIT_INTR, VGIC_EMU_REQ_SIGNAL } from '../uapi/kvm.js';
 import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
 import { waitAsync } from '../eventfd/layout.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import { checkVmUsable } from './vm-closed.js';
 
 export interface VcpuOptions {

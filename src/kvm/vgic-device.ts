@@ -4,7 +4,7 @@
  * values are `bigint` where the kernel's are u64.
  */
 import { checkVmUsable } from './vm-closed.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS,
   KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
@@ -13,7 +13,7 @@ import {
   KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_RDIST_BASE_MASK, KVM_VGIC_V3_RDIST_COUNT_SHIFT,
   KVM_VGIC_V3_RDIST_FLAGS_MASK, KVM_VGIC_V3_RDIST_INDEX_MASK, KVM_VGIC_V3_REDIST_SIZE, VGIC_MAX_RESERVED, VGIC_V2_MAX_CPUS,
   VGIC_V3_MAX_CPUS,
-} from './uapi.js';
+} from '../uapi/kvm.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';

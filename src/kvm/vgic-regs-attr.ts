@@ -4,12 +4,12 @@
  * CPU_SYSREGS and LEVEL_INFO (v3). Every access runs with kvm->lock, every vCPU mutex (try-lock:
  * EBUSY while a vCPU runs) and config_lock, then uses the same register tables as guest MMIO.
  */
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import {
   KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, KVM_DEV_ARM_VGIC_GRP_DIST_REGS,
   KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO, KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_LINE_LEVEL_INFO_SHIFT,
   KVM_DEV_ARM_VGIC_LINE_LEVEL_INTID_MASK, KVM_DEV_ARM_VGIC_SYSREG_INSTR_MASK, VGIC_LEVEL_INFO_LINE_LEVEL,
-} from './uapi.js';
+} from '../uapi/kvm.js';
 import type { Host } from '../vgic/host.js';
 import { dw } from '../vgic/host.js';
 import { vgicInit } from '../vgic/init.js';

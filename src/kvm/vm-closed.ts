@@ -6,7 +6,7 @@
  */
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
-import { kvmErr } from './errno.js';
+import { kvmErr } from '../uapi/errno.js';
 
 /** Main-thread-only: which Hosts belong to a destroyed VM. */
 const closed = new WeakSet<Host>();

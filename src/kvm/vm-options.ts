@@ -3,8 +3,8 @@
  * key, a value of the wrong type or out of range is EINVAL naming the option, never a silent
  * default or a failure much later on another thread.
  */
-import { kvmErr } from './errno.js';
-import { KVM_PHYS_SHIFT_DEFAULT } from './uapi.js';
+import { kvmErr } from '../uapi/errno.js';
+import { KVM_PHYS_SHIFT_DEFAULT } from '../uapi/kvm.js';
 import { MAX_LRS } from '../shm/layouts.js';
 import { BUG } from '../vgic/bugs.js';
 import type { LockingMode, LrPolicy } from '../vgic/host.js';

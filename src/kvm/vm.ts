@@ -3,8 +3,8 @@
  * createVm -> createDevice / createVcpu -> setAttr ... -> run -> destroy.
  */
 import { timerInitVm, timerVcpuInit } from './timer/timer-enable.js';
-import { KvmError, kvmErr } from './errno.js';
-import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from './uapi.js';
+import { KvmError, kvmErr } from '../uapi/errno.js';
+import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { releaseAll } from '../sync/lock.js';
 import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';

@@ -5,8 +5,8 @@
  * is recorded as a stall (the run then reports what it found rather than hanging).
  */
 import { kvmIrqLine } from '../kvm/irq-line.js';
-import { KvmError } from '../kvm/errno.js';
-import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField, VGIC_EMU_REQ_STOP } from '../kvm/uapi.js';
+import { KvmError } from '../uapi/errno.js';
+import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import type { Prng } from '../sched/prng.js';
 import { yieldHook } from '../sync/wait-hooks.js';
 import { D, type Host } from '../vgic/host.js';

@@ -19,7 +19,7 @@ import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_V2,
   KVM_DEV_TYPE_ARM_VGIC_V3, KVM_VGIC_V2_ADDR_TYPE_CPU, KVM_VGIC_V2_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_DIST,
   KVM_VGIC_V3_ADDR_TYPE_REDIST,
-} from '../kvm/uapi.js';
+} from '../uapi/kvm.js';
 import { createHistory, readHistory } from '../check/history.js';
 import { EventKind, type HistoryEvent } from '../check/events.js';
 import { checkHistory, formatViolation } from '../check/checker.js';
@@ -56,6 +56,8 @@ export interface StressRunOptions {
   spis?: number;
   gic?: 'v2' | 'v3';
   nrLr?: number;
+  /** LR overflow handling (createVm lrPolicy); default 'mainline'. */
+  lrPolicy?: 'mainline' | 'classic';
   locking?: 'fine' | 'global';
   bugs?: readonly string[];
   /** Controlled mode: replay these switches instead of the strategy. */
@@ -76,6 +78,7 @@ export interface StressRunReport {
   /** sha256 of a user module's text, null for a built-in. */
   scenarioHash: string | null;
   nrLr: number;
+  lrPolicy: 'mainline' | 'classic';
   locking: 'fine' | 'global';
   depth: number;
   seed: number;
@@ -152,11 +155,13 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const maxVcpus = Math.max(vcpus, 1);
   const history = createHistory(1 + maxVcpus + EXTRA_THREAD_SLOTS, 1 << 17);
   const nrLr = o.nrLr ?? info.nrLr ?? 4;
+  const lrPolicy = o.lrPolicy ?? 'mainline';
   const locking = o.locking ?? 'fine';
   const builtin = (BUILTIN_SCENARIOS as readonly string[]).includes(o.scenario);
   const vm = createVm({
     maxVcpus,
     nrLr,
+    lrPolicy,
     locking,
     lockdep: true,
     bugs: o.bugs ?? [],
@@ -283,6 +288,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       scenarioRef: builtin ? o.scenario : fileURLToPath(url),
       scenarioHash: scenarioHash(url, builtin),
       nrLr,
+      lrPolicy,
       locking,
       depth: o.depth ?? 3,
       seed: o.seed >>> 0,

@@ -31,6 +31,7 @@ export interface ScheduleFile {
   size: number;
   spis: number;
   nrLr: number;
+  lrPolicy: 'mainline' | 'classic';
   locking: 'fine' | 'global';
   /** The package and Node versions that recorded it (a replay on others may diverge). */
   vgicEmu: string;
@@ -42,7 +43,7 @@ export interface ScheduleFile {
 }
 
 /** The run configuration a schedule file pins (what a replay must match). */
-export type ScheduleConfig = Pick<ScheduleFile, 'scenario' | 'scenarioHash' | 'seed' | 'strategy' | 'depth' | 'bugs' | 'vcpus' | 'gic' | 'size' | 'spis' | 'nrLr' | 'locking'>;
+export type ScheduleConfig = Pick<ScheduleFile, 'scenario' | 'scenarioHash' | 'seed' | 'strategy' | 'depth' | 'bugs' | 'vcpus' | 'gic' | 'size' | 'spis' | 'nrLr' | 'lrPolicy' | 'locking'>;
 
 /** sha256 of a scenario module's text, by its file: URL; null for a built-in (not a file: URL the user gave). */
 export function scenarioHash(url: string, builtin: boolean): string | null {

@@ -9,7 +9,7 @@
  * Priorities: 5 implemented bits (VGIC_PRI_BITS), so 32 preemption levels; the minimum binary
  * points are BPR0 = 2 and BPR1 = 3, and the active-priority registers keep one bit per level.
  */
-import { ICC_IAR_SPURIOUS, VGIC_MIN_LPI } from '../kvm/uapi.js';
+import { ICC_IAR_SPURIOUS, VGIC_MIN_LPI } from '../uapi/kvm.js';
 import { LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
 import { physDeactivate } from './phys-irq.js';
 import { vcpuOff } from '../shm/vm-memory.js';

@@ -10,7 +10,7 @@
  * we deactivated first (the holder's next flush sees an inactive record; the oracle drops it
  * unless it is pending again).
  */
-import { KVM_REQ_VGIC_PROCESS_UPDATE } from '../kvm/uapi.js';
+import { KVM_REQ_VGIC_PROCESS_UPDATE } from '../uapi/kvm.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';

@@ -13,7 +13,7 @@
  * The wait is bounded and watches the VM's stop word: the caller may be a vCPU thread and holds
  * config_lock, and a waiter that never returns would wedge the whole VM.
  */
-import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_SLEEP, OUTSIDE_GUEST_MODE } from '../kvm/uapi.js';
+import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_SLEEP, OUTSIDE_GUEST_MODE } from '../uapi/kvm.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { TeardownError } from '../sync/lock.js';

@@ -5,8 +5,8 @@
  * read it without a lock and retry if KVM_SET_GSI_ROUTING rewrote it meanwhile (the kernel reads
  * its routing under SRCU and caches an irqfd's route under a seqcount).
  */
-import { kvmErr, KvmError } from '../kvm/errno.js';
-import { KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_NUM_PINS, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID } from '../kvm/uapi.js';
+import { kvmErr, KvmError } from '../uapi/errno.js';
+import { KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_NUM_PINS, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID } from '../uapi/kvm.js';
 import { NR_ROUTES, ROUTE } from '../shm/layouts.js';
 import { routeOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';

@@ -6,7 +6,7 @@
  *
  * Takes each vCPU's ap_list_lock (vcpuHasPendingIrq), so the caller must hold no irq/ap_list lock.
  */
-import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
+import { KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
 import { vcpuHasPendingIrq } from './lr.js';

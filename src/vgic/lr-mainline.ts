@@ -17,7 +17,7 @@
  *   queued on (ours, or for an SPI whichever vCPU acked it) and deactivate it there, or, if it
  *   sits in a running vCPU's LR, fall back to a guest ICACTIVER write, which halts every vCPU.
  */
-import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
+import { KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
 import { CTR, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';

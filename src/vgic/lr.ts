@@ -6,7 +6,7 @@
  * and what both policies share; lr-mainline.ts holds the mainline flush, its EOIcount walk and the
  * DIR trap (VmOptions.lrPolicy picks one).
  */
-import { KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
+import { KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
 import { IRQ, LR, LR_ACTIVE, LR_PENDING, MAX_LRS, VCPU, CTR } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';

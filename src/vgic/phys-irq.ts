@@ -10,7 +10,26 @@
 import { PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, NR_PHYS_IRQS } from '../shm/layouts.js';
 import { physOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
-import { timerInputLevel, timerPhysInactive } from '../kvm/timer/arch-timer.js';
+
+/**
+ * The host's per-CPU interrupts (PPIs) the vgic maps are owned by another subsystem, the arch
+ * timer, which registers how to read their line and complete their active state: the kernel's
+ * kvm_vgic_map_phys_irq with irq_ops (get_input_level) and the irqchip's active-state hook. The
+ * vgic does not import the timer; until it registers (a thread that never runs a vCPU), a host PPI
+ * reads low and needs no completion.
+ */
+export interface HostPpiOps {
+  /** The PPI's line as vCPU v's CPU sees it (get_input_level). */
+  inputLevel(h: Host, v: number, pintid: number): boolean;
+  /** The guest (or the host, for a trapped DIR) deactivated it: clear its physical active state. */
+  inactive(h: Host, v: number, pintid: number): void;
+}
+let ppiOps: HostPpiOps | null = null;
+
+/** Register (per thread, at module load of the owner) the host PPI ops. */
+export function setHostPpiOps(ops: HostPpiOps): void {
+  ppiOps = ops;
+}
 
 /** Physical line index of a pINTID, or -1 if it names no device line. */
 export function physLineOf(pintid: number): number {
@@ -36,7 +55,7 @@ export function bellOf(h: Host, p: number): number {
  */
 export function physDeactivate(h: Host, pintid: number): void {
   // A host PPI (the arch timer's) is per CPU: the deactivating vCPU's thread is that CPU.
-  if (pintid < 32) return timerPhysInactive(h, h.selfVcpu, pintid);
+  if (pintid < 32) return ppiOps?.inactive(h, h.selfVcpu, pintid);
   const line = physLineOf(pintid);
   if (line < 0) return;
   const m = h.m;
@@ -56,7 +75,7 @@ export function physDeactivate(h: Host, pintid: number): void {
 /** The physical line level (vgic_get_phys_line_level): asserted while events are outstanding. */
 export function physLineLevel(h: Host, pintid: number): boolean {
   // A timer PPI's line is its output (the get_input_level op), sampled on the vCPU's own CPU.
-  if (pintid < 32) return timerInputLevel(h, h.selfVcpu, pintid);
+  if (pintid < 32) return ppiOps?.inputLevel(h, h.selfVcpu, pintid) ?? false;
   const line = physLineOf(pintid);
   if (line < 0) return false;
   const p = physOff(h.g, line);
@@ -69,5 +88,5 @@ export function physLineLevel(h: Host, pintid: number): boolean {
  * host PPIs carry one here: a device line's active instance is completed by its deactivation.
  */
 export function physResampledLow(h: Host, pintid: number): void {
-  if (pintid < 32) timerPhysInactive(h, h.selfVcpu, pintid);
+  if (pintid < 32) ppiOps?.inactive(h, h.selfVcpu, pintid);
 }

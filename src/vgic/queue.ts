@@ -6,8 +6,8 @@
  * ap_list_locks in ascending vCPU id. Anything that holds irq_lock and needs an ap_list_lock must
  * drop the irq_lock, take both in order, and re-validate everything it decided before.
  */
-import { kvmErr } from '../kvm/errno.js';
-import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_IRQ_PENDING } from '../kvm/uapi.js';
+import { kvmErr } from '../uapi/errno.js';
+import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';

@@ -4,8 +4,8 @@
  * Regions are filled in index order; a vCPU gets the next free slot when it is created, or when a
  * region appears later. Caller holds config_lock.
  */
-import { kvmErr } from '../kvm/errno.js';
-import { KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../kvm/uapi.js';
+import { kvmErr } from '../uapi/errno.js';
+import { KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../uapi/kvm.js';
 import { DIST, RDIST_REGION, VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';

@@ -10,18 +10,17 @@
  * Encodings are packed as KVM packs them for CPU_SYSREGS attrs:
  * op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2.
  */
-import { kvmErr } from '../kvm/errno.js';
+import { kvmErr } from '../uapi/errno.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { MIN_BPR0, MIN_BPR1, PRI_BITS, readBpr0, readBpr1 } from './cpu-interface.js';
 import type { Host } from './host.js';
 import { vgicV3DispatchSgi } from './sgi-v3.js';
-import { TIMER_SYSREG_NAMES, TIMER_SYSREGS } from '../kvm/timer/timer-sysregs.js';
 import type { VcpuCpuIf } from './vcpu-cpuif.js';
 
 export { vgicV3DispatchSgi };
 
-export const SYSREG_NAMES = [
+export const ICC_SYSREG_NAMES = [
   'ICC_PMR_EL1',
   'ICC_IAR0_EL1',
   'ICC_EOIR0_EL1',
@@ -48,13 +47,13 @@ export const SYSREG_NAMES = [
   'ICC_SRE_EL1',
   'ICC_IGRPEN0_EL1',
   'ICC_IGRPEN1_EL1',
-  ...TIMER_SYSREG_NAMES,
 ] as const;
 
-export type SysregName = (typeof SYSREG_NAMES)[number];
+export type IccSysregName = (typeof ICC_SYSREG_NAMES)[number];
 
-export interface SysregDesc {
-  readonly name: SysregName;
+/** One row of a system-register table (the vgic's ICC_* here; the timer's in kvm/timer). */
+export interface SysregDesc<N extends string = string> {
+  readonly name: N;
   readonly op0: number;
   readonly op1: number;
   readonly crn: number;
@@ -122,7 +121,7 @@ function setCtlr(m: Int32Array, vb: number, value: bigint): void {
 
 type Partial_ = Omit<SysregDesc, 'name' | 'op0' | 'op1' | 'crn' | 'crm' | 'op2' | 'enc'>;
 
-function reg(name: SysregName, op0: number, op1: number, crn: number, crm: number, op2: number, d: Partial_): SysregDesc {
+function reg(name: IccSysregName, op0: number, op1: number, crn: number, crm: number, op2: number, d: Partial_): SysregDesc {
   return { name, op0, op1, crn, crm, op2, enc: sysregEncoding(op0, op1, crn, crm, op2), ...d };
 }
 
@@ -133,7 +132,7 @@ function reg(name: SysregName, op0: number, op1: number, crn: number, crm: numbe
  */
 function apr(group: 0 | 1, n: number): SysregDesc {
   const field = group ? VCPU.off.ap1r : VCPU.off.ap0r;
-  const name = `ICC_AP${group}R${n}_EL1` as SysregName;
+  const name = `ICC_AP${group}R${n}_EL1` as IccSysregName;
   const check = () => {
     if (n > 0) kvmErr('EINVAL', `${name}: not implemented with ${PRI_BITS} priority bits`);
   };
@@ -153,7 +152,7 @@ function apr(group: 0 | 1, n: number): SysregDesc {
   });
 }
 
-function sgi(name: SysregName, op1: number, op2: number, allowGroup1: boolean): SysregDesc {
+function sgi(name: IccSysregName, op1: number, op2: number, allowGroup1: boolean): SysregDesc {
   return reg(name, 3, op1, 12, 11, op2, {
     trap: true,
     write: (cpu, v) => vgicV3DispatchSgi(cpu.h, cpu.v, v, allowGroup1),
@@ -170,7 +169,8 @@ function grpen(group: 0 | 1): SysregDesc {
   });
 }
 
-export const SYSREGS: readonly SysregDesc[] = [
+/** The vgic's GICv3 CPU interface registers (vgic-sys-reg-v3.c). */
+export const ICC_SYSREGS: readonly SysregDesc[] = [
   reg('ICC_PMR_EL1', 3, 0, 4, 6, 0, {
     read: (cpu) => BigInt(cpu.pmr),
     write: (cpu, v) => void (cpu.pmr = Number(v & 0xffn)),
@@ -234,16 +234,14 @@ export const SYSREGS: readonly SysregDesc[] = [
   }),
   grpen(0),
   grpen(1),
-  // The generic timer's EL0 registers (guest access only: userspace uses ONE_REG).
-  ...TIMER_SYSREGS,
 ];
 
-export const SYSREGS_BY_NAME: ReadonlyMap<string, SysregDesc> = new Map(SYSREGS.map((r) => [r.name, r]));
-export const SYSREGS_BY_ENC: ReadonlyMap<number, SysregDesc> = new Map(SYSREGS.map((r) => [r.enc, r]));
+/** By encoding: the CPU_SYSREGS attribute group is the vgic's registers only. */
+const ICC_SYSREGS_BY_ENC: ReadonlyMap<number, SysregDesc> = new Map(ICC_SYSREGS.map((r) => [r.enc, r]));
 
 /** HAS_DEVICE_ATTR for CPU_SYSREGS: an AArch64 encoding of a register userspace may save/restore. */
 export function hasSysreg(enc: number): boolean {
-  return SYSREGS_BY_ENC.get(enc)?.uget !== undefined;
+  return ICC_SYSREGS_BY_ENC.get(enc)?.uget !== undefined;
 }
 
 /**
@@ -252,7 +250,7 @@ export function hasSysreg(enc: number): boolean {
  * Returns the value read, or 0n for a write.
  */
 export function sysregUaccess(h: Host, v: number, enc: number, isWrite: boolean, value: bigint): bigint {
-  const r = SYSREGS_BY_ENC.get(enc);
+  const r = ICC_SYSREGS_BY_ENC.get(enc);
   if (!r?.uget || !r.uset) kvmErr('ENXIO', `no GICv3 CPU system register with encoding 0x${enc.toString(16)}`);
   if (isWrite) {
     r.uset(h, v, BigInt.asUintN(64, value));

@@ -10,7 +10,6 @@
  * which serve either group.
  */
 import { EventKind } from '../check/events.js';
-import type { VcpuRunner } from '../kvm/vcpu-runner.js';
 import { CTR, EXIT, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { ackTraceInfo, cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, MIN_BPR0, MIN_BPR1, readBpr0, readBpr1, runningPriority, validLrCount } from './cpu-interface.js';
@@ -21,9 +20,23 @@ import { vgicDeactivate } from './dir-trap.js';
 
 const isSpecial = (intid: number) => intid >= 1020 && intid <= 1023;
 
+/**
+ * What the CPU interface needs of its vCPU's run loop (kvm/vcpu-runner.ts implements it): a trapped
+ * access is a world switch out and back in. An interface here, so the vgic does not import kvm/.
+ */
+export interface WorldSwitch {
+  readonly h: Host;
+  /** vCPU index (creation order). */
+  readonly v: number;
+  /** Leave guest mode for `reason` (an EXIT index): fold and prune. */
+  exit(reason: number): void;
+  /** Back into the guest: requests, flush, publish IN_GUEST_MODE. */
+  enter(): void;
+}
+
 export class VcpuCpuIf {
   readonly h: Host;
-  /** vCPU id. */
+  /** vCPU index (creation order). */
   readonly v: number;
   /** LRs with the pending bit since the last entry (set by the run loop, lowered by acks). */
   pendHint = 0;
@@ -32,9 +45,9 @@ export class VcpuCpuIf {
   private readonly m: Int32Array;
   private readonly vb: number;
   private readonly ctr: number;
-  private readonly r: VcpuRunner;
+  private readonly r: WorldSwitch;
 
-  constructor(r: VcpuRunner) {
+  constructor(r: WorldSwitch) {
     this.r = r;
     this.h = r.h;
     this.v = r.v;

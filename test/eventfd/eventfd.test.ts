@@ -3,7 +3,7 @@
  * eventfd-threads.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { KvmError, type ErrnoName } from '../../src/kvm/errno.js';
+import { KvmError, type ErrnoName } from '../../src/uapi/errno.js';
 import {
   EventFd, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EVENTFD_MAX,
 } from '../../src/eventfd/eventfd.js';

@@ -3,7 +3,7 @@
  * stop/add/start and stop/del/start callback order, refusal handling, and registry bookkeeping.
  */
 import { describe, expect, it } from 'vitest';
-import { KvmError } from '../../src/kvm/errno.js';
+import { KvmError } from '../../src/uapi/errno.js';
 import {
   IrqBypassManager, type IrqBypassConsumer, type IrqBypassProducer,
 } from '../../src/kvm/irq-bypass.js';

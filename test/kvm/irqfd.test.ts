@@ -20,7 +20,7 @@ import {
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_TYPE_ARM_VGIC_V3,
   KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MAX_IRQ_ROUTES, KVM_VGIC_V3_ADDR_TYPE_DIST,
   KVM_VGIC_V3_ADDR_TYPE_REDIST,
-} from '../../src/kvm/uapi.js';
+} from '../../src/uapi/kvm.js';
 import { IRQ, IRQFD, IRQFD_FREE, IRQFD_HUP, NR_IRQFDS } from '../../src/shm/layouts.js';
 import { irqfdOff, irqOff } from '../../src/shm/vm-memory.js';
 import { irqRecord } from '../../src/vgic/irq.js';

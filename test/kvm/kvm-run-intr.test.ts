@@ -5,9 +5,10 @@
  * re-enters on resume with the guest continuing where it was.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { guestFromFunction, createVm } from '../../src/index.js';
 import {
-  KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_EXIT_INTR, guestFromFunction, kvmIrqLineField, createVm,
-} from '../../src/index.js';
+  KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_EXIT_INTR, kvmIrqLineField,
+} from '../../src/uapi/index.js';
 import { ECHO } from '../../src/guest/builtins/irq-echo.js';
 import { buildV3, expectErrno, pulseSpi, startRun, VmTracker, waitRam, within } from '../helpers.js';
 

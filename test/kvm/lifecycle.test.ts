@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createVm, EventFd, KvmError, VfioPlatformDevice, guestFromFunction, type VmOptions } from '../../src/index.js';
 import {
-  createVm, EventFd, KvmError, VfioPlatformDevice, guestFromFunction, type VmOptions,
   KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_VFIO,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_DIST_REGS,
-  KVM_VGIC_ITS_ADDR_TYPE, KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD, KVM_IRQ_ROUTING_IRQCHIP,
-} from '../../src/index.js';
+  KVM_VGIC_ITS_ADDR_TYPE, KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD,
+  KVM_IRQ_ROUTING_IRQCHIP,
+} from '../../src/uapi/index.js';
 import { distPath } from '../../src/kvm/worker-path.js';
 import { USER_MMIO_SLOTS } from '../../src/shm/vm-memory.js';
 import { buildV3, expectErrno, expectErrnoAsync, spiLine, USER_MMIO_GPA, VmTracker, within } from '../helpers.js';
@@ -59,10 +60,11 @@ describe('an idle VM does not keep the process alive', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vgic-emu-exit-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const index = pathToFileURL(distPath('src/index.js')).href;
+  const uapiIndex = pathToFileURL(distPath('src/uapi/index.js')).href;
 
   function runScript(name: string, body: string): Promise<{ code: number | null; stderr: string }> {
     const file = join(dir, `${name}.mjs`);
-    writeFileSync(file, `import * as v from ${JSON.stringify(index)};\n${body}\n`);
+    writeFileSync(file, `import * as root from ${JSON.stringify(index)};\nimport * as uapi from ${JSON.stringify(uapiIndex)};\nconst v = { ...root, ...uapi };\n${body}\n`);
     return new Promise((resolve) => {
       execFile(process.execPath, [file], { timeout: 20_000, killSignal: 'SIGKILL' }, (err, _out, stderr) => {
         resolve({ code: err ? ((err as { code?: unknown }).code as number | null) ?? null : 0, stderr });

@@ -10,13 +10,13 @@
  * - kvm_irqfd_assign does not look at the GSI; a GSI past the routing table delivers nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createVm, EventFd, type KvmDevice, type Vm } from '../../src/index.js';
 import {
-  createVm, EventFd, type KvmDevice, type Vm,
   KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_DIST_REGS,
-  KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
-  KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, KVM_VGIC_V3_RDIST_COUNT_SHIFT, KVM_VGIC_V3_REDIST_SIZE, KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT,
-  KVM_IRQ_ROUTING_IRQCHIP,
-} from '../../src/index.js';
+  KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_VGIC_V3_ADDR_TYPE_DIST,
+  KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, KVM_VGIC_V3_RDIST_COUNT_SHIFT,
+  KVM_VGIC_V3_REDIST_SIZE, KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT, KVM_IRQ_ROUTING_IRQCHIP,
+} from '../../src/uapi/index.js';
 import { V3_DIST, V3_REDIST, VmTracker, expectErrno, expectErrnoAsync, spiLine, within } from '../helpers.js';
 
 const tracker = new VmTracker();

@@ -13,14 +13,15 @@
  *   for an id no vCPU has.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createVm, guestFromFunction, GuestFault, type GuestCpu, type KvmDevice, type Vm } from '../../src/index.js';
 import {
-  createVm, guestFromFunction, GuestFault, type GuestCpu, type KvmDevice, type Vm,
   KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
-  KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_CTRL_INIT,
-  KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, KVM_VGIC_V3_RDIST_COUNT_SHIFT,
-  KVM_VGIC_V3_REDIST_SIZE, KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT, KVM_DEV_ARM_VGIC_CPUID_SHIFT, KVM_VGIC_V2_ADDR_TYPE_DIST,
+  KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, KVM_DEV_ARM_VGIC_GRP_DIST_REGS,
+  KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
+  KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION, KVM_VGIC_V3_RDIST_COUNT_SHIFT, KVM_VGIC_V3_REDIST_SIZE,
+  KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT, KVM_DEV_ARM_VGIC_CPUID_SHIFT, KVM_VGIC_V2_ADDR_TYPE_DIST,
   KVM_VGIC_V2_ADDR_TYPE_CPU,
-} from '../../src/index.js';
+} from '../../src/uapi/index.js';
 import { V2_CPU, V2_DIST, V3_DIST, V3_REDIST, VmTracker, expectErrno, ppiLine, pulseSpi, startRun, waitFor, within } from '../helpers.js';
 
 const tracker = new VmTracker();

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { scheduleEvents, scheduleTimes, type IrqSchedule } from '../../src/kvm/vfio/schedule.js';
-import { KvmError } from '../../src/kvm/errno.js';
+import { KvmError } from '../../src/uapi/errno.js';
 
 const times = (s: IrqSchedule): number[] => [...scheduleTimes(s)];
 

@@ -17,13 +17,13 @@ import { ECHO, KvmError, guestFromFunction, type GuestCpu, type KvmDevice, type 
 import {
   KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ,
   KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_FILE_DEL, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, kvmIrqLineField,
-} from '../../src/kvm/uapi.js';
+} from '../../src/uapi/kvm.js';
 import { EventFd } from '../../src/eventfd/eventfd.js';
 import { VfioPlatformDevice, type VfioIrqCounts, type VfioIrqType } from '../../src/kvm/vfio/platform-device.js';
 import {
   VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_SET_ACTION_MASK,
   VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-} from '../../src/kvm/vfio/uapi.js';
+} from '../../src/uapi/vfio.js';
 import { buildV3, expectErrno, startRun, waitFor, waitRam, within, type RunHandle } from '../helpers.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -77,4 +77,13 @@ describe('README', () => {
     if (b.stdout) expect(last.stdout).toMatch(b.stdout);
     if (b.stderr) expect(last.stderr).toMatch(b.stderr);
   }, 300_000);
+
+  it('the newcomer\'s demo command (npm run demo) ends OK', async () => {
+    // The README's first block; `npm ci` is CI's own first step and `npm test` is this suite. The
+    // build inside `npm run demo` is incremental: with dist/ up to date it rewrites nothing, so
+    // the other test files' workers are not disturbed.
+    const r = await sh('npm run demo', ROOT, 120_000);
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stdout).toMatch(/^OK: every injected edge interrupt was acknowledged exactly once\.$/m);
+  }, 150_000);
 });

@@ -57,7 +57,7 @@ describe('replay of a written schedule', () => {
     writeScheduleFile(
       path,
       toScheduleFile(
-        { scenario: failing.scenarioRef, scenarioHash: failing.scenarioHash, seed: failing.seed, strategy: failing.strategy ?? 'random', bugs: [...failing.bugs], vcpus: failing.vcpus, gic: failing.gic, size: failing.args.iterations, spis: failing.args.spis.length, nrLr: failing.nrLr, locking: failing.locking },
+        { scenario: failing.scenarioRef, scenarioHash: failing.scenarioHash, seed: failing.seed, strategy: failing.strategy ?? 'random', bugs: [...failing.bugs], vcpus: failing.vcpus, gic: failing.gic, size: failing.args.iterations, spis: failing.args.spis.length, nrLr: failing.nrLr, lrPolicy: failing.lrPolicy, locking: failing.locking },
         sch.switches,
       ),
     );
@@ -81,7 +81,7 @@ describe('replay of a written schedule', () => {
   });
 
   it('a file of another format or version is refused with a clear error', () => {
-    const good = toScheduleFile({ scenario: 'spi-storm', scenarioHash: null, seed: 1, strategy: 'random', bugs: [], vcpus: 2, gic: 'v3', size: 10, spis: 4, nrLr: 4, locking: 'fine' }, [{ step: 3, to: 1, forced: false }]);
+    const good = toScheduleFile({ scenario: 'spi-storm', scenarioHash: null, seed: 1, strategy: 'random', bugs: [], vcpus: 2, gic: 'v3', size: 10, spis: 4, nrLr: 4, lrPolicy: 'mainline', locking: 'fine' }, [{ step: 3, to: 1, forced: false }]);
     const wrongVersion = join(dir, 'v99.json');
     writeFileSync(wrongVersion, JSON.stringify({ ...good, version: 99 }));
     expect(() => readScheduleFile(wrongVersion)).toThrow(new RegExp(`version 99.*reads version ${SCHEDULE_VERSION}`));

@@ -14,7 +14,7 @@ import type { KvmDevice } from '../../src/kvm/vgic-device.js';
 import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_V3,
   KVM_REQ_IRQ_PENDING, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES,
-} from '../../src/kvm/uapi.js';
+} from '../../src/uapi/kvm.js';
 import { IRQ, ITS, ITS_CACHE, LPI_BASE, NR_ITS_CACHE, VCPU } from '../../src/shm/layouts.js';
 import { irqOff, itsOff, vcpuOff } from '../../src/shm/vm-memory.js';
 import { setReg64 } from '../../src/vgic/guest-mem.js';

@@ -6,12 +6,12 @@
  * VM, restored in the documented order, and the rebuilt translations compared.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createVm, guestFromFunction, type GuestCpu, type KvmDevice, type Vm } from '../../src/index.js';
 import {
-  createVm, guestFromFunction, type GuestCpu, type KvmDevice, type Vm,
   KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR,
   KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V3,
   KVM_VGIC_ITS_ADDR_TYPE, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
-} from '../../src/index.js';
+} from '../../src/uapi/index.js';
 import type { ItsDevice } from '../../src/kvm/its-device.js';
 import { IRQ, LPI_BASE, MAX_LPIS, NR_COLLECTIONS, NR_ITS_DEVICES, VCPU } from '../../src/shm/layouts.js';
 import { irqOff, vcpuOff } from '../../src/shm/vm-memory.js';

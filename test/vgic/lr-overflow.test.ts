@@ -15,7 +15,9 @@
  * LR: IAR reads 1023 until the guest unwinds (the limit mainline's rework removed).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createVm, guestFromFunction, type GuestCpu, type Vm, type VmOptions, type VcpuStats } from '../../src/index.js';
+import {
+  createVm, guestFromFunction, type GuestCpu, type Vm, type VmOptions, type VcpuStats,
+} from '../../src/index.js';
 import { VCPU } from '../../src/shm/layouts.js';
 import { vcpuOff } from '../../src/shm/vm-memory.js';
 import { VmTracker, build, expectErrno, pulseSpi, runAll, startRun, waitFor, waitRam, within } from '../helpers.js';

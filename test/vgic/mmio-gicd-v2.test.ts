@@ -3,8 +3,8 @@
  * §7.4). Expectations come from the spec's register descriptions, not from running the code.
  */
 import { describe, expect, it } from 'vitest';
-import { KvmError } from '../../src/kvm/errno.js';
-import { KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_VGIC_IMP_REV_LATEST } from '../../src/kvm/uapi.js';
+import { KvmError } from '../../src/uapi/errno.js';
+import { KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_VGIC_IMP_REV_LATEST } from '../../src/uapi/kvm.js';
 import { dw } from '../../src/vgic/host.js';
 import { EDGE, LEVEL } from '../../src/vgic/irq.js';
 import { cpuRegsUaccess, distUaccess, hasCpuReg, hasDistReg, vgicMmioRead, vgicMmioWrite } from '../../src/vgic/mmio/dispatch.js';

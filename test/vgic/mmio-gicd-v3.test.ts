@@ -3,8 +3,8 @@
  * (spec §5.5, §6, §7.4). Expectations come from the spec, not from running the code.
  */
 import { describe, expect, it } from 'vitest';
-import { KvmError } from '../../src/kvm/errno.js';
-import { KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_VGIC_IMP_REV_2, KVM_VGIC_IMP_REV_3, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V3_REDIST_SIZE } from '../../src/kvm/uapi.js';
+import { KvmError } from '../../src/uapi/errno.js';
+import { KVM_REQ_IRQ_PENDING, KVM_REQ_SLEEP, KVM_VGIC_IMP_REV_2, KVM_VGIC_IMP_REV_3, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V3_REDIST_SIZE } from '../../src/uapi/kvm.js';
 import { DIST, RDIST_REGION, VCPU } from '../../src/shm/layouts.js';
 import { vcpuOff } from '../../src/shm/vm-memory.js';
 import type { Host } from '../../src/vgic/host.js';

@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { IN_GUEST_MODE, KVM_REQ_SLEEP, OUTSIDE_GUEST_MODE } from '../../src/kvm/uapi.js';
+import { IN_GUEST_MODE, KVM_REQ_SLEEP, OUTSIDE_GUEST_MODE } from '../../src/uapi/kvm.js';
 import { VCPU } from '../../src/shm/layouts.js';
 import { vcpuOff } from '../../src/shm/vm-memory.js';
 import { TeardownError } from '../../src/sync/lock.js';

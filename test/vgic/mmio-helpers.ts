@@ -7,7 +7,7 @@ import { allocateBuffers, computeGeometry, irqOff, vcpuOff } from '../../src/shm
 import { dw, makeHost, type Host, type SharedVmConfig } from '../../src/vgic/host.js';
 import { vgicInit } from '../../src/vgic/init.js';
 import { lockConfig, unlockConfig } from '../../src/vgic/locks.js';
-import { KVM_VGIC_V3_REDIST_SIZE } from '../../src/kvm/uapi.js';
+import { KVM_VGIC_V3_REDIST_SIZE } from '../../src/uapi/kvm.js';
 import { timerInitVm, timerVcpuInit } from '../../src/kvm/timer/timer-enable.js';
 
 export const DIST_BASE = 0x0800_0000;

@@ -4,13 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GuestCpu, type UserMmioHandler } from '../../src/guest/guest-cpu.js';
-import { KvmError } from '../../src/kvm/errno.js';
-import { KVM_REQ_IRQ_PENDING } from '../../src/kvm/uapi.js';
+import { KvmError } from '../../src/uapi/errno.js';
+import { KVM_REQ_IRQ_PENDING } from '../../src/uapi/kvm.js';
 import { VcpuRunner } from '../../src/kvm/vcpu-runner.js';
 import type { Host } from '../../src/vgic/host.js';
 import { LEVEL } from '../../src/vgic/irq.js';
 import { levelInfoUaccess, vgicMmioWrite } from '../../src/vgic/mmio/dispatch.js';
-import { hasSysreg, sysregEncoding, sysregUaccess, SYSREGS_BY_NAME, vgicV3DispatchSgi } from '../../src/vgic/sysregs.js';
+import { hasSysreg, sysregEncoding, sysregUaccess, vgicV3DispatchSgi } from '../../src/vgic/sysregs.js';
+import { SYSREGS_BY_NAME } from '../../src/kvm/sys-regs.js';
 import { apList, DIST_BASE, irqField, makeVm, rec, setIrqField, setVcpuField, vcpuField } from './mmio-helpers.js';
 
 /** ICC_SGI1R_EL1 value: Aff3 [55:48], IRM [40], Aff2 [39:32], INTID [27:24], Aff1 [23:16], list [15:0]. */

@@ -27,11 +27,12 @@ import type { Host } from '../../vgic/host.js';
 import { D } from '../../vgic/host.js';
 import { lockIrq, unlockIrq } from '../../vgic/locks.js';
 import { injectIrq } from '../../vgic/queue.js';
+import { setHostPpiOps } from '../../vgic/phys-irq.js';
 import { physCounter } from './counter.js';
 import {
   ARCH_TIMER_CTRL_ENABLE, ARCH_TIMER_CTRL_IT_MASK, HOST_PTIMER_INTID, HOST_VTIMER_INTID, KVM_ARM_VCPU_TIMER_IRQ_PTIMER,
   KVM_ARM_VCPU_TIMER_IRQ_VTIMER,
-} from './uapi.js';
+} from '../../uapi/timer.js';
 
 export const VTIMER = KVM_ARM_VCPU_TIMER_IRQ_VTIMER;
 export const PTIMER = KVM_ARM_VCPU_TIMER_IRQ_PTIMER;
@@ -173,3 +174,7 @@ export function timerInputLevel(h: Host, v: number, pintid: number): boolean {
   const t = timerOf(pintid);
   return t >= 0 && v >= 0 && timerShouldFire(h, v, t);
 }
+
+// The vgic reaches the timer's PPIs through these (its kvm_vgic_map_phys_irq irq_ops): every
+// thread that runs a vCPU imports this module through the run loop, so they are set there.
+setHostPpiOps({ inputLevel: timerInputLevel, inactive: timerPhysInactive });

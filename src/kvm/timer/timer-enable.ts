@@ -2,7 +2,7 @@
  * The timer's life cycle (kernel arch_timer.c): kvm_timer_init_vm at VM creation,
  * kvm_timer_vcpu_init at vCPU creation, kvm_timer_enable at a vCPU's first run.
  */
-import { kvmErr } from '../errno.js';
+import { kvmErr } from '../../uapi/errno.js';
 import { IRQ, NR_VCPU_TIMERS, TIMER_CTX, VCPU } from '../../shm/layouts.js';
 import { irqOff, vcpuOff } from '../../shm/vm-memory.js';
 import type { Host } from '../../vgic/host.js';
@@ -10,7 +10,7 @@ import { D } from '../../vgic/host.js';
 import { lockConfig, lockIrq, unlockConfig, unlockIrq } from '../../vgic/locks.js';
 import { ctxOff, deadlineIdx, HOST_INTID, OWNER_BASE, timerPpi } from './arch-timer.js';
 import { physCounter } from './counter.js';
-import { DEFAULT_TIMER_PPIS } from './uapi.js';
+import { DEFAULT_TIMER_PPIS } from '../../uapi/timer.js';
 
 /** kvm_timer_init_vm: the default PPIs; the counter's time base. */
 export function timerInitVm(h: Host, controlledClock: boolean): void {

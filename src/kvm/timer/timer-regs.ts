@@ -5,7 +5,7 @@
 import { TIMER_CTX } from '../../shm/layouts.js';
 import type { Host } from '../../vgic/host.js';
 import { ctxOff, cvalOf, EN_MASK, timerCounter, timerRearm, TWO32 } from './arch-timer.js';
-import { ARCH_TIMER_CTRL_ENABLE, ARCH_TIMER_CTRL_IT_STAT } from './uapi.js';
+import { ARCH_TIMER_CTRL_ENABLE, ARCH_TIMER_CTRL_IT_STAT } from '../../uapi/timer.js';
 
 /** CNTx_CTL_EL0: ENABLE and IMASK as written, ISTATUS when enabled and the condition is met. */
 export function timerReadCtl(h: Host, v: number, t: number): number {

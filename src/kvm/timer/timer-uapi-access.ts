@@ -4,7 +4,7 @@
  * (arch_timer.c kvm_arm_timer_{set,get,has}_attr). The caller holds vcpu->mutex, as every vCPU
  * ioctl does, so the vCPU is not running.
  */
-import { kvmErr } from '../errno.js';
+import { kvmErr } from '../../uapi/errno.js';
 import type { Host } from '../../vgic/host.js';
 import { D } from '../../vgic/host.js';
 import { lockConfig, unlockConfig } from '../../vgic/locks.js';
@@ -15,7 +15,7 @@ import {
   ARCH_TIMER_CTRL_IT_STAT, KVM_ARM_VCPU_TIMER_CTRL, KVM_ARM_VCPU_TIMER_IRQ_HPTIMER, KVM_ARM_VCPU_TIMER_IRQ_VTIMER,
   KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_PTIMER_CTL, KVM_REG_ARM_PTIMER_CVAL, KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_TIMER_CTL,
   KVM_REG_ARM_TIMER_CVAL,
-} from './uapi.js';
+} from '../../uapi/timer.js';
 
 /** The model's counters are doubles: exact up to 2^53 ticks. */
 const MAX_COUNTER = 2n ** 53n;

@@ -9,7 +9,7 @@
  * kernel's arm64 code only does this for MSIs with GICv4 (spec §10.4); vgic-emu does it for SPIs
  * when the VM is created with `irqBypass: true`.
  */
-import { KvmError } from '../errno.js';
+import { KvmError } from '../../uapi/errno.js';
 import type { IrqBypassConsumer, IrqBypassProducer } from '../irq-bypass.js';
 import type { Host } from '../../vgic/host.js';
 import { forwardIrq, isForwarded, unforwardIrq } from './forward.js';

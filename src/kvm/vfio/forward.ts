@@ -23,7 +23,7 @@ import { D } from '../../vgic/host.js';
 import { irqRecord } from '../../vgic/irq.js';
 import { lockIrq, unlockIrq } from '../../vgic/locks.js';
 import { bellOf, ringDevice } from '../../vgic/phys-irq.js';
-import { kvmErr } from '../errno.js';
+import { kvmErr } from '../../uapi/errno.js';
 
 const P = PHYS_IRQ.off;
 

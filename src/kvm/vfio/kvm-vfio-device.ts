@@ -5,12 +5,12 @@
  */
 import { deviceAttr } from '../user-copy.js';
 import { checkVmUsable } from '../vm-closed.js';
-import { kvmErr } from '../errno.js';
+import { kvmErr } from '../../uapi/errno.js';
 import { copyFromUser } from '../user-copy.js';
 import {
   KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_DEVICE_UNFORWARD_IRQ, KVM_DEV_VFIO_FILE,
   KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_FILE_DEL,
-} from '../uapi.js';
+} from '../../uapi/kvm.js';
 import type { Host } from '../../vgic/host.js';
 import type { KvmDevice } from '../vgic-device.js';
 import { forwardIrq, unforwardIrq } from './forward.js';

@@ -11,7 +11,7 @@ import type { Host } from '../../vgic/host.js';
 import { bellOf, ringDevice } from '../../vgic/phys-irq.js';
 import { D } from '../../vgic/host.js';
 import { popcount } from '../../vgic/irq.js';
-import { KvmError, kvmErr } from '../errno.js';
+import { KvmError, kvmErr } from '../../uapi/errno.js';
 import { checkVmUsable } from '../vm-closed.js';
 import { irqBypass, type IrqBypassProducer } from '../irq-bypass.js';
 import type { Vm } from '../vm.js';
@@ -25,7 +25,7 @@ import {
   VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_IRQ_INFO_NORESIZE,
-} from './uapi.js';
+} from '../../uapi/vfio.js';
 
 export type VfioIrqType = 'edge' | 'level';
 

@@ -3,7 +3,7 @@
  * plain data (it crosses to the device worker) and expands to event times in milliseconds from
  * its start, so a run with the same schedule raises the same number of events at the same offsets.
  */
-import { KvmError } from '../errno.js';
+import { KvmError } from '../../uapi/errno.js';
 import { Prng } from '../../sched/prng.js';
 
 export type IrqSchedule =

@@ -4,7 +4,7 @@ import { SRAM } from '../ram.js';
 import type { ScenarioArgs } from '../scenario.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { EventFd, type EventFdHandle } from '../../eventfd/eventfd.js';
-import { KVM_IRQFD_FLAG_RESAMPLE } from '../../kvm/uapi.js';
+import { KVM_IRQFD_FLAG_RESAMPLE } from '../../uapi/kvm.js';
 import type { Vm } from '../../kvm/vm.js';
 
 /**

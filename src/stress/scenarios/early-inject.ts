@@ -5,8 +5,8 @@
  * rejected irqfd v4 behaviour) loses an interrupt the VMM believes was delivered.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { KvmError } from '../../kvm/errno.js';
-import { KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField } from '../../kvm/uapi.js';
+import { KvmError } from '../../uapi/errno.js';
+import { KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField } from '../../uapi/kvm.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';

@@ -4,8 +4,8 @@
  * (guest) or -1 (userspace ITS_REGS). Command processing runs synchronously on the thread that
  * writes GITS_CWRITER or GITS_CTLR, under cmd_lock, as in the kernel.
  */
-import { kvmErr } from '../../kvm/errno.js';
-import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
+import { kvmErr } from '../../uapi/errno.js';
+import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../uapi/kvm.js';
 import { ITS } from '../../shm/layouts.js';
 import { itsOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';

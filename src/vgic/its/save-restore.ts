@@ -43,7 +43,7 @@
  *   collection of this ITS is freed, pre-existing ones included, as the kernel frees whole lists.
  * - Indirect device tables are supported both ways.
  */
-import { kvmErr } from '../../kvm/errno.js';
+import { kvmErr } from '../../uapi/errno.js';
 import { ITS, LPI_BASE, NR_COLLECTIONS, NR_ITS_DEVICES } from '../../shm/layouts.js';
 import { itsOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';

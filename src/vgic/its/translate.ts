@@ -3,8 +3,8 @@
  * collection -> vCPU -> LPI made pending. Three callers: the guest's GITS_TRANSLATER write, the
  * VMM's KVM_SIGNAL_MSI, and irqfds with MSI routes (whose fast path may only use the cache).
  */
-import { kvmErr } from '../../kvm/errno.js';
-import { KVM_MSI_VALID_DEVID } from '../../kvm/uapi.js';
+import { kvmErr } from '../../uapi/errno.js';
+import { KVM_MSI_VALID_DEVID } from '../../uapi/kvm.js';
 import { ITS } from '../../shm/layouts.js';
 import { itsOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';

@@ -7,7 +7,7 @@
  * Which frame: the distributor at DIST.distBase (4 KiB on v2, 64 KiB on v3) or, on v3, the
  * 128 KiB redistributor pair of the vCPU that owns the address.
  */
-import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../../kvm/uapi.js';
+import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../../uapi/kvm.js';
 import { DIST, ITS, RDIST_REGION, VCPU } from '../../shm/layouts.js';
 import { itsOff, vcpuOff } from '../../shm/vm-memory.js';
 import { GITS } from '../its/mmio-its.js';

@@ -6,7 +6,7 @@
  * locks; the aliased group-1 registers (AIAR/AEOIR/AHPPIR) are its group-1 operations. (Mainline
  * leaves the page holding GICC_DIR unmapped: VcpuCpuIf.dir traps it.)
  */
-import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
+import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../uapi/kvm.js';
 import { VCPU } from '../../shm/layouts.js';
 import { vcpuOff } from '../../shm/vm-memory.js';
 import type { VcpuCpuIf } from '../vcpu-cpuif.js';

@@ -3,8 +3,8 @@
  * Private INTIDs (0-31) are banked: they are the accessing vCPU's (the attr's vCPU for userspace).
  */
 import { tracePend } from '../trace.js';
-import { kvmErr } from '../../kvm/errno.js';
-import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
+import { kvmErr } from '../../uapi/errno.js';
+import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { vcpuIdOf } from '../vcpu-id.js';
 import { irqOff } from '../../shm/vm-memory.js';

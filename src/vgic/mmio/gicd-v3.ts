@@ -4,8 +4,8 @@
  * in each redistributor's SGI frame. Each family therefore has two rows, a RAZ/WI one for the
  * private INTIDs and the real one for SPIs (REGISTER_DESC_WITH_BITS_PER_IRQ_SHARED).
  */
-import { kvmErr } from '../../kvm/errno.js';
-import { KVM_VGIC_IMP_REV_2, KVM_VGIC_IMP_REV_3, KVM_VGIC_V3_DIST_SIZE } from '../../kvm/uapi.js';
+import { kvmErr } from '../../uapi/errno.js';
+import { KVM_VGIC_IMP_REV_2, KVM_VGIC_IMP_REV_3, KVM_VGIC_V3_DIST_SIZE } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import { mpidrToVcpu } from '../affinity.js';

@@ -3,7 +3,7 @@
  * vCPU (kernel vgic-mmio-v3.c vgic_v3_rd_registers; spec §6). `c.vcpu` is the redistributor's own
  * vCPU, whoever accesses it; the SGI frame's per-IRQ registers are that vCPU's private IRQs.
  */
-import { IMPLEMENTER_ARM, KVM_VGIC_IMP_REV_3, KVM_VGIC_V3_REDIST_SIZE, PRODUCT_ID_KVM } from '../../kvm/uapi.js';
+import { IMPLEMENTER_ARM, KVM_VGIC_IMP_REV_3, KVM_VGIC_V3_REDIST_SIZE, PRODUCT_ID_KVM } from '../../uapi/kvm.js';
 import { DIST, RDIST_REGION, VCPU } from '../../shm/layouts.js';
 import { vcpuOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';

@@ -4,7 +4,7 @@
  * saves/restores line levels here, separately from the pending latch (ISPENDR), because a level
  * interrupt's pending state is latch OR line and must not be restored as a latch.
  */
-import { kvmErr } from '../../kvm/errno.js';
+import { kvmErr } from '../../uapi/errno.js';
 import { IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';

@@ -9,10 +9,11 @@
  * host waits on vm.run() with a bound. Timing assertions are inequalities on counter values.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { guestFromFunction, type GuestCpu, CNTFRQ_HZ } from '../../../src/index.js';
 import {
-  guestFromFunction, type GuestCpu, KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_TIMER_CTL, KVM_REG_ARM_TIMER_CVAL,
-  ARCH_TIMER_CTRL_ENABLE, ARCH_TIMER_CTRL_IT_MASK, ARCH_TIMER_CTRL_IT_STAT, CNTFRQ_HZ,
-} from '../../../src/index.js';
+  KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_TIMER_CTL, KVM_REG_ARM_TIMER_CVAL, ARCH_TIMER_CTRL_ENABLE,
+  ARCH_TIMER_CTRL_IT_MASK, ARCH_TIMER_CTRL_IT_STAT,
+} from '../../../src/uapi/index.js';
 import { IRQ } from '../../../src/shm/layouts.js';
 import { irqOff } from '../../../src/shm/vm-memory.js';
 import { build, buildV3, runAll, startRun, waitRam, withRun, VmTracker } from '../../helpers.js';
