@@ -30,6 +30,7 @@
  * Not modelled: ICPENDR/ICACTIVER clearing state (no event for it), so scenarios checked for
  * `lost` must not clear pending interrupts.
  */
+import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../uapi/kvm.js';
 import {
   EventKind,
   TRIGGER_LEVEL,
@@ -115,12 +116,12 @@ function plainIntid(e: HistoryEvent): number {
 }
 
 function keyOf(intid: number, vcpu: number): string {
-  return intid < 32 ? `${intid}/${vcpu}` : String(intid);
+  return intid < VGIC_NR_PRIVATE_IRQS ? `${intid}/${vcpu}` : String(intid);
 }
 
 export function describeIntid(intid: number, vcpu: number): string {
-  if (intid < 16) return `SGI ${intid} of vCPU ${vcpu}`;
-  if (intid < 32) return `PPI ${intid} of vCPU ${vcpu}`;
+  if (intid < VGIC_NR_SGIS) return `SGI ${intid} of vCPU ${vcpu}`;
+  if (intid < VGIC_NR_PRIVATE_IRQS) return `PPI ${intid} of vCPU ${vcpu}`;
   if (intid < 1020) return `SPI ${intid}`;
   return intid >= 8192 ? `LPI ${intid}` : `INTID ${intid}`;
 }
@@ -135,7 +136,7 @@ export function checkHistory(input: readonly HistoryEvent[], opts: CheckOptions 
   const post = qi >= 0 ? all.slice(qi + 1) : [];
   const v2 = opts.gicVersion !== undefined
     ? opts.gicVersion === 2
-    : live.some((e) => e.kind === EventKind.PEND && e.intid < 16 && e.b >= 0);
+    : live.some((e) => e.kind === EventKind.PEND && e.intid < VGIC_NR_SGIS && e.b >= 0);
   const out: Violation[] = [];
   const slice = (events: readonly HistoryEvent[], from: number, to: number): HistoryEvent[] => {
     const s = events.filter((e) => e.seq >= from && e.seq <= to);
@@ -162,9 +163,9 @@ export function checkHistory(input: readonly HistoryEvent[], opts: CheckOptions 
     let t = tracks.get(k);
     if (t === undefined) {
       t = {
-        intid, owner: intid < 32 ? e.vcpu : -1, events: [], level: true, edge: new Map(), line: 0, lastLine: null,
+        intid, owner: intid < VGIC_NR_PRIVATE_IRQS ? e.vcpu : -1, events: [], level: true, edge: new Map(), line: 0, lastLine: null,
         highSinceDeact: false, softSinceDeact: false, lastAck: -1, lastDeact: null,
-        resample: intid >= 32 && resampleSpis.has(intid), awaitingResample: null, resamples: 0,
+        resample: intid >= VGIC_NR_PRIVATE_IRQS && resampleSpis.has(intid), awaitingResample: null, resamples: 0,
       };
       tracks.set(k, t);
     }
@@ -181,7 +182,7 @@ export function checkHistory(input: readonly HistoryEvent[], opts: CheckOptions 
       out.push({ kind, intid: t.intid, vcpu: at.vcpu >= 0 ? at.vcpu : t.owner, seq: at.seq, message, events: slice(t.events, from, at.seq) });
     };
     const sourceOf = (e: HistoryEvent): number => {
-      if (t.intid >= 16 || !v2) return -1;
+      if (t.intid >= VGIC_NR_SGIS || !v2) return -1;
       return e.kind === EventKind.PEND ? e.b : guestSgiSource(e.intid, true);
     };
     const counter = (src: number): EdgeCount => {
@@ -307,7 +308,7 @@ function isSorted(events: readonly HistoryEvent[]): boolean {
 
 /** Human-readable, multi-line: headline, then the event slice with names. */
 export function formatViolation(v: Violation): string {
-  const head = `[${v.kind}] ${describeIntid(v.intid, v.vcpu)}${v.vcpu >= 0 && v.intid >= 32 ? ` (vCPU ${v.vcpu})` : ''} at #${v.seq}: ${v.message}`;
+  const head = `[${v.kind}] ${describeIntid(v.intid, v.vcpu)}${v.vcpu >= 0 && v.intid >= VGIC_NR_PRIVATE_IRQS ? ` (vCPU ${v.vcpu})` : ''} at #${v.seq}: ${v.message}`;
   const lines = v.events.map((e) => `${e.seq === v.seq ? '  > ' : '    '}${formatEvent(e)}`);
   return [head, ...lines].join('\n');
 }

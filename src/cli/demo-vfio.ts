@@ -14,11 +14,7 @@ import { usedLockStats } from './demo.js';
 import { EventFd } from '../eventfd/eventfd.js';
 import { ECHO } from '../guest/builtins/irq-echo.js';
 import { KvmError } from '../uapi/errno.js';
-import {
-  KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
-  KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_FILE,
-  KVM_DEV_VFIO_FILE_ADD, KVM_IRQFD_FLAG_RESAMPLE, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, kvmIrqLineField,
-} from '../uapi/kvm.js';
+import { KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_DEV_VFIO_DEVICE, KVM_DEV_VFIO_DEVICE_FORWARD_IRQ, KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD, KVM_IRQFD_FLAG_RESAMPLE, KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST, kvmIrqLineField, VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
 import { VfioPlatformDevice } from '../kvm/vfio/platform-device.js';
 import { createVm, type Vm } from '../kvm/vm.js';
 
@@ -138,7 +134,7 @@ export async function runVfioDemo(o: VfioDemoOptions): Promise<VfioDemoSummary> 
       w.dev.setTrigger(w.index, w.trigger);
       w.dev.setUnmaskEventFd(w.index, resample); // QEMU passes the resamplefd as VFIO's unmask eventfd
       vm.irqfd({ fd: w.trigger, gsi: w.gsi, flags: KVM_IRQFD_FLAG_RESAMPLE, resamplefd: resample });
-      say(`   ${w.dev.name} irq ${w.index} (pINTID ${w.dev.pintid(w.index)}) -> irqfd gsi ${w.gsi} -> SPI ${w.gsi + 32}`);
+      say(`   ${w.dev.name} irq ${w.index} (pINTID ${w.dev.pintid(w.index)}) -> irqfd gsi ${w.gsi} -> SPI ${w.gsi + VGIC_NR_PRIVATE_IRQS}`);
     }
 
     say('5. run');
@@ -152,8 +148,8 @@ export async function runVfioDemo(o: VfioDemoOptions): Promise<VfioDemoSummary> 
       const c = w.dev.counts(w.index);
       const f = vm.irqfds().find((x) => x.gsi === w.gsi);
       return {
-        device: w.dev.name, index: w.index, spi: w.gsi + 32, raised: c.raised, injected: (f?.fastInjections ?? 0) + (f?.slowInjections ?? 0),
-        acknowledged: Atomics.load(ram, ECHO.SPI_ACKS + w.gsi + 32), resampled: f?.resamples ?? 0, hwCompleted: c.hwDeactivations,
+        device: w.dev.name, index: w.index, spi: w.gsi + VGIC_NR_PRIVATE_IRQS, raised: c.raised, injected: (f?.fastInjections ?? 0) + (f?.slowInjections ?? 0),
+        acknowledged: Atomics.load(ram, ECHO.SPI_ACKS + w.gsi + VGIC_NR_PRIVATE_IRQS), resampled: f?.resamples ?? 0, hwCompleted: c.hwDeactivations,
       };
     };
     const t0 = performance.now();

@@ -4,6 +4,7 @@
  * exactly as in a real guest. Private interrupts go to the GICv3 redistributor's SGI frame or the
  * banked GICv2 distributor registers; SPIs to the distributor.
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
 import type { GuestCpu } from './guest-cpu.js';
 import { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_IROUTER, GICR_SGI_OFFSET } from '../vgic/mmio/offsets.js';
 export { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_IROUTER, GICR_SGI_OFFSET };
@@ -15,7 +16,7 @@ export class GicDriver {
   /** Register base for an INTID's per-IRQ registers (redistributor SGI frame for v3 private IRQs). */
   private base(intid: number): number {
     const c = this.cpu;
-    return c.gic === 3 && intid < 32 ? c.gicrBase + GICR_SGI_OFFSET : c.gicdBase;
+    return c.gic === 3 && intid < VGIC_NR_PRIVATE_IRQS ? c.gicrBase + GICR_SGI_OFFSET : c.gicdBase;
   }
 
   /** Enable the distributor: v2 GICD_CTLR.Enable, v3 GICD_CTLR.EnableGrp1NS (ARE is always on). */

@@ -9,6 +9,7 @@
  * and re-checks its state and generation, so that once deassign has waited for `inflight` to
  * drain no injection and no resample can follow ("injection after deassign" race).
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
 import { EventKind } from '../check/events.js';
 import { BUG } from '../vgic/bugs.js';
 import { EventFd } from '../eventfd/eventfd.js';
@@ -189,5 +190,5 @@ export function resamplerAck(h: Host, pin: number, fds: FdCache | null): void {
       irqfdExit(m, e);
     }
   }
-  if (signalled && h.hist) h.hist.record(EventKind.RESAMPLE, pin + 32, h.selfVcpu, 0, 0);
+  if (signalled && h.hist) h.hist.record(EventKind.RESAMPLE, pin + VGIC_NR_PRIVATE_IRQS, h.selfVcpu, 0, 0);
 }

@@ -7,11 +7,7 @@
 import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from '../uapi/errno.js';
 import { deviceAttr, getUserU64 } from './user-copy.js';
-import {
-  KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
-  KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS,
-  KVM_VGIC_ITS_ADDR_TYPE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_ITS_SIZE, KVM_VGIC_V3_REDIST_SIZE,
-} from '../uapi/kvm.js';
+import { KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_ITS_SIZE, KVM_VGIC_V3_REDIST_SIZE, VGIC_MODEL_V3 } from '../uapi/kvm.js';
 import { DIST, ITS, MAX_ITS } from '../shm/layouts.js';
 import { itsOff, vcpuOff } from '../shm/vm-memory.js';
 import { VCPU } from '../shm/layouts.js';
@@ -44,7 +40,7 @@ function checkRegAlignment(off: number): void {
 /** vgic_its_create, with config_lock held (race §12.7: it changes VM-wide vgic state). */
 export function itsCreate(h: Host): number {
   const m = h.m;
-  if (m[D.model] !== 3) kvmErr('ENODEV', 'an ITS needs a GICv3 vgic (create KVM_DEV_TYPE_ARM_VGIC_V3 first)');
+  if (m[D.model] !== VGIC_MODEL_V3) kvmErr('ENODEV', 'an ITS needs a GICv3 vgic (create KVM_DEV_TYPE_ARM_VGIC_V3 first)');
   const i = m[D.nrIts]!;
   if (i >= MAX_ITS) kvmErr('ENOMEM', `at most ${MAX_ITS} ITS devices per VM in this model`);
   const b = itsOff(h.g, i);

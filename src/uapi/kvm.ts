@@ -126,6 +126,9 @@ export const IN_GUEST_MODE = 1;
 export const EXITING_GUEST_MODE = 2;
 
 // vgic constants (include/kvm/arm_vgic.h).
+/** The vgic model a VM has (the DIST `model` word): 0 none, 2 GICv2, 3 GICv3 (dist->vgic_model). */
+export const VGIC_MODEL_V2 = 2;
+export const VGIC_MODEL_V3 = 3;
 export const VGIC_NR_SGIS = 16;
 export const VGIC_NR_PPIS = 16;
 export const VGIC_NR_PRIVATE_IRQS = 32;

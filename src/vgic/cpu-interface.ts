@@ -9,7 +9,7 @@
  * Priorities: 5 implemented bits (VGIC_PRI_BITS), so 32 preemption levels; the minimum binary
  * points are BPR0 = 2 and BPR1 = 3, and the active-priority registers keep one bit per level.
  */
-import { ICC_IAR_SPURIOUS, VGIC_MIN_LPI } from '../uapi/kvm.js';
+import { ICC_IAR_SPURIOUS, VGIC_MIN_LPI, VGIC_NR_SGIS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
 import { physDeactivate } from './phys-irq.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -118,7 +118,7 @@ export function cpuIar(h: Host, v: number, grp: number): number {
   if (lgrp) m[vb + VCPU.off.ap1r] = m[vb + VCPU.off.ap1r]! | bit;
   else m[vb + VCPU.off.ap0r] = m[vb + VCPU.off.ap0r]! | bit;
   const intid = m[lb + LR.off.intid]!;
-  if (m[D.model] === 2 && intid < 16) return intid | (m[lb + LR.off.cpuid]! << 10);
+  if (m[D.model] === VGIC_MODEL_V2 && intid < VGIC_NR_SGIS) return intid | (m[lb + LR.off.cpuid]! << 10);
   return intid;
 }
 
@@ -137,7 +137,7 @@ function priorityDrop(m: Int32Array, vb: number): number {
 function findActiveLr(h: Host, v: number, intid: number, cpuid: number): number {
   const m = h.m;
   const used = m[vcpuOff(h.g, v) + VCPU.off.usedLrs]!;
-  const v2 = m[D.model] === 2 && intid < 16;
+  const v2 = m[D.model] === VGIC_MODEL_V2 && intid < VGIC_NR_SGIS;
   for (let i = 0; i < used; i++) {
     const lb = lrOff(h, v, i);
     if (m[lb + LR.off.intid] === intid && m[lb + LR.off.state]! & LR_ACTIVE && (!v2 || m[lb + LR.off.cpuid] === cpuid)) return i;
@@ -160,7 +160,7 @@ function deactivateLr(h: Host, v: number, i: number): Deact {
 /** End of interrupt (ICC_EOIR0/1_EL1, GICC_EOIR): priority drop, then deactivate unless EOImode=1. */
 export function cpuEoir(h: Host, v: number, value: number, grp: number): Deact {
   // v2 SGIs carry the source CPU in [12:10]; v3 INTIDs are 24 bits wide.
-  const v2 = h.m[D.model] === 2;
+  const v2 = h.m[D.model] === VGIC_MODEL_V2;
   const intid = v2 ? value & 0x3ff : value & 0xffffff;
   const cpuid = v2 ? (value >> 10) & 7 : 0;
   // Writes of the special INTIDs 1020-1023 are ignored by the CPU interface.
@@ -189,7 +189,7 @@ export function cpuEoir(h: Host, v: number, value: number, grp: number): Deact {
 
 /** Deactivate (ICC_DIR_EL1, GICC_DIR): only meaningful with EOImode=1; ignored for LPIs. Trap: call vgicDeactivate. */
 export function cpuDir(h: Host, v: number, value: number): Deact {
-  const v2 = h.m[D.model] === 2;
+  const v2 = h.m[D.model] === VGIC_MODEL_V2;
   const intid = v2 ? value & 0x3ff : value & 0xffffff;
   const cpuid = v2 ? (value >> 10) & 7 : 0;
   const m = h.m;
@@ -234,7 +234,7 @@ export function cpuHppir(h: Host, v: number, grp: number): number {
   const lb = lrOff(h, v, i);
   if (grp >= 0 && h.m[lb + LR.off.group] !== grp) return ICC_IAR_SPURIOUS;
   const intid = h.m[lb + LR.off.intid]!;
-  if (h.m[D.model] === 2 && intid < 16) return intid | (h.m[lb + LR.off.cpuid]! << 10);
+  if (h.m[D.model] === VGIC_MODEL_V2 && intid < VGIC_NR_SGIS) return intid | (h.m[lb + LR.off.cpuid]! << 10);
   return intid;
 }
 

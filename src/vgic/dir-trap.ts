@@ -10,7 +10,7 @@
  * we deactivated first (the holder's next flush sees an inactive record; the oracle drops it
  * unless it is pending again).
  */
-import { KVM_REQ_VGIC_PROCESS_UPDATE } from '../uapi/kvm.js';
+import { KVM_REQ_VGIC_PROCESS_UPDATE, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
@@ -33,7 +33,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   const cpuid = (value >>> 10) & 7;
   const intid = value & 0xffffff & ~(7 << 10);
   // Only with EOImode=1, and only for SGIs, PPIs and SPIs.
-  if (!m[vb + VCPU.off.eoiMode] || intid >= 32 + m[D.nrSpis]!) return false;
+  if (!m[vb + VCPU.off.eoiMode] || intid >= VGIC_NR_PRIVATE_IRQS + m[D.nrSpis]!) return false;
   const r = irqRecord(h, v, intid);
   if (r < 0) return false;
   const b = irqOff(h.g, r);
@@ -47,7 +47,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
       // In an LR of a vCPU that is running (ours were folded at this exit, so it is another's,
       // and so an SPI): its state cannot be observed from here.
       hammer = true;
-    } else if (!m[b + IRQ.off.active] || (m[D.model] === 2 && intid < 16 && m[b + IRQ.off.activeSource] !== cpuid)) {
+    } else if (!m[b + IRQ.off.active] || (m[D.model] === VGIC_MODEL_V2 && intid < VGIC_NR_SGIS && m[b + IRQ.off.activeSource] !== cpuid)) {
       target = -1;
     } else {
       acked = deactivateRecord(h, b);
@@ -56,7 +56,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   }
   unlockIrq(h, r);
   if (acked) {
-    if (h.onAckedSpi) h.onAckedSpi(intid - 32);
+    if (h.onAckedSpi) h.onAckedSpi(intid - VGIC_NR_PRIVATE_IRQS);
     activeSpiDone(h);
   }
   // The big hammer: a guest GICD_ICACTIVER write halts every vCPU (each folds), then clears it.

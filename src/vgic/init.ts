@@ -3,7 +3,7 @@
  * or lazy for GICv2), the defaults it establishes, and kvm_vgic_map_resources at first run.
  */
 import { kvmErr } from '../uapi/errno.js';
-import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE } from '../uapi/kvm.js';
+import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';
@@ -114,7 +114,7 @@ export function vgicMapResources(h: Host): void {
     if (m[dw(h, 'ready')]) return;
     const model = m[dw(h, 'model')];
     const dist = h.f[dw(h, 'distBase') / 2]!;
-    if (model === 2) {
+    if (model === VGIC_MODEL_V2) {
       const cpu = h.f[dw(h, 'cpuBase') / 2]!;
       if (dist < 0 || cpu < 0) kvmErr('ENXIO', 'VGIC v2 distributor or CPU interface base not set');
       if (overlaps(dist, KVM_VGIC_V2_DIST_SIZE, cpu, KVM_VGIC_V2_CPU_SIZE)) kvmErr('EINVAL', 'VGIC v2 distributor and CPU interface overlap');

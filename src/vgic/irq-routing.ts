@@ -6,7 +6,7 @@
  * its routing under SRCU and caches an irqfd's route under a seqcount).
  */
 import { kvmErr, KvmError } from '../uapi/errno.js';
-import { KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_NUM_PINS, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID } from '../uapi/kvm.js';
+import { KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_NUM_PINS, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID, VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
 import { NR_ROUTES, ROUTE } from '../shm/layouts.js';
 import { routeOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
@@ -115,7 +115,7 @@ export function setGsi(h: Host, gsi: number, level: boolean): boolean {
   if (Atomics.load(h.m, D.nrRoutes) < 0) {
     if (gsi >= h.m[D.nrSpis]!) return false;
     try {
-      injectIrq(h, -1, gsi + 32, level);
+      injectIrq(h, -1, gsi + VGIC_NR_PRIVATE_IRQS, level);
       return true;
     } catch (e) {
       if (e instanceof KvmError) return false;
@@ -126,7 +126,7 @@ export function setGsi(h: Host, gsi: number, level: boolean): boolean {
   let ok = routes.length > 0; // no route: kvm_set_irq returns -1, the event goes nowhere
   for (const r of routes) {
     try {
-      if (r.type === KVM_IRQ_ROUTING_IRQCHIP) injectIrq(h, -1, r.pin + 32, level);
+      if (r.type === KVM_IRQ_ROUTING_IRQCHIP) injectIrq(h, -1, r.pin + VGIC_NR_PRIVATE_IRQS, level);
       else if (level) {
         // kvm_set_msi: no ITS -> ENODEV; then vgic_its_inject_msi (0 = the ITS dropped it).
         if (!Atomics.load(h.m, D.nrIts)) kvmErr('ENODEV', 'MSI route without an ITS');

@@ -3,6 +3,7 @@
  * Record indices: private IRQs of vCPU v are v*32 + intid; SPIs follow at spiRecordBase, LPIs at
  * lpiRecordBase.
  */
+import { VGIC_NR_PRIVATE_IRQS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { IRQ, LPI_BASE, MAX_LPIS } from '../shm/layouts.js';
 import { irqOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
@@ -13,11 +14,11 @@ export const LEVEL = 1;
 
 /** Record index for (vcpu, intid), or -1 when no such interrupt exists (callers return EINVAL). */
 export function irqRecord(h: Host, vcpu: number, intid: number): number {
-  if (intid < 32) {
+  if (intid < VGIC_NR_PRIVATE_IRQS) {
     if (vcpu < 0 || intid < 0) return -1;
     return vcpu * 32 + intid;
   }
-  if (intid < 32 + h.m[D.nrSpis]!) return h.g.spiRecordBase + intid - 32;
+  if (intid < VGIC_NR_PRIVATE_IRQS + h.m[D.nrSpis]!) return h.g.spiRecordBase + intid - VGIC_NR_PRIVATE_IRQS;
   // LPIs: the record exists while referenced; callers hold a reference (an ap_list's, for LRs).
   if (intid >= LPI_BASE && intid < LPI_BASE + MAX_LPIS) return h.g.lpiRecordBase + intid - LPI_BASE;
   return -1;
@@ -35,7 +36,7 @@ export function irqIsPending(m: Int32Array, b: number): boolean {
 }
 
 export function isV2Sgi(h: Host, b: number): boolean {
-  return h.m[D.model] === 2 && h.m[b + IRQ.off.intid]! < 16;
+  return h.m[D.model] === VGIC_MODEL_V2 && h.m[b + IRQ.off.intid]! < 16;
 }
 
 export function popcount(x: number): number {

@@ -17,7 +17,7 @@
  *   queued on (ours, or for an SPI whichever vCPU acked it) and deactivate it there, or, if it
  *   sits in a running vCPU's LR, fall back to a guest ICACTIVER write, which halts every vCPU.
  */
-import { KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
+import { KVM_REQ_IRQ_PENDING, VGIC_NR_PRIVATE_IRQS, VGIC_MODEL_V3 } from '../uapi/kvm.js';
 import { CTR, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
@@ -121,7 +121,7 @@ export function deactivateRecord(h: Host, b: number): boolean {
   if (!level) return false; // an edge's pending state (latch, v2 SGI sources) is left as it is
   m[b + IRQ.off.pendingLatch] = 0;
   const intid = m[b + IRQ.off.intid]!;
-  return intid >= 32 && intid < 1020;
+  return intid >= VGIC_NR_PRIVATE_IRQS && intid < 1020;
 }
 
 /** An SPI's flight ended (atomic_dec_if_positive(&dist->active_spis)). */
@@ -141,7 +141,7 @@ export function activeSpiDone(h: Host): void {
  */
 export function activeSpiQueued(h: Host, intid: number): boolean {
   const m = h.m;
-  if (h.classicLr || intid < 32 || intid >= 1020 || m[D.model] !== 3) return false;
+  if (h.classicLr || intid < VGIC_NR_PRIVATE_IRQS || intid >= 1020 || m[D.model] !== VGIC_MODEL_V3) return false;
   return Atomics.add(m, D.activeSpis, 1) === 0;
 }
 

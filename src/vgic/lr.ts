@@ -6,7 +6,7 @@
  * and what both policies share; lr-mainline.ts holds the mainline flush, its EOIcount walk and the
  * DIR trap (VmOptions.lrPolicy picks one).
  */
-import { KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
+import { KVM_REQ_IRQ_PENDING, VGIC_NR_PRIVATE_IRQS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { IRQ, LR, LR_ACTIVE, LR_PENDING, MAX_LRS, VCPU, CTR } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';
@@ -195,7 +195,7 @@ export function flushLrs(h: Host, v: number): number {
   // membership is stable: we hold the ap_list_lock.)
   let length = 0;
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && length <= nrLr; r = m[irqOff(h.g, r) + IRQ.off.next]!) length++;
-  const mayOverflow = length > nrLr || m[D.model] === 2;
+  const mayOverflow = length > nrLr || m[D.model] === VGIC_MODEL_V2;
   for (let r = mayOverflow ? m[vb + VCPU.off.apHead]! : -1; r >= 0; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
@@ -253,8 +253,8 @@ export function foldLrs(h: Host, v: number): void {
     const intid = m[lb + LR.off.intid]!;
     const state = m[lb + LR.off.state]!;
     // EOI maintenance on an SPI: notify the ack notifiers (irqfd resamplers) before the irq lock.
-    if (state === 0 && m[lb + LR.off.eoi] && !m[lb + LR.off.hw] && intid >= 32 && intid < 1020 && h.onAckedSpi) {
-      h.onAckedSpi(intid - 32);
+    if (state === 0 && m[lb + LR.off.eoi] && !m[lb + LR.off.hw] && intid >= VGIC_NR_PRIVATE_IRQS && intid < 1020 && h.onAckedSpi) {
+      h.onAckedSpi(intid - VGIC_NR_PRIVATE_IRQS);
     }
     const r = irqRecord(h, v, intid);
     // An LPI may have been unmapped and freed meanwhile (DISCARD, EnableLPIs cleared): fold only
@@ -289,7 +289,7 @@ export function foldLrs(h: Host, v: number): void {
     unlockIrq(h, r);
     if (lpi) lpiPut(h, r);
     // An SPI in flight ended with its EOI maintenance: one fewer reason to trap DIR everywhere.
-    if (!h.classicLr && deactivated && state === 0 && m[lb + LR.off.eoi] && !m[lb + LR.off.hw] && intid >= 32 && intid < 1020) activeSpiDone(h);
+    if (!h.classicLr && deactivated && state === 0 && m[lb + LR.off.eoi] && !m[lb + LR.off.hw] && intid >= VGIC_NR_PRIVATE_IRQS && intid < 1020) activeSpiDone(h);
     clearLr(m, lb);
   }
   m[vb + VCPU.off.usedLrs] = 0;

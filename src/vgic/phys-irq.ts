@@ -7,6 +7,7 @@
  * Accounting per line: `raised` events made by the device, `signalled` host interrupts delivered
  * to VFIO, `serviced` events completed. A level line is asserted while raised > serviced.
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
 import { PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, NR_PHYS_IRQS } from '../shm/layouts.js';
 import { physOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
@@ -55,7 +56,7 @@ export function bellOf(h: Host, p: number): number {
  */
 export function physDeactivate(h: Host, pintid: number): void {
   // A host PPI (the arch timer's) is per CPU: the deactivating vCPU's thread is that CPU.
-  if (pintid < 32) return ppiOps?.inactive(h, h.selfVcpu, pintid);
+  if (pintid < VGIC_NR_PRIVATE_IRQS) return ppiOps?.inactive(h, h.selfVcpu, pintid);
   const line = physLineOf(pintid);
   if (line < 0) return;
   const m = h.m;
@@ -75,7 +76,7 @@ export function physDeactivate(h: Host, pintid: number): void {
 /** The physical line level (vgic_get_phys_line_level): asserted while events are outstanding. */
 export function physLineLevel(h: Host, pintid: number): boolean {
   // A timer PPI's line is its output (the get_input_level op), sampled on the vCPU's own CPU.
-  if (pintid < 32) return ppiOps?.inputLevel(h, h.selfVcpu, pintid) ?? false;
+  if (pintid < VGIC_NR_PRIVATE_IRQS) return ppiOps?.inputLevel(h, h.selfVcpu, pintid) ?? false;
   const line = physLineOf(pintid);
   if (line < 0) return false;
   const p = physOff(h.g, line);
@@ -88,5 +89,5 @@ export function physLineLevel(h: Host, pintid: number): boolean {
  * host PPIs carry one here: a device line's active instance is completed by its deactivation.
  */
 export function physResampledLow(h: Host, pintid: number): void {
-  if (pintid < 32) ppiOps?.inactive(h, h.selfVcpu, pintid);
+  if (pintid < VGIC_NR_PRIVATE_IRQS) ppiOps?.inactive(h, h.selfVcpu, pintid);
 }

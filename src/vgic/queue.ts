@@ -7,7 +7,7 @@
  * drop the irq_lock, take both in order, and re-validate everything it decided before.
  */
 import { kvmErr } from '../uapi/errno.js';
-import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_IRQ_PENDING } from '../uapi/kvm.js';
+import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_IRQ_PENDING, VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
@@ -165,7 +165,7 @@ export function queueIrqUnlock(h: Host, r: number): boolean {
  */
 export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, owner = 0): void {
   if (!vgicLazyInit(h)) return; // seeded early-injection drop
-  if (intid < 32 && vcpu < 0) kvmErr('EINVAL', `private INTID ${intid} needs a vCPU`);
+  if (intid < VGIC_NR_PRIVATE_IRQS && vcpu < 0) kvmErr('EINVAL', `private INTID ${intid} needs a vCPU`);
   const r = irqRecord(h, vcpu, intid);
   if (r < 0) kvmErr('EINVAL', `no interrupt ${intid}`);
   if (r >= h.g.lpiRecordBase) return injectLpiLine(h, r, intid, level);

@@ -9,6 +9,7 @@
  * Group arguments: 0 or 1 for a register of that group, -1 for GICv2's GICC_IAR/EOIR/HPPIR,
  * which serve either group.
  */
+import { VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { EventKind } from '../check/events.js';
 import { CTR, EXIT, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
@@ -57,7 +58,7 @@ export class VcpuCpuIf {
   }
 
   private get v2(): boolean {
-    return this.m[D.model] === 2;
+    return this.m[D.model] === VGIC_MODEL_V2;
   }
 
   /** Acknowledge (ICC_IAR0/1_EL1, GICC_IAR, GICC_AIAR). Returns the INTID or 1023. */

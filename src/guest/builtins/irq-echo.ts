@@ -8,6 +8,7 @@
  * RAM (32-bit words): [READY] vCPUs ready; [STOP] stop flag; SPI acks at SPI_ACKS + intid;
  * SGI acks at SGI_ACKS + 16 * vcpu + sgi.
  */
+import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import type { GuestCpu } from '../guest-cpu.js';
 
 export const ECHO = {
@@ -46,10 +47,10 @@ export default function irqEcho(cpu: GuestCpu, args: IrqEchoArgs = {}): { acks: 
     if (iar === 1023) return;
     const id = iar & 0x3ff;
     acks++;
-    if (id >= 32) {
+    if (id >= VGIC_NR_PRIVATE_IRQS) {
       c.add(ECHO.SPI_ACKS + id, 1);
       if (fwd >= 0 && n > 1) c.sendSgi(fwd, [(c.id + 1) % n]);
-    } else if (id < 16) c.add(ECHO.SGI_ACKS + 16 * c.id + id, 1);
+    } else if (id < VGIC_NR_SGIS) c.add(ECHO.SGI_ACKS + 16 * c.id + id, 1);
     c.eoi(iar);
   });
   cpu.add(ECHO.READY, 1);

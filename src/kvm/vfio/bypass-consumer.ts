@@ -9,6 +9,7 @@
  * kernel's arm64 code only does this for MSIs with GICv4 (spec §10.4); vgic-emu does it for SPIs
  * when the VM is created with `irqBypass: true`.
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import { KvmError } from '../../uapi/errno.js';
 import type { IrqBypassConsumer, IrqBypassProducer } from '../irq-bypass.js';
 import type { Host } from '../../vgic/host.js';
@@ -69,7 +70,7 @@ export function forwardingConsumer(h: Host, token: string, gsi: number): Forward
       // The line may have been unforwarded meanwhile through the KVM VFIO device: undo only our
       // own forwarding, which must not fail (the kernel's del_producer cannot).
       const line = producer.vfio.line;
-      if (forwarded && isForwarded(h, line) && h.m[physOff(h.g, line) + PHYS_IRQ.off.vintid] === gsi + 32) unforwardIrq(h, line);
+      if (forwarded && isForwarded(h, line) && h.m[physOff(h.g, line) + PHYS_IRQ.off.vintid] === gsi + VGIC_NR_PRIVATE_IRQS) unforwardIrq(h, line);
       forwarded = false;
       producer = null;
     },

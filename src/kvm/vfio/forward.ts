@@ -15,6 +15,7 @@
  *    software path: a level line becomes automasked (the guest's EOI will now resample and
  *    unmask it), an edge one is completed by the host.
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import { IRQ, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED } from '../../shm/layouts.js';
 import { irqOff, physOff } from '../../shm/vm-memory.js';
 import { haltGuest, resumeGuest } from '../../vgic/halt.js';
@@ -29,7 +30,7 @@ const P = PHYS_IRQ.off;
 
 function spiRecord(h: Host, gsi: number): number {
   if (!Atomics.load(h.m, D.initialized)) kvmErr('EAGAIN', 'forwarding needs an initialised vgic');
-  const r = Number.isInteger(gsi) && gsi >= 0 ? irqRecord(h, -1, gsi + 32) : -1;
+  const r = Number.isInteger(gsi) && gsi >= 0 ? irqRecord(h, -1, gsi + VGIC_NR_PRIVATE_IRQS) : -1;
   if (r < 0) kvmErr('EINVAL', `gsi ${gsi}: no such SPI`);
   return r;
 }
@@ -57,19 +58,19 @@ export function forwardIrq(h: Host, line: number, gsi: number): void {
   const b = irqOff(h.g, r);
   const pintid = PHYS_INTID_BASE + line;
   halted(h, r, () => {
-    if (m[b + IRQ.off.hw] && m[b + IRQ.off.hwintid] !== pintid) kvmErr('EBUSY', `SPI ${gsi + 32} is already mapped to pINTID ${m[b + IRQ.off.hwintid]}`);
+    if (m[b + IRQ.off.hw] && m[b + IRQ.off.hwintid] !== pintid) kvmErr('EBUSY', `SPI ${gsi + VGIC_NR_PRIVATE_IRQS} is already mapped to pINTID ${m[b + IRQ.off.hwintid]}`);
     if (Atomics.load(m, p + P.state) & PIRQ_FWD) {
-      if (m[p + P.vintid] === gsi + 32) return;
+      if (m[p + P.vintid] === gsi + VGIC_NR_PRIVATE_IRQS) return;
       kvmErr('EBUSY', `physical line ${line} is already forwarded to INTID ${m[p + P.vintid]}`);
     }
-    if (m[b + IRQ.off.active]) kvmErr('EAGAIN', `SPI ${gsi + 32} is active in the guest`);
+    if (m[b + IRQ.off.active]) kvmErr('EAGAIN', `SPI ${gsi + VGIC_NR_PRIVATE_IRQS} is active in the guest`);
     for (;;) {
       const s = Atomics.load(m, p + P.state);
       if (s & (PIRQ_MASKED | PIRQ_USER_MASKED)) kvmErr('EAGAIN', `physical line ${line} is masked`);
       if (s & PIRQ_ACTIVE) kvmErr('EAGAIN', `physical line ${line} is active`);
       if (Atomics.compareExchange(m, p + P.state, s, s | PIRQ_FWD) === s) break;
     }
-    m[p + P.vintid] = gsi + 32;
+    m[p + P.vintid] = gsi + VGIC_NR_PRIVATE_IRQS;
     m[b + IRQ.off.hw] = 1;
     m[b + IRQ.off.hwintid] = pintid;
   });
@@ -80,7 +81,7 @@ export function unforwardIrq(h: Host, line: number): void {
   const m = h.m;
   const p = physOff(h.g, line);
   if (!(Atomics.load(m, p + P.state) & PIRQ_FWD)) kvmErr('EINVAL', `physical line ${line} is not forwarded`);
-  const r = spiRecord(h, m[p + P.vintid]! - 32);
+  const r = spiRecord(h, m[p + P.vintid]! - VGIC_NR_PRIVATE_IRQS);
   const b = irqOff(h.g, r);
   const level = m[p + P.level] === 1;
   halted(h, r, () => {

@@ -4,7 +4,7 @@ import { SRAM } from '../ram.js';
 import type { ScenarioArgs } from '../scenario.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { EventFd, type EventFdHandle } from '../../eventfd/eventfd.js';
-import { KVM_IRQFD_FLAG_RESAMPLE } from '../../uapi/kvm.js';
+import { KVM_IRQFD_FLAG_RESAMPLE, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import type { Vm } from '../../kvm/vm.js';
 
 /**
@@ -18,11 +18,11 @@ export function guestPrologue(cpu: GuestCpu, a: ScenarioArgs, onSpi?: (c: GuestC
     const iar = c.iar();
     if (iar === 1023) return;
     const id = iar & 0x3ff;
-    if (id >= 32) {
+    if (id >= VGIC_NR_PRIVATE_IRQS) {
       Atomics.store(c.ram, SRAM.SEEN + id, Atomics.load(c.ram, SRAM.GEN + id));
       c.add(SRAM.ACKS + id, 1);
       onSpi?.(c, id);
-    } else if (id < 16) c.add(SRAM.SGI_ACKS + 16 * c.id + id, 1);
+    } else if (id < VGIC_NR_SGIS) c.add(SRAM.SGI_ACKS + 16 * c.id + id, 1);
     c.eoi(iar);
   });
   if (cpu.id === 0) {

@@ -8,6 +8,7 @@
  * the first resamplefd (bug seed resampleLowerPerIrqfd, race §12.21) loses that re-assertion and
  * the round never completes.
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
@@ -51,7 +52,7 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
 }
 
 export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-init'): void {
-  if (phase === 'after-init') wireResampleIrqfds(vm, a, Array.from({ length: DEVICES }, () => a.spis[0]! - 32));
+  if (phase === 'after-init') wireResampleIrqfds(vm, a, Array.from({ length: DEVICES }, () => a.spis[0]! - VGIC_NR_PRIVATE_IRQS));
 }
 
 export function driver(d: DriverCtx, a: ScenarioArgs): void {

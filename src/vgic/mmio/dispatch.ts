@@ -7,7 +7,7 @@
  * Which frame: the distributor at DIST.distBase (4 KiB on v2, 64 KiB on v3) or, on v3, the
  * 128 KiB redistributor pair of the vCPU that owns the address.
  */
-import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE } from '../../uapi/kvm.js';
+import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE, VGIC_MODEL_V2, VGIC_MODEL_V3 } from '../../uapi/kvm.js';
 import { DIST, ITS, RDIST_REGION, VCPU } from '../../shm/layouts.js';
 import { itsOff, vcpuOff } from '../../shm/vm-memory.js';
 import { GITS } from '../its/mmio-its.js';
@@ -83,7 +83,7 @@ export function vgicRedistOwner(h: Host, gpa: number): number {
 
 function distFrame(h: Host): Frame | null {
   const model = h.m[h.g.distBase + MODEL];
-  return model === 3 ? GICD_V3 : model === 2 ? GICD_V2 : null;
+  return model === VGIC_MODEL_V3 ? GICD_V3 : model === VGIC_MODEL_V2 ? GICD_V2 : null;
 }
 
 /** Frame chosen by the last route() on this thread. */
@@ -98,13 +98,13 @@ function route(h: Host, v: number, gpa: number): number {
   const m = h.m;
   const model = m[h.g.distBase + MODEL];
   const db = h.f[(h.g.distBase + DIST_BASE) / 2]!;
-  const dsize = model === 3 ? KVM_VGIC_V3_DIST_SIZE : KVM_VGIC_V2_DIST_SIZE;
+  const dsize = model === VGIC_MODEL_V3 ? KVM_VGIC_V3_DIST_SIZE : KVM_VGIC_V2_DIST_SIZE;
   if (db >= 0 && gpa >= db && gpa < db + dsize) {
     routed = distFrame(h);
     bind(h, v, v);
     return routed ? gpa - db : -1;
   }
-  if (model !== 3) return -1;
+  if (model !== VGIC_MODEL_V3) return -1;
   const owner = v >= 0 && ownsFrame(h, v, gpa) ? v : vgicRedistOwner(h, gpa);
   if (owner < 0) {
     const its = m[h.g.distBase + NR_ITS]! > 0 ? itsByFrame(h, gpa) : -1;

@@ -4,7 +4,7 @@
  */
 import { tracePend } from '../trace.js';
 import { kvmErr } from '../../uapi/errno.js';
-import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM } from '../../uapi/kvm.js';
+import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM, VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { vcpuIdOf } from '../vcpu-id.js';
 import { irqOff } from '../../shm/vm-memory.js';
@@ -86,7 +86,7 @@ const writeTarget: RegWrite = (c, _a, len, val) => {
   const mask = online >= 8 ? 0xff : (1 << online) - 1;
   for (let i = 0; i < len; i++) {
     const intid = c.intid + i;
-    if (intid < 32) continue;
+    if (intid < VGIC_NR_PRIVATE_IRQS) continue;
     const r = P.recOf(c, intid);
     const b = irqOff(h.g, r);
     const t = (val >>> (i * 8)) & mask;

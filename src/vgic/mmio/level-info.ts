@@ -4,6 +4,7 @@
  * saves/restores line levels here, separately from the pending latch (ISPENDR), because a level
  * interrupt's pending state is latch OR line and must not be restored as a latch.
  */
+import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import { kvmErr } from '../../uapi/errno.js';
 import { IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
@@ -14,7 +15,7 @@ import { lockIrq, unlockIrq } from '../locks.js';
 import { queueIrqUnlock } from '../queue.js';
 
 function rec(h: Host, v: number, intid: number): number {
-  return intid < 32 ? v * 32 + intid : h.g.spiRecordBase + intid - 32;
+  return intid < VGIC_NR_PRIVATE_IRQS ? v * 32 + intid : h.g.spiRecordBase + intid - VGIC_NR_PRIVATE_IRQS;
 }
 
 /**
@@ -30,7 +31,7 @@ export function levelInfoUaccess(h: Host, v: number, intidBase: number, isWrite:
   let out = 0;
   for (let i = 0; i < 32; i++) {
     const intid = intidBase + i;
-    if (intid < 16 || intid >= nrIrqs) continue;
+    if (intid < VGIC_NR_SGIS || intid >= nrIrqs) continue;
     const r = rec(h, v, intid);
     const b = irqOff(h.g, r);
     lockIrq(h, r);

@@ -13,6 +13,7 @@
  * pending state to the host interrupt, resampling a mapped level line) is not modelled in this
  * layer; the virtual state is handled as for a software interrupt.
  */
+import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import { tracePend } from '../trace.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
@@ -27,7 +28,7 @@ const MODEL_OFF = DIST.off.model;
 
 /** Record index of INTID `intid` as seen by the access (private ones are c.vcpu's). */
 export function recOf(c: MmioCtx, intid: number): number {
-  return intid < 32 ? c.vcpu * 32 + intid : c.h.g.spiRecordBase + intid - 32;
+  return intid < VGIC_NR_PRIVATE_IRQS ? c.vcpu * 32 + intid : c.h.g.spiRecordBase + intid - VGIC_NR_PRIVATE_IRQS;
 }
 
 function isV2(c: MmioCtx): boolean {
@@ -133,7 +134,7 @@ export const writeSpending: RegWrite = (c, _a, len, val) => {
     const low = bits & -bits;
     bits ^= low;
     const intid = c.intid + 31 - Math.clz32(low);
-    if (v2 && intid < 16) continue;
+    if (v2 && intid < VGIC_NR_SGIS) continue;
     const r = recOf(c, intid);
     lockIrq(h, r);
     h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 1;
@@ -158,7 +159,7 @@ export const uwriteSpendingV2: RegWrite = (c, _a, len, val) => {
     const b = irqOff(h.g, r);
     lockIrq(h, r);
     m[b + IRQ.off.pendingLatch] = 1;
-    if (intid < 16) m[b + IRQ.off.source] = m[b + IRQ.off.source]! | (1 << c.vcpu);
+    if (intid < VGIC_NR_SGIS) m[b + IRQ.off.source] = m[b + IRQ.off.source]! | (1 << c.vcpu);
     queueIrqUnlock(h, r);
   }
 };
@@ -190,7 +191,7 @@ export const writeCpending: RegWrite = (c, _a, len, val) => {
     const low = bits & -bits;
     bits ^= low;
     const intid = c.intid + 31 - Math.clz32(low);
-    if (v2 && intid < 16) continue;
+    if (v2 && intid < VGIC_NR_SGIS) continue;
     const r = recOf(c, intid);
     lockIrq(h, r);
     h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 0;
@@ -208,7 +209,7 @@ export const uwriteCpendingV2: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, intid);
     const b = irqOff(h.g, r);
     lockIrq(h, r);
-    if (intid < 16) h.m[b + IRQ.off.source] = 0;
+    if (intid < VGIC_NR_SGIS) h.m[b + IRQ.off.source] = 0;
     h.m[b + IRQ.off.pendingLatch] = 0;
     unlockIrq(h, r);
   }
@@ -224,7 +225,7 @@ export const uwriteCpendingV2: RegWrite = (c, _a, len, val) => {
  * is outside the guest (it is handling this access) and has folded already.
  */
 function mustHalt(c: MmioCtx): boolean {
-  return (!isV2(c) && c.vcpu !== c.accessor) || c.intid >= 32;
+  return (!isV2(c) && c.vcpu !== c.accessor) || c.intid >= VGIC_NR_PRIVATE_IRQS;
 }
 
 /** Set/clear active on one record (vgic_mmio_change_active). Setting active queues the IRQ. */
@@ -236,7 +237,7 @@ function changeActive(c: MmioCtx, r: number, intid: number, active: boolean): vo
   m[b + IRQ.off.active] = active ? 1 : 0;
   // The GICv2 architecture implies the active SGI's source is kept somewhere but never exposes
   // it: record the requester (0 for userspace) (spec §5.4).
-  if (active && intid < 16 && isV2(c)) m[b + IRQ.off.activeSource] = c.accessor >= 0 ? c.accessor : 0;
+  if (active && intid < VGIC_NR_SGIS && isV2(c)) m[b + IRQ.off.activeSource] = c.accessor >= 0 ? c.accessor : 0;
   if (active) queueIrqUnlock(h, r);
   else unlockIrq(h, r);
 }
@@ -334,7 +335,7 @@ export const writeConfig: RegWrite = (c, _a, len, val) => {
   const h = c.h;
   for (let i = 0; i < len * 4; i++) {
     const intid = c.intid + i;
-    if (intid < 32) continue;
+    if (intid < VGIC_NR_PRIVATE_IRQS) continue;
     const r = recOf(c, intid);
     lockIrq(h, r);
     h.m[irqOff(h.g, r) + IRQ.off.config] = (val >>> (i * 2 + 1)) & 1 ? EDGE : LEVEL;

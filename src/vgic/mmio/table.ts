@@ -14,6 +14,7 @@
  * is owned by the caller and reused; 64-bit registers are split into two 32-bit halves here, so
  * handlers only ever see 1- or 4-byte accesses and plain uint32 numbers.
  */
+import { VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import { DIST } from '../../shm/layouts.js';
 import type { Host } from '../host.js';
 
@@ -116,7 +117,7 @@ function findRow(f: Frame, c: MmioCtx, off: number, len: number): number {
     // Integer division: the upper half of a 64-bit per-IRQ register belongs to the same INTID.
     const intid = (((off - f.irqBase[ri]!) * 8) / bpi) | 0;
     const h = c.h;
-    if (intid >= 32 + h.m[h.g.distBase + NR_SPIS_OFF]!) return -1;
+    if (intid >= VGIC_NR_PRIVATE_IRQS + h.m[h.g.distBase + NR_SPIS_OFF]!) return -1;
     c.intid = intid;
   }
   return ri;
