@@ -25,6 +25,8 @@ export const BUG = {
   lpiGetOnZero: 1 << 9,
   /** The resampler lowers the line once per resamplefd instead of once per EOI (§8.5, §12.21). */
   resampleLowerPerIrqfd: 1 << 10,
+  /** kvm_arm_halt_guest treats a vCPU populating LRs before IN_GUEST_MODE as halted (spec §2.4's window). */
+  haltIgnoresEntry: 1 << 11,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -116,5 +118,11 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'with several resampling irqfds on one GSI, the ack handler lowers the line before each resamplefd signal: a device that re-asserted after the first signal is lowered again by the second, and its interrupt is lost',
     history: 'irqfd_resampler_ack de-asserts once, then notifies every resamplefd ("multiple de-asserts racing with re-asserts", virt/kvm/eventfd.c comment; spec §8.5, §12.21)',
     scenario: 'irqfd-shared',
+  },
+  {
+    name: 'haltIgnoresEntry',
+    what: 'halting the guest waits only for vCPUs in guest mode: one that is still OUTSIDE while it populates its LRs is taken as halted, and when it aborts that entry its fold writes the LR snapshot back over the change made meanwhile (an active state cleared by ICACTIVER or a DIR trap comes back)',
+    history: 'kvm_arm_halt_guest waits for the IPI acknowledgement of vCPUs not in OUTSIDE_GUEST_MODE only; the window between kvm_vgic_flush_hwstate and publishing IN_GUEST_MODE (spec §2.4, inferred; race §12.5)',
+    scenario: 'split-eoi',
   },
 ];

@@ -31,6 +31,8 @@ const EXPECT: Record<BugName, readonly FindingKind[]> = {
   lpiGetOnZero: ['invariant'],
   // A device's re-assertion lowered again: its work is never serviced.
   resampleLowerPerIrqfd: ['accounting', 'stall', 'level-not-represented'],
+  // The SPI stays active after its deactivation: its next edges are never acknowledged.
+  haltIgnoresEntry: ['stall', 'lost'],
 };
 
 describe('the bug seeds', () => {
