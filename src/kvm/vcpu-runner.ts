@@ -106,6 +106,7 @@ export class VcpuRunner {
   /** Fault path: KVM_RUN is over; the caller releases every lock this thread still holds. */
   abandon(): void {
     this.inKvmRun = false;
+    Atomics.store(this.m, this.enteringIdx, 0);
     Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
   }
 
