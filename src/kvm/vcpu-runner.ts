@@ -64,6 +64,7 @@ export class VcpuRunner {
   private readonly entriesIdx: number;
   private readonly apHeadIdx: number;
   private readonly usedLrsIdx: number;
+  private readonly enteringIdx: number;
 
   constructor(h: Host, v: number) {
     this.h = h;
@@ -78,6 +79,7 @@ export class VcpuRunner {
     this.entriesIdx = this.vb + VCPU.off.counters + CTR.entries;
     this.apHeadIdx = this.vb + VCPU.off.apHead;
     this.usedLrsIdx = this.vb + VCPU.off.usedLrs;
+    this.enteringIdx = this.vb + VCPU.off.entering;
     this.cif = new VcpuCpuIf(this);
   }
 
@@ -118,26 +120,29 @@ export class VcpuRunner {
   /** Fault path: KVM_RUN is over; the caller releases every lock this thread still holds. */
   abandon(): void {
     this.inKvmRun = false;
+    Atomics.store(this.m, this.enteringIdx, 0);
     Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
   }
 
   private checkRequests(): void {
     const m = this.m;
-    // A plain read on the common path. It may miss a request made a moment ago; the sequentially
-    // consistent load after publishing IN_GUEST_MODE (enter) is the check the Dekker pairing with
-    // kick() relies on, and it catches that request. Teardown arrives as a request too.
-    if (m[this.reqIdx] === 0) return;
-    const req = Atomics.exchange(m, this.reqIdx, 0);
-    if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
-    if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
-    if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
-    // kvm_vgic_process_async_update: a DIR trap deactivated an entry of our ap_list.
-    if (req & KVM_REQ_VGIC_PROCESS_UPDATE) pruneApList(this.h, this.v);
-    // The signal check comes after the requests, as the kernel's entry work looks at
-    // signal_pending() after kvm_check_request()s; the state lives in the signal word (a resume
-    // that came before we looked has cancelled it).
-    if (req & VGIC_EMU_REQ_SIGNAL && Atomics.load(m, this.sigIdx) === SIG_PENDING) this.signalExit();
-    // KVM_REQ_IRQ_PENDING carries no work: it only made "requests pending" true.
+    // Teardown arrives as a request too. The loop ends only on a request word seen empty after
+    // `entering` was set (see enter): a KVM_REQ_SLEEP posted while we slept for the previous one
+    // is handled here, before anything is flushed.
+    for (;;) {
+      if (Atomics.load(m, this.reqIdx) === 0) return;
+      const req = Atomics.exchange(m, this.reqIdx, 0);
+      if (req & VGIC_EMU_REQ_STOP || Atomics.load(m, this.stopIdx)) throw new VmStopped();
+      if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
+      if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
+      // kvm_vgic_process_async_update: a DIR trap deactivated an entry of our ap_list.
+      if (req & KVM_REQ_VGIC_PROCESS_UPDATE) pruneApList(this.h, this.v);
+      // The signal check comes after the requests, as the kernel's entry work looks at
+      // signal_pending() after kvm_check_request()s; the state lives in the signal word (a resume
+      // that came before we looked has cancelled it).
+      if (req & VGIC_EMU_REQ_SIGNAL && Atomics.load(m, this.sigIdx) === SIG_PENDING) this.signalExit();
+      // KVM_REQ_IRQ_PENDING carries no work: it only made "requests pending" true.
+    }
   }
 
   /**
@@ -170,10 +175,14 @@ export class VcpuRunner {
   private sleepWhilePaused(): void {
     const m = this.m;
     const pauseIdx = this.vb + VCPU.off.pause;
+    // Asleep we populate nothing: the halter need not wait for us (we set `entering` again, then
+    // look at requests again, before any flush).
+    Atomics.store(m, this.enteringIdx, 0);
     while (Atomics.load(m, pauseIdx)) {
       if (Atomics.load(m, this.stopIdx)) throw new VmStopped();
       if (!wordWaitHook?.(pauseIdx, 1)) Atomics.wait(m, pauseIdx, 1, PARK_SLICE_MS);
     }
+    Atomics.store(m, this.enteringIdx, 1);
   }
 
   /** From outside the guest to inside it: requests, flush, publish IN_GUEST_MODE, re-check. */
@@ -181,13 +190,26 @@ export class VcpuRunner {
     const m = this.m;
     const h = this.h;
     for (;;) {
-      this.checkRequests();
+      // `entering`: from here until IN_GUEST_MODE is published (or the entry is aborted and
+      // folded) this thread may populate LRs while OUTSIDE_GUEST_MODE, so a halter
+      // (kvm_arm_halt_guest) must wait for it. Set before looking at requests: the Dekker pair with
+      // haltGuest, which posts KVM_REQ_SLEEP and then looks at `entering` (spec §2.4's window).
+      Atomics.store(m, this.enteringIdx, 1);
+      try {
+        this.checkRequests();
+      } catch (e) {
+        Atomics.store(m, this.enteringIdx, 0);
+        throw e;
+      }
       // An empty ap_list has nothing to flush (and fold left no LR in use): skip the call, as the
       // classic kernel skips the lock (the race with an injector is benign: it kicks us, §12.4).
       // (Mainline flushes an empty list too: TDIR follows the SPIs in flight anywhere in the VM.)
       if (this.vgic && (m[this.apHeadIdx]! >= 0 || !h.classicLr)) flushLrs(h, this.v);
       schedPoint(SchedPoint.PublishMode, this.v);
       Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
+      // IN_GUEST_MODE now covers us (halters look at `entering` first, then at the mode); an
+      // aborted entry below keeps usedLrs non-zero until its fold is done.
+      Atomics.store(m, this.enteringIdx, 0);
       // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request
       // made before our store is seen here; one made after finds IN_GUEST_MODE and flips us to
       // EXITING. Without this re-check a kick in between is lost (bug seed noRequestRecheck).

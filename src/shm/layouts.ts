@@ -83,6 +83,7 @@ export const VCPU = defineLayout('vcpu', [
   { name: 'apTail', doc: 'ap_list tail record index, -1 if empty' },
   { name: 'created', doc: '1 once KVM_CREATE_VCPU finished' },
   { name: 'mode', doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
+  { name: 'entering', doc: '1 from the request check before a flush until IN_GUEST_MODE (halt waits for it)' },
   { name: 'requests', doc: 'KVM_REQ_* bitmap' },
   { name: 'blocked', doc: '1 while in kvm_vcpu_block (WFI)' },
   { name: 'wake', doc: 'doorbell: set by a waker while blocked' },

@@ -15,7 +15,7 @@ import { SRAM } from './ram.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 import { irqRecord } from '../vgic/irq.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
-import { IRQ, LR, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { IRQ, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
 import { lockIrq, unlockIrq } from '../vgic/locks.js';
 import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
 
@@ -140,25 +140,47 @@ export class DriverCtx {
    * inside it before clearing the LR, so the pair is never seen half-moved.
    */
   spisQuiet(spis: readonly number[]): boolean {
+    for (const s of spis) if (!this.quiet(irqRecord(this.h, -1, s), s)) return false;
+    return true;
+  }
+
+  /** The same for a private interrupt (an SGI or PPI of vCPU `vcpu`). */
+  privateQuiet(vcpu: number, intid: number): boolean {
+    return this.quiet(irqRecord(this.h, vcpu, intid), intid);
+  }
+
+  /** No SPI of `spis` is active: in its record or in any LR. */
+  spisInactive(spis: readonly number[]): boolean {
+    for (const s of spis) if (!this.quiet(irqRecord(this.h, -1, s), s, true)) return false;
+    return true;
+  }
+
+  /**
+   * Record r (INTID intid) is not pending: no latch, no high level line, in no LR as pending.
+   * With `active`: not active either, in the record or in an LR.
+   */
+  private quiet(r: number, intid: number, active = false): boolean {
+    if (r < 0) return true;
     const h = this.h;
     const m = h.m;
-    for (const s of spis) {
-      const r = irqRecord(h, -1, s);
-      if (r < 0) continue;
-      const b = irqOff(h.g, r);
-      lockIrq(h, r);
-      let busy = m[b + IRQ.off.pendingLatch] !== 0 || (m[b + IRQ.off.config] === 1 && m[b + IRQ.off.lineLevel] !== 0);
-      for (let v = 0; v < this.nrVcpus && !busy; v++) {
-        const used = m[vcpuOff(h.g, v) + VCPU.off.usedLrs]!;
-        for (let i = 0; i < used; i++) {
-          const lb = lrOff(h, v, i);
-          if (m[lb + LR.off.intid] === s && m[lb + LR.off.state]! & LR_PENDING) busy = true;
-        }
+    const b = irqOff(h.g, r);
+    lockIrq(h, r);
+    let busy = m[b + IRQ.off.pendingLatch] !== 0 || (m[b + IRQ.off.config] === 1 && m[b + IRQ.off.lineLevel] !== 0) || (active && m[b + IRQ.off.active] !== 0);
+    const mask = active ? LR_PENDING | LR_ACTIVE : LR_PENDING;
+    // A private INTID is in no LR but its own vCPU's.
+    const owner = intid < 32 ? (r / 32) | 0 : -1;
+    for (let v = 0; v < this.nrVcpus && !busy; v++) {
+      if (owner >= 0 && v !== owner) continue;
+      // Every LR, not just usedLrs: a flush publishes usedLrs only after populating, and LRs
+      // beyond it are cleared, so a stale one can only make this answer 'busy'.
+      const nrLr = m[vcpuOff(h.g, v) + VCPU.off.nrLr]!;
+      for (let i = 0; i < nrLr; i++) {
+        const lb = lrOff(h, v, i);
+        if (m[lb + LR.off.intid] === intid && m[lb + LR.off.state]! & mask) busy = true;
       }
-      unlockIrq(h, r);
-      if (busy) return false;
     }
-    return true;
+    unlockIrq(h, r);
+    return !busy;
   }
 
   /** End the run: raise the stop word and the stop request, and kick every vCPU out. */

@@ -27,6 +27,8 @@ export const BUG = {
   resampleLowerPerIrqfd: 1 << 10,
   /** A vCPU blocked in WFI is not woken at its timer's expiry (no bg_timer, arch_timer.c). */
   timerWfiUnbounded: 1 << 11,
+  /** kvm_arm_halt_guest treats a vCPU populating LRs before IN_GUEST_MODE as halted (spec §2.4's window). */
+  haltIgnoresEntry: 1 << 12,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -124,5 +126,11 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'a vCPU blocking in WFI neither bounds its sleep by its timers nor looks at them while blocked: its timer expires and nothing wakes it (only another interrupt would)',
     history: 'kvm_timer_vcpu_put arms the bg_timer (kvm_timer_blocking) with the earliest expiry of the vCPU\'s timers when it blocks, and kvm_bg_timer_expire wakes it; a timer is not loaded on a blocked vCPU, so nothing else would',
     scenario: 'timer',
+  },
+  {
+    name: 'haltIgnoresEntry',
+    what: 'halting the guest waits only for vCPUs in guest mode: one that is still OUTSIDE while it populates its LRs is taken as halted, and when it aborts that entry its fold writes the LR snapshot back over the change made meanwhile (an active state cleared by ICACTIVER or a DIR trap comes back)',
+    history: 'kvm_arm_halt_guest waits for the IPI acknowledgement of vCPUs not in OUTSIDE_GUEST_MODE only; the window between kvm_vgic_flush_hwstate and publishing IN_GUEST_MODE (spec §2.4, inferred; race §12.5)',
+    scenario: 'split-eoi',
   },
 ];

@@ -15,12 +15,12 @@ import { IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
-import { irqRecord } from './irq.js';
+import { irqIsPending, irqRecord } from './irq.js';
 import { lockIrq, unlockIrq } from './locks.js';
 import { activeSpiDone, deactivateRecord } from './lr-mainline.js';
 import { vgicMmioWrite } from './mmio/dispatch.js';
 import { GICD_ICACTIVER } from './mmio/offsets.js';
-import { makeRequest } from './queue.js';
+import { kickVcpu, makeRequest, oracle } from './queue.js';
 
 /**
  * A trapped DIR (ICC_DIR_EL1 with TDIR, GICC_DIR, whose page mainline never maps): vgic_v3_deactivate
@@ -42,6 +42,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   let hammer = false;
   let done = false;
   let acked = false;
+  let wake = false;
   if (target >= 0) {
     if (m[b + IRQ.off.onLr]) {
       // In an LR of a vCPU that is running (ours were folded at this exit, so it is another's,
@@ -52,6 +53,8 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
     } else {
       acked = deactivateRecord(h, b);
       done = true;
+      // An edge that re-asserted while it was active is pending now, deliverable at last.
+      wake = oracle(h, b) === target && m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
     }
   }
   unlockIrq(h, r);
@@ -61,7 +64,14 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   }
   // The big hammer: a guest GICD_ICACTIVER write halts every vCPU (each folds), then clears it.
   if (hammer) vgicMmioWrite(h, v, h.f[D.distBase / 2]! + GICD_ICACTIVER + 4 * (intid >> 5), 4, 1 << (intid & 31));
-  // The holder's ap_list now has an idle entry: have it pruned at its next entry (no kick).
-  if (target >= 0) makeRequest(h, target, KVM_REQ_VGIC_PROCESS_UPDATE);
+  // The holder's ap_list now has an idle entry: have it pruned at its next entry. Mainline only
+  // posts the request. We also kick the holder when the deactivation left the interrupt pending:
+  // a holder sleeping in WFI would otherwise sleep on until some other wake-up (a real guest's
+  // timer tick; this model has none), though the interrupt is now deliverable. (Race: the edge
+  // arrived while active, its kick found the holder not runnable, and it went back to sleep.)
+  if (target >= 0) {
+    makeRequest(h, target, KVM_REQ_VGIC_PROCESS_UPDATE);
+    if (wake) kickVcpu(h, target);
+  }
   return done || hammer;
 }

@@ -22,6 +22,7 @@ import { yieldHook } from '../sync/wait-hooks.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
 import { makeRequest } from './queue.js';
+import { BUG } from './bugs.js';
 
 const HALT_TIMEOUT_MS = 2000;
 const SPIN = 100;
@@ -29,16 +30,18 @@ const SLICE_MS = 0.2;
 
 /**
  * Is vCPU v out of the guest with its LRs folded? OUTSIDE_GUEST_MODE alone is what the kernel
- * waits for (the IPI ack). We also wait while `usedLrs` is non-zero inside KVM_RUN: a vCPU that
- * populated its LRs but has not yet published IN_GUEST_MODE is still OUTSIDE, and after aborting
- * its entry on the SLEEP request it would fold that LR snapshot over our change (the window
- * spec §2.4 infers). This narrows the window to a flush still in progress when we look; closing
- * it entirely needs an acknowledgement from the vCPU thread. usedLrs is 0 after every fold, so a
- * vCPU that exited for MMIO, WFI or userspace never holds us up (no deadlock with its own wait for
- * the config_lock we hold). A vCPU outside KVM_RUN (its mutex free) never folds before it flushes
- * again, so LRs it left behind cannot overwrite anything.
+ * waits for (the IPI ack). But a vCPU that populates its LRs before publishing IN_GUEST_MODE is
+ * still OUTSIDE, and after aborting its entry on the SLEEP request it would fold that LR snapshot
+ * over our change (the window spec §2.4 infers; race §12.5 again). So we also wait while it is
+ * `entering` (set before its request check, cleared once IN_GUEST_MODE is published or while it
+ * sleeps on the pause: the Dekker pair with our SLEEP request, read before the mode), and while
+ * `usedLrs` is non-zero inside KVM_RUN (an aborted entry not yet folded). usedLrs is 0 after every
+ * fold, so a vCPU that exited for MMIO, WFI or userspace never holds us up (no deadlock with its
+ * own wait for the config_lock we hold). A vCPU outside KVM_RUN (its mutex free) never folds
+ * before it flushes again, so LRs it left behind cannot overwrite anything.
  */
-function isHalted(m: Int32Array, vb: number): boolean {
+function isHalted(m: Int32Array, vb: number, seeded: boolean): boolean {
+  if (!seeded && Atomics.load(m, vb + VCPU.off.entering) !== 0) return false;
   if (Atomics.load(m, vb + VCPU.off.mode) !== OUTSIDE_GUEST_MODE) return false;
   return Atomics.load(m, vb + VCPU.off.usedLrs) === 0 || Atomics.load(m, vb + VCPU.off.mutex) === 0;
 }
@@ -61,7 +64,7 @@ export function haltGuest(h: Host): void {
     if (v === h.selfVcpu) continue;
     const vb = vcpuOff(h.g, v);
     let spins = 0;
-    while (!isHalted(m, vb)) {
+    while (!isHalted(m, vb, (h.bugs & BUG.haltIgnoresEntry) !== 0)) {
       if (yieldHook) {
         // Controlled scheduling: let the vCPU we wait for run instead of spinning on it.
         yieldHook();

@@ -13,6 +13,11 @@
  * - Fold: EOIcount counts EOIs (EOImode=0) and DIRs of interrupts that were in no LR. With EOImode=0
  *   deactivation follows acknowledge order in reverse, and the list is sorted by priority, so the
  *   interrupts to deactivate are the first EOIcount active entries past those that were in LRs.
+ *   An EOIR with EOImode=1 deactivates nothing and is not counted (the ICH_HCR_EL2.EOIcount
+ *   description, and the premise of mainline's EOImode=1 handling; the kernel's own trap emulation
+ *   in vgic-v3-sr.c counts it, which would make the walk deactivate at EOI time).
+ * - SPIs in flight (dist->active_spis) end only with an EOI-maintenance LR, i.e. level SPIs, as
+ *   in the kernel: once an edge SPI has been queued, TDIR stays set (conservative, never wrong).
  * - DIR trap (dir-trap.ts): the INTID is not in this vCPU's LRs; find it on the ap_list it is
  *   queued on (ours, or for an SPI whichever vCPU acked it) and deactivate it there, or, if it
  *   sits in a running vCPU's LR, fall back to a guest ICACTIVER write, which halts every vCPU.

@@ -9,10 +9,10 @@ import type { Vm } from '../../kvm/vm.js';
 
 /**
  * Bring the CPU interface up, count every acknowledgement in guest RAM (SPIs: ACKS and SEEN; SGIs:
- * SGI_ACKS), EOI; vCPU 0 routes the SPIs round-robin, enables them and the distributor. Then
- * announce readiness and unmask.
+ * SGI_ACKS), EOI (then `afterEoi`, e.g. a deactivation with EOImode=1); vCPU 0 routes the SPIs
+ * round-robin, enables them and the distributor. Then announce readiness and unmask.
  */
-export function guestPrologue(cpu: GuestCpu, a: ScenarioArgs, onSpi?: (c: GuestCpu, intid: number) => void): void {
+export function guestPrologue(cpu: GuestCpu, a: ScenarioArgs, onSpi?: (c: GuestCpu, intid: number) => void, afterEoi?: (c: GuestCpu, iar: number, intid: number) => void): void {
   cpu.initCpuInterface();
   cpu.onIrq((c) => {
     const iar = c.iar();
@@ -24,6 +24,7 @@ export function guestPrologue(cpu: GuestCpu, a: ScenarioArgs, onSpi?: (c: GuestC
       onSpi?.(c, id);
     } else if (id < VGIC_NR_SGIS) c.add(SRAM.SGI_ACKS + 16 * c.id + id, 1);
     c.eoi(iar);
+    afterEoi?.(c, iar, id);
   });
   if (cpu.id === 0) {
     a.spis.forEach((s, i) => {
@@ -68,9 +69,10 @@ export function checkSpiAccounting(ram: Int32Array, a: ScenarioArgs): string[] {
  * first may still sit in an LR must coalesce or be delivered, and must kick the vCPU even though
  * the IRQ is already queued: spec §3.6 note a). Phase 2: ping each SPI and wait for its
  * acknowledgement before the next, so every injection is "the last one" and a lost kick or
- * wake-up cannot be healed by a later injection.
+ * wake-up cannot be healed by a later injection. `settled` (if given) must hold too before the
+ * VM stops: the scenario's own follow-up work is done.
  */
-export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () => void): void {
+export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () => void, settled?: () => boolean): void {
   if (!waitReady(d)) return d.stopVm();
   for (let i = 0; i < a.iterations; i++) {
     const s = a.spis[d.prng.int(a.spis.length)]!;
@@ -94,7 +96,7 @@ export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () =>
     const done = (): boolean => Atomics.load(d.ram, SRAM.ACKS + x) > ax && (y === x || Atomics.load(d.ram, SRAM.ACKS + y) > ay);
     if (!d.waitFor(done, `SPIs ${x} and ${y} (ping ${i}) to be acknowledged`)) return d.stopVm();
   }
-  d.waitFor(() => d.spisQuiet(a.spis), 'every SPI to be delivered');
+  d.waitFor(() => d.spisQuiet(a.spis) && (!settled || settled()), 'every SPI to be delivered');
   d.stopVm();
 }
 
