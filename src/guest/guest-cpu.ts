@@ -9,7 +9,7 @@
  * the CPU interface (ICC_* system registers on v3, the GICV frame on v2) is "hardware" and runs
  * directly on the list registers.
  */
-import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, IN_GUEST_MODE } from '../uapi/kvm.js';
+import { IN_GUEST_MODE } from '../uapi/kvm.js';
 import type { VcpuRunner } from '../kvm/vcpu-runner.js';
 import { VCPU, CTR, EXIT } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -17,7 +17,7 @@ import { deliverableLr, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
 import type { VcpuCpuIf } from '../vgic/vcpu-cpuif.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
-import { vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
+import { FRAME_GICV, FRAME_TRAPPED, gicFrameOf, vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
 import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
 import { SYSREGS_BY_NAME, type SysregName } from '../kvm/sys-regs.js';
 import { dispatchSgiWords } from '../vgic/sgi-v3.js';
@@ -316,45 +316,12 @@ export class GuestCpu {
   // After a trapped access, enter() has just published IN_GUEST_MODE and re-checked requests, so
   // there is no second boundary here: the next call's boundary takes anything that arrived since.
 
-  private inGicc(gpa: number): boolean {
-    return this.gic === 2 && gpa >= this.giccBase && gpa < this.giccBase + KVM_VGIC_V2_CPU_SIZE;
-  }
-  private inGicFrame(gpa: number): boolean {
-    if (this.gic === 2) return gpa >= this.gicdBase && gpa < this.gicdBase + KVM_VGIC_V2_DIST_SIZE;
-    if (this.gic === 3) {
-      if (gpa >= this.gicdBase && gpa < this.gicdBase + KVM_VGIC_V3_DIST_SIZE) return true;
-      // Most non-distributor accesses are device MMIO far from every redistributor: test the
-      // regions' bounding box first. Regions are only ever appended, so their count tells when
-      // the box must be recomputed.
-      const n = this.m[D.nrRdistRegions]!;
-      if (n !== this.rdRegionsSeen) this.rdBox(n);
-      if (gpa >= this.rdLo && gpa < this.rdHi && vgicRedistOwner(this.h, gpa) >= 0) return true;
-      return this.m[D.nrIts]! > 0 && itsByFrame(this.h, gpa) >= 0;
-    }
-    return false;
-  }
-
-  private rdRegionsSeen = -1;
-  private rdLo = 0;
-  private rdHi = 0;
-  private rdBox(n: number): void {
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const r = readRegion(this.h, i);
-      lo = Math.min(lo, r.base);
-      hi = Math.max(hi, r.base + regionSize(this.h, r));
-    }
-    this.rdLo = lo;
-    this.rdHi = hi;
-    this.rdRegionsSeen = n;
-  }
-
   /** MMIO read of `len` bytes (1, 2, 4 or 8; 8 returns up to 2^53 exactly). */
   mmioRead(gpa: number, len = 4): number {
     this.b();
-    if (this.inGicc(gpa)) return giccRead(this.cif, gpa - this.giccBase, len);
-    if (this.inGicFrame(gpa)) {
+    const frame = gicFrameOf(this.h, gpa);
+    if (frame === FRAME_GICV) return giccRead(this.cif, gpa - this.giccBase, len);
+    if (frame === FRAME_TRAPPED) {
       this.r.exit(EXIT.mmio_kernel);
       const v = vgicMmioRead(this.h, this.id, gpa, len);
       this.r.enter();
@@ -370,12 +337,13 @@ export class GuestCpu {
 
   mmioWrite(gpa: number, value: number, len = 4): void {
     this.b();
-    if (this.inGicc(gpa)) {
+    const frame = gicFrameOf(this.h, gpa);
+    if (frame === FRAME_GICV) {
       giccWrite(this.cif, gpa - this.giccBase, len, value);
       this.b();
       return;
     }
-    if (this.inGicFrame(gpa)) {
+    if (frame === FRAME_TRAPPED) {
       this.r.exit(EXIT.mmio_kernel);
       vgicMmioWrite(this.h, this.id, gpa, len, value);
       this.r.enter();
@@ -404,7 +372,4 @@ export class GuestCpu {
   }
 }
 
-import { itsByFrame } from '../vgic/its/translate.js';
-import { vgicRedistOwner } from '../vgic/mmio/dispatch.js';
-import { readRegion, regionSize } from '../vgic/rdist.js';
 export { MIN_BPR0, MIN_BPR1 };

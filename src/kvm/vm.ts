@@ -4,13 +4,13 @@
  */
 import { timerInitVm, timerVcpuInit } from './timer/timer-enable.js';
 import { KvmError, kvmErr } from '../uapi/errno.js';
-import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, KVM_PHYS_SHIFT_DEFAULT, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
+import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { releaseAll } from '../sync/lock.js';
-import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH, type LockStatsMode } from '../sync/thread.js';
+import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH } from '../sync/thread.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
-import { IRQ, MAX_LRS, VCPU } from '../shm/layouts.js';
-import { makeHost, dw, type Host, type LockingMode, type LrPolicy, type SharedVmConfig } from '../vgic/host.js';
+import { IRQ, VCPU } from '../shm/layouts.js';
+import { makeHost, dw, type Host, type SharedVmConfig } from '../vgic/host.js';
 import { bugMask } from '../vgic/bugs.js';
 import { initPrivateIrqs, resetCpuInterface } from '../vgic/init.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';

@@ -3,7 +3,7 @@
  * or lazy for GICv2), the defaults it establishes, and kvm_vgic_map_resources at first run.
  */
 import { kvmErr } from '../uapi/errno.js';
-import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, VGIC_MODEL_V2 } from '../uapi/kvm.js';
+import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';

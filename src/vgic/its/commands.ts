@@ -17,7 +17,6 @@ import { irqOff, itsOff } from '../../shm/vm-memory.js';
 import { gpaValid, readGuest64, reg64, writeGuest64 } from '../guest-mem.js';
 import type { Host } from '../host.js';
 import { vcpuIdxById } from '../vcpu-id.js';
-import { D } from '../host.js';
 import { lockIrq, lockIts, unlockIrq, unlockIts } from '../locks.js';
 import { forEachLpi, lpiAdd, lpiIntidLimit, lpiPut, lpiRecord, lpiUpdateConfig } from '../lpi.js';
 import { queueIrqUnlock } from '../queue.js';

@@ -48,7 +48,6 @@ import { ITS, LPI_BASE, NR_COLLECTIONS, NR_ITS_DEVICES } from '../../shm/layouts
 import { itsOff } from '../../shm/vm-memory.js';
 import type { Host } from '../host.js';
 import { vcpuIdOf, vcpuIdxById } from '../vcpu-id.js';
-import { D } from '../host.js';
 import { gpaValid, readGuest64, reg64, writeGuest64 } from '../guest-mem.js';
 import { lpiAdd, lpiIntidLimit, lpiPut } from '../lpi.js';
 import { NR_ITS_ABIS } from './mmio-its.js';

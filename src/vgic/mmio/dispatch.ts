@@ -7,12 +7,13 @@
  * Which frame: the distributor at DIST.distBase (4 KiB on v2, 64 KiB on v3) or, on v3, the
  * 128 KiB redistributor pair of the vCPU that owns the address.
  */
-import { KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE, VGIC_MODEL_V2, VGIC_MODEL_V3 } from '../../uapi/kvm.js';
+import { KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, KVM_VGIC_V3_DIST_SIZE, KVM_VGIC_V3_REDIST_SIZE, VGIC_MODEL_V2, VGIC_MODEL_V3 } from '../../uapi/kvm.js';
 import { DIST, ITS, RDIST_REGION, VCPU } from '../../shm/layouts.js';
 import { itsOff, vcpuOff } from '../../shm/vm-memory.js';
 import { GITS } from '../its/mmio-its.js';
 import { itsByFrame } from '../its/translate.js';
 import type { Host } from '../host.js';
+import { readRegion, regionSize } from '../rdist.js';
 import { CPU_REGS } from './cpu-regs.js';
 import { GICD_V2 } from './gicd-v2.js';
 import { GICD_V3 } from './gicd-v3.js';
@@ -23,6 +24,7 @@ export { levelInfoUaccess } from './level-info.js';
 
 const MODEL = DIST.off.model;
 const DIST_BASE = DIST.off.distBase;
+const CPU_BASE = DIST.off.cpuBase;
 const ONLINE = DIST.off.onlineVcpus;
 const NR_REGIONS = DIST.off.nrRdistRegions;
 const REGIONS = DIST.off.regions;
@@ -79,6 +81,56 @@ export function vgicRedistOwner(h: Host, gpa: number): number {
   }
   for (let v = 0; v < online; v++) if (ownsFrame(h, v, gpa)) return v;
   return -1;
+}
+
+/** gicFrameOf: no GIC frame (a KVM_EXIT_MMIO), GICv2's CPU interface (mapped: GICV), or a trapped frame. */
+export const FRAME_NONE = 0;
+export const FRAME_GICV = 1;
+export const FRAME_TRAPPED = 2;
+
+// Bounding box of the redistributor regions, per thread: most non-distributor accesses are device
+// MMIO far from every redistributor, tested against the box before any owner lookup. Regions are
+// only ever appended, so their count tells when the box must be recomputed.
+let boxHost: Host | null = null;
+let boxRegions = -1;
+let boxLo = 0;
+let boxHi = 0;
+
+function redistBox(h: Host): void {
+  const n = h.m[h.g.distBase + NR_REGIONS]!;
+  if (h === boxHost && n === boxRegions) return;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const r = readRegion(h, i);
+    lo = Math.min(lo, r.base);
+    hi = Math.max(hi, r.base + regionSize(h, r));
+  }
+  boxHost = h;
+  boxRegions = n;
+  boxLo = lo;
+  boxHi = hi;
+}
+
+/**
+ * The one address decoder for a guest access at `gpa`: which kind of GIC frame it hits. GICV (v2's
+ * CPU interface) is mapped into the guest, not trapped; the distributor, a redistributor or an
+ * ITS frame trap to vgicMmioRead/Write; anything else exits to userspace (KVM_EXIT_MMIO).
+ */
+export function gicFrameOf(h: Host, gpa: number): number {
+  const m = h.m;
+  const model = m[h.g.distBase + MODEL];
+  const db = h.f[(h.g.distBase + DIST_BASE) / 2]!;
+  if (model === VGIC_MODEL_V2) {
+    const cb = h.f[(h.g.distBase + CPU_BASE) / 2]!;
+    if (cb >= 0 && gpa >= cb && gpa < cb + KVM_VGIC_V2_CPU_SIZE) return FRAME_GICV;
+    return db >= 0 && gpa >= db && gpa < db + KVM_VGIC_V2_DIST_SIZE ? FRAME_TRAPPED : FRAME_NONE;
+  }
+  if (model !== VGIC_MODEL_V3) return FRAME_NONE;
+  if (db >= 0 && gpa >= db && gpa < db + KVM_VGIC_V3_DIST_SIZE) return FRAME_TRAPPED;
+  redistBox(h);
+  if (gpa >= boxLo && gpa < boxHi && vgicRedistOwner(h, gpa) >= 0) return FRAME_TRAPPED;
+  return m[h.g.distBase + NR_ITS]! > 0 && itsByFrame(h, gpa) >= 0 ? FRAME_TRAPPED : FRAME_NONE;
 }
 
 function distFrame(h: Host): Frame | null {
