@@ -228,20 +228,7 @@ export class EventFd {
    * closed. Keeps the process alive while pending.
    */
   async waitWorkAsync(timeoutMs = Infinity): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
-    let release: (() => void) | undefined;
-    try {
-      for (;;) {
-        this.checkOpen();
-        if (Atomics.load(this.i32, W_WORK) !== 0) return true;
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        release ??= holdEventLoop();
-        await parkAsync(this.i32, W_RD_SEQ, W_RD_WAIT, () => this.closed || Atomics.load(this.i32, W_WORK) !== 0, left);
-      }
-    } finally {
-      release?.();
-    }
+    return this.waitAsyncUntil(() => Atomics.load(this.i32, W_WORK) !== 0, timeoutMs);
   }
 
   // ---- read side ----
@@ -298,16 +285,21 @@ export class EventFd {
 
   /** waitReadable() for the event loop; keeps the process alive while pending. */
   async waitReadableAsync(timeoutMs = Infinity): Promise<boolean> {
+    return this.waitAsyncUntil(() => this.value !== 0n, timeoutMs);
+  }
+
+  /** Park on the read side (event loop) until `cond` holds (true) or the timeout (false); EBADF once closed. */
+  private async waitAsyncUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
     let release: (() => void) | undefined;
     try {
       for (;;) {
         this.checkOpen();
-        if (this.value !== 0n) return true;
+        if (cond()) return true;
         const left = deadline - performance.now();
         if (left <= 0) return false;
         release ??= holdEventLoop();
-        await parkAsync(this.i32, W_RD_SEQ, W_RD_WAIT, () => this.closed || this.value !== 0n, left);
+        await parkAsync(this.i32, W_RD_SEQ, W_RD_WAIT, () => this.closed || cond(), left);
       }
     } finally {
       release?.();
