@@ -6,7 +6,7 @@
  * expected exit code and output. A block without a directive fails the test.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,13 @@ describe('README', () => {
     expect(bare, 'blocks without a <!-- readme-test: ... --> directive').toEqual([]);
     for (const b of blocks.filter((x) => x.mode === 'skip')) expect(b.reason, `skipped block at line ${b.line} needs a reason`).not.toBe('');
     for (const b of blocks.filter((x) => x.lang === 'ts' && x.mode === 'sh')) throw new Error(`line ${b.line}: a ts block cannot be 'sh'`);
+  });
+
+  it('names only files the repository has', () => {
+    const text = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const paths = [...text.matchAll(/`((?:src|test|bench|workers|\.ci)\/[\w./-]+)`/g)].map((m) => m[1]!);
+    expect(paths.length).toBeGreaterThan(0);
+    expect(paths.filter((p) => !existsSync(join(ROOT, p.replace(/\/$/, ''))))).toEqual([]);
   });
 
   let compiled: { code: number | null; stdout: string; stderr: string } = { code: null, stdout: '', stderr: '' };
