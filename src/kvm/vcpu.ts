@@ -21,6 +21,8 @@ import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
 import { waitAsync } from '../eventfd/layout.js';
 import { kvmErr } from '../uapi/errno.js';
 import { checkVmUsable } from './vm-closed.js';
+import { getUserU64 } from './user-copy.js';
+import { describe } from './vm-options.js';
 
 export interface VcpuOptions {
   /** Built-in guest name, module path, or { source } (see guestFromFunction). */
@@ -223,15 +225,17 @@ export class Vcpu {
   /** KVM_GET_ONE_REG. Registers modelled: the KVM_REG_ARM_[P]TIMER_{CTL,CNT,CVAL} ids (ENOENT otherwise). */
   getOneReg(id: bigint): bigint {
     return this.ioctl(() => {
-      if (!isTimerReg(id)) kvmErr('ENOENT', `no register with id 0x${id.toString(16)}`);
-      return timerGetReg(this.h, this.index, id);
+      const reg = oneRegId(id);
+      if (!isTimerReg(reg)) kvmErr('ENOENT', `KVM_GET_ONE_REG: no register with id 0x${reg.toString(16)}`);
+      return timerGetReg(this.h, this.index, reg);
     });
   }
   /** KVM_SET_ONE_REG (see getOneReg). Writing a counter sets the VM's offset (restoring time). */
   setOneReg(id: bigint, value: bigint): void {
     this.ioctl(() => {
-      if (!isTimerReg(id)) kvmErr('ENOENT', `no register with id 0x${id.toString(16)}`);
-      timerSetReg(this.h, this.index, id, value);
+      const reg = oneRegId(id);
+      if (!isTimerReg(reg)) kvmErr('ENOENT', `KVM_SET_ONE_REG: no register with id 0x${reg.toString(16)}`);
+      timerSetReg(this.h, this.index, reg, getUserU64(value, 'KVM_SET_ONE_REG'));
     });
   }
 
@@ -253,4 +257,11 @@ export class Vcpu {
     await this.worker.terminate();
     await this.gone;
   }
+}
+
+/** struct kvm_one_reg's id (a u64): EFAULT when missing, EINVAL when not a u64. */
+function oneRegId(id: unknown): bigint {
+  if (id === null || id === undefined) kvmErr('EFAULT', 'KVM_ONE_REG: no struct kvm_one_reg');
+  if (typeof id !== 'bigint' || id < 0n || id > 0xffff_ffff_ffff_ffffn) kvmErr('EINVAL', `KVM_ONE_REG: id must be a u64 bigint, got ${describe(id)}`);
+  return id;
 }

@@ -13,6 +13,7 @@ import { D } from '../../vgic/host.js';
 import { popcount } from '../../vgic/irq.js';
 import { KvmError, kvmErr } from '../../uapi/errno.js';
 import { checkVmUsable } from '../vm-closed.js';
+import { describe } from '../vm-options.js';
 import { irqBypass, type IrqBypassProducer } from '../irq-bypass.js';
 import type { Vm } from '../vm.js';
 import { GEN_MASK, makeCookie, WAKE_VIRQFD } from '../wake-cookie.js';
@@ -186,6 +187,9 @@ export class VfioPlatformDevice {
    */
   setIrqs(flags: number, index: number, start: number, count: number, data?: readonly (EventFd | null)[] | readonly boolean[]): void {
     this.checkOpen();
+    for (const [k, v] of [['flags', flags], ['start', start], ['count', count]] as const) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) kvmErr('EINVAL', `VFIO_DEVICE_SET_IRQS: ${k} must be a u32, got ${describe(v)}`);
+    }
     const dataType = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
     const action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
     if (!Number.isInteger(flags) || (flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK)) !== 0
@@ -217,6 +221,7 @@ export class VfioPlatformDevice {
   /** DATA_EVENTFD | ACTION_TRIGGER: the eventfd signalled for each host interrupt (null: none). */
   setTrigger(index: number, fd: EventFd | null): void {
     const i = this.checkIndex(index);
+    checkEventFdArg(fd, 'VFIO_DEVICE_SET_IRQS: the trigger');
     const old = this.producers[i];
     if (old) {
       irqBypass.unregisterProducer(old);
@@ -241,6 +246,7 @@ export class VfioPlatformDevice {
   setUnmaskEventFd(index: number, fd: EventFd | null): void {
     this.checkOpen(); // before binding: a closed device must not leave the eventfd bound
     const i = this.checkIndex(index);
+    checkEventFdArg(fd, 'VFIO_DEVICE_SET_IRQS: the unmask eventfd');
     const token = this.h.m[this.vmTokenIdx()]!;
     const old = this.unmaskFds[i];
     if (old) old.unbindWakeup(token);
@@ -353,4 +359,9 @@ export class VfioPlatformDevice {
 /** A device whose thread is gone: every later call fails with this (EIO, as a dead device's fd). */
 function deviceDied(name: string, why: string): KvmError {
   return new KvmError('EIO', `${name}: the device thread died: ${why}`);
+}
+
+/** An eventfd argument (or null for none): anything else is EBADF, as eventfd_ctx_fdget says. */
+function checkEventFdArg(fd: unknown, what: string): void {
+  if (fd !== null && (!EventFd.is(fd) || fd.closed)) kvmErr('EBADF', `${what} is not an open eventfd (null for none)`);
 }
