@@ -4,6 +4,7 @@
  * Attribute groups: ADDR (KVM_VGIC_ITS_ADDR_TYPE), CTRL (INIT, RESET, SAVE_TABLES,
  * RESTORE_TABLES) and ITS_REGS (the GITS_* registers as userspace saves and restores them).
  */
+import { DEVICE_ATTR_IOCTLS, nameIoctls } from './ioctl-names.js';
 import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from '../uapi/errno.js';
 import { deviceAttr, getUserU64 } from './user-copy.js';
@@ -220,3 +221,5 @@ export class ItsDevice implements KvmDevice {
     });
   }
 }
+
+nameIoctls(ItsDevice.prototype, DEVICE_ATTR_IOCTLS);

@@ -21,6 +21,7 @@ import { SIG_NONE, SIG_OUT, SIG_PENDING } from './vcpu-runner.js';
 import { waitAsync } from '../eventfd/layout.js';
 import { kvmErr } from '../uapi/errno.js';
 import { checkVmUsable } from './vm-closed.js';
+import { nameIoctls } from './ioctl-names.js';
 import { getUserU64 } from './user-copy.js';
 import { describe } from './vm-options.js';
 
@@ -265,3 +266,8 @@ function oneRegId(id: unknown): bigint {
   if (typeof id !== 'bigint' || id < 0n || id > 0xffff_ffff_ffff_ffffn) kvmErr('EINVAL', `KVM_ONE_REG: id must be a u64 bigint, got ${describe(id)}`);
   return id;
 }
+
+nameIoctls(Vcpu.prototype, {
+  run: 'KVM_RUN', setAttr: 'KVM_SET_DEVICE_ATTR', getAttr: 'KVM_GET_DEVICE_ATTR', hasAttr: 'KVM_HAS_DEVICE_ATTR',
+  getOneReg: 'KVM_GET_ONE_REG', setOneReg: 'KVM_SET_ONE_REG',
+});

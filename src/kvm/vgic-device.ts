@@ -3,6 +3,7 @@
  * groups ADDR, NR_IRQS, CTRL, plus the register groups (vgic-regs-attr.ts). Attribute numbers and
  * values are `bigint` where the kernel's are u64.
  */
+import { DEVICE_ATTR_IOCTLS, nameIoctls } from './ioctl-names.js';
 import { checkVmUsable } from './vm-closed.js';
 import { kvmErr } from '../uapi/errno.js';
 import {
@@ -316,3 +317,5 @@ export class VgicDevice implements KvmDevice {
     });
   }
 }
+
+nameIoctls(VgicDevice.prototype, DEVICE_ATTR_IOCTLS);

@@ -33,6 +33,7 @@ import type { IrqBypassConsumer } from './irq-bypass.js';
 import { forwardingConsumer } from './vfio/bypass-consumer.js';
 import { checkVmUsable, markVmClosed } from './vm-closed.js';
 import { checkVcpuOptions } from './guest-ref.js';
+import { nameIoctls } from './ioctl-names.js';
 import { describe, resolveVmOptions, type ResolvedVmOptions, type VmOptions } from './vm-options.js';
 import { KvmVfioDevice } from './vfio/kvm-vfio-device.js';
 import { ItsDevice, itsCreate } from './its-device.js';
@@ -61,7 +62,12 @@ export interface KvmMsi {
 
 /** KVM_CREATE_VM. */
 export function createVm(options?: VmOptions): Vm {
-  return new Vm(options);
+  try {
+    return new Vm(options);
+  } catch (e) {
+    if (e instanceof KvmError) e.syscall = 'KVM_CREATE_VM';
+    throw e;
+  }
 }
 
 const TEARDOWN_GRACE_MS = 3000;
@@ -458,3 +464,8 @@ export class Vm {
     return out;
   }
 }
+
+nameIoctls(Vm.prototype, {
+  createVcpu: 'KVM_CREATE_VCPU', createDevice: 'KVM_CREATE_DEVICE', irqLine: 'KVM_IRQ_LINE', irqfd: 'KVM_IRQFD',
+  signalMsi: 'KVM_SIGNAL_MSI', setGsiRouting: 'KVM_SET_GSI_ROUTING', run: 'KVM_RUN',
+});

@@ -36,8 +36,11 @@ export class KvmError extends Error {
   readonly code: ErrnoName;
   /** Negative errno, as the kernel returns it (and as Node's SystemError.errno is on Linux). */
   readonly errno: number;
-  /** The ioctl or call that failed: the one named at the start of the message, else 'ioctl'. */
-  readonly syscall: string;
+  /**
+   * The ioctl or call that failed: set by the API method that received the call (kvm/ioctl-names.ts),
+   * else the one named at the start of the message, else 'ioctl'.
+   */
+  syscall: string;
   constructor(code: ErrnoName, message?: string, syscall?: string) {
     super(`${code} (${-ERRNO[code]})${message ? `: ${message}` : ''}`);
     this.name = 'KvmError';

@@ -291,3 +291,35 @@ describe('vm.waitForRam: a bounded wait for a guest condition', () => {
     await expectErrnoAsync(vm.waitForRam(-1, 1), 'EINVAL');
   });
 });
+
+describe('KvmError.syscall names the ioctl the call was', () => {
+  it.each([
+    ['KVM_CREATE_VM', () => createVm({ nrLr: 99 })],
+    ['KVM_IRQ_LINE', (w: ReturnType<typeof buildV3>) => w.vm.irqLine(spiLine(40), 2)],
+    ['KVM_IRQFD', (w: ReturnType<typeof buildV3>) => w.vm.irqfd({ fd: 'x' as never, gsi: 1 })],
+    ['KVM_SET_DEVICE_ATTR', (w: ReturnType<typeof buildV3>) => w.gic.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, 99, 0n)],
+    ['KVM_GET_DEVICE_ATTR', (w: ReturnType<typeof buildV3>) => w.gic.getAttr(1.5, 0)],
+    ['KVM_HAS_DEVICE_ATTR', (w: ReturnType<typeof buildV3>) => w.gic.hasAttr(4242, 0)],
+    ['KVM_CREATE_DEVICE', (w: ReturnType<typeof buildV3>) => w.vm.createDevice(0x7777)],
+    ['KVM_CREATE_VCPU', (w: ReturnType<typeof buildV3>) => w.vm.createVcpu(0)],
+    ['KVM_GET_ONE_REG', (w: ReturnType<typeof buildV3>) => w.vm.vcpus[0]!.getOneReg(0n)],
+    ['VFIO_DEVICE_SET_IRQS', (w: ReturnType<typeof buildV3>) => new VfioPlatformDevice(w.vm, { irqs: ['edge'] }).setIrqs(0, 0, 0, 0)],
+  ] as [string, (w: ReturnType<typeof buildV3>) => unknown][])('%s', (syscall, call) => {
+    const w = tracker.track(buildV3({ vcpus: 1 }));
+    let err: unknown;
+    try {
+      call(w);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KvmError);
+    expect((err as KvmError).syscall).toBe(syscall);
+  });
+
+  it('KVM_RUN (a rejected promise) after destroy', async () => {
+    const { vm } = buildV3({ vcpus: 1 });
+    await vm.destroy();
+    const e = await expectErrnoAsync(vm.run(), 'EBADF');
+    expect(e.syscall).toBe('KVM_RUN');
+  });
+});

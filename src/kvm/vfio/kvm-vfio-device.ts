@@ -3,6 +3,7 @@
  * which VFIO files the VM uses, and the DEVICE group of the 2015 forwarding proposal with
  * FORWARD_IRQ / UNFORWARD_IRQ, whose argument is struct kvm_arch_forwarded_irq.
  */
+import { DEVICE_ATTR_IOCTLS, nameIoctls } from '../ioctl-names.js';
 import { deviceAttr } from '../user-copy.js';
 import { checkVmUsable } from '../vm-closed.js';
 import { kvmErr } from '../../uapi/errno.js';
@@ -79,3 +80,5 @@ export class KvmVfioDevice implements KvmDevice {
     return f as KvmArchForwardedIrq;
   }
 }
+
+nameIoctls(KvmVfioDevice.prototype, DEVICE_ATTR_IOCTLS);

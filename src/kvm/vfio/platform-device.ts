@@ -13,6 +13,7 @@ import { D } from '../../vgic/host.js';
 import { popcount } from '../../vgic/irq.js';
 import { KvmError, kvmErr } from '../../uapi/errno.js';
 import { checkVmUsable } from '../vm-closed.js';
+import { nameIoctls } from '../ioctl-names.js';
 import { describe } from '../vm-options.js';
 import { irqBypass, type IrqBypassProducer } from '../irq-bypass.js';
 import type { Vm } from '../vm.js';
@@ -365,3 +366,5 @@ function deviceDied(name: string, why: string): KvmError {
 function checkEventFdArg(fd: unknown, what: string): void {
   if (fd !== null && (!EventFd.is(fd) || fd.closed)) kvmErr('EBADF', `${what} is not an open eventfd (null for none)`);
 }
+
+nameIoctls(VfioPlatformDevice.prototype, { getIrqInfo: 'VFIO_DEVICE_GET_IRQ_INFO', setIrqs: 'VFIO_DEVICE_SET_IRQS', setTrigger: 'VFIO_DEVICE_SET_IRQS', setUnmaskEventFd: 'VFIO_DEVICE_SET_IRQS' });
