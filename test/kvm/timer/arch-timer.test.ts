@@ -13,10 +13,11 @@ import { guestFromFunction, type GuestCpu, CNTFRQ_HZ } from '../../../src/index.
 import {
   KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_TIMER_CTL, KVM_REG_ARM_TIMER_CVAL, ARCH_TIMER_CTRL_ENABLE,
   ARCH_TIMER_CTRL_IT_MASK, ARCH_TIMER_CTRL_IT_STAT,
+  KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField,
 } from '../../../src/uapi/index.js';
 import { IRQ } from '../../../src/shm/layouts.js';
 import { irqOff } from '../../../src/shm/vm-memory.js';
-import { build, buildV3, runAll, startRun, waitRam, withRun, VmTracker } from '../../helpers.js';
+import { build, buildV3, runAll, startRun, waitRam, withRun, within, VmTracker } from '../../helpers.js';
 
 const vms = new VmTracker();
 afterEach(() => vms.destroyAll());
@@ -97,6 +98,63 @@ describe('arch timer: CVAL, WFI, PPI 27', () => {
     const { vm } = vms.track(buildV3({ vcpus: 1, guest }));
     const [r] = await runAll(vm, 20_000);
     expect(r!.result).toEqual({ whileActive: 1, istatus: true, fired: 2 });
+  });
+});
+
+describe('arch timer: DIR trapped with the timer interrupt outside the LRs (mainline, one LR)', () => {
+  it('the host deactivates the HW-mapped PPI (the physical active state clears), so the still-firing timer interrupts again', async () => {
+    const guest = guestFromFunction((cpu: GuestCpu, a: { spi: number }) => {
+      cpu.initCpuInterface();
+      cpu.setEoiMode(true);
+      cpu.driver.enableDistributor();
+      cpu.driver.setPriority(a.spi, 0x80); // the SPI outranks the timer: it keeps the one LR
+      cpu.driver.route(a.spi, 0);
+      cpu.driver.enable(a.spi);
+      cpu.driver.setPriority(27, 0xa0);
+      cpu.driver.enable(27);
+      const taken: number[] = [];
+      cpu.onIrq((c) => {
+        const id = c.iar();
+        if (id === 1023) return;
+        taken.push(id);
+        c.eoi(id); // EOImode=1: priority drop only, the interrupt stays active
+      });
+      cpu.store(0, 1); // ready for the SPI
+      cpu.enableIrqs();
+      cpu.wfiUntil(() => taken.includes(a.spi));
+      cpu.sysregWrite('CNTV_CVAL_EL0', cpu.sysregRead('CNTVCT_EL0') + 1_000_000n);
+      cpu.sysregWrite('CNTV_CTL_EL0', 1); // fires in 1 ms and keeps firing (never disabled)
+      cpu.wfiUntil(() => taken.includes(27));
+      // A trapped access is an exit and an entry: the re-flush sorts the two actives by priority,
+      // the SPI takes the one LR and the timer's PPI lives outside it, so TDIR is set.
+      cpu.mmioRead(cpu.gicdBase + 0x8);
+      cpu.dir(27); // not in an LR: traps; the host deactivates it, physical active state included
+      // The timer condition still holds: with its host PPI no longer active it fires again.
+      const until = cpu.sysregRead('CNTVCT_EL0') + 200_000_000n; // a bound in guest time, 200 ms
+      while (taken.filter((i) => i === 27).length < 2 && cpu.sysregRead('CNTVCT_EL0') < until) cpu.relax();
+      const timerIrqs = taken.filter((i) => i === 27).length;
+      cpu.sysregWrite('CNTV_CTL_EL0', 0);
+      cpu.disableIrqs();
+      cpu.dir(a.spi);
+      if (timerIrqs > 1) cpu.dir(27);
+      return { timerIrqs, first: taken[0] };
+    });
+    const once = async (nrLr: number): Promise<{ result: unknown; sysregExits: number }> => {
+      const { vm } = vms.track(buildV3({ vcpus: 1, guest, args: { spi: 40 }, vm: { nrLr } }));
+      const run = startRun(vm);
+      await waitRam(vm, 0, 10_000, 'the guest to be ready for the SPI', run);
+      vm.irqLine(kvmIrqLineField(KVM_ARM_IRQ_TYPE_SPI, 0, 40), 1);
+      const [r] = await within(run.promise, 20_000, 'the guest to return');
+      return { result: r!.result, sysregExits: vm.vcpus[0]!.stats().exits.sysreg };
+    };
+    // One LR: the first DIR of the timer's PPI traps (a sysreg exit) and the host completes it.
+    const one = await once(1);
+    expect(one.result).toEqual({ timerIrqs: 2, first: 40 });
+    expect(one.sysregExits).toBeGreaterThanOrEqual(1);
+    // Control: with four LRs both actives fit, no DIR traps, and the LR's deactivation does it.
+    const four = await once(4);
+    expect(four.result).toEqual({ timerIrqs: 2, first: 40 });
+    expect(four.sysregExits).toBe(0);
   });
 });
 
