@@ -218,7 +218,13 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
     writeFileSync(f.junit as string, toJUnitXml('vgic-emu stress', [{ name: `replay of ${path}`, timeSec: r.durationMs / 1000, failure: r.ok ? undefined : failureCase(r, files) }]));
     files.push(f.junit as string);
   }
-  const summary = { replay: path, ok: r.ok, seed: formatSeed(r.seed), schedule: r.schedule?.hash, files, findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })) };
+  const summary = { replay: path, ok: r.ok, divergedAt: r.divergedAt, seed: formatSeed(r.seed), schedule: r.schedule?.hash, files, findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })) };
+  if (r.divergedAt !== null) {
+    // The run is not the recorded one: whatever it found (or did not) says nothing about the file.
+    if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    process.stderr.write(`vgic-emu stress: replay of ${path} diverged at step ${r.divergedAt}: the recorded schedule cannot be followed (another vgic-emu, scenario or configuration?)${r.ok ? '' : `; this run found: ${r.findings[0]?.kind}`}\nwrote ${files.join(', ')}\n`);
+    return 2;
+  }
   if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else {
     process.stdout.write(r.ok ? `replay of ${path}: no violation (schedule ${r.schedule?.hash})\n` : `${describeFailure(r)}\n`);

@@ -58,6 +58,7 @@ export const SCHED = defineLayout('sched', [
   { name: 'recCap', doc: 'capacity of the record array' },
   { name: 'replayCount', doc: 'switches in the replay schedule (0: not replaying)' },
   { name: 'replayPos', doc: 'next replay entry' },
+  { name: 'diverged', doc: 'replay: 1 + the first step whose recorded decision could not be followed (0: none)' },
 ]);
 
 export const FREE = -2;
@@ -154,7 +155,7 @@ export function describeSched(sab: SharedArrayBuffer): string {
 }
 
 /** The recorded switches of a finished run. */
-export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number } {
+export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number; divergedAt: number | null } {
   const s = new Int32Array(sab);
   const o = SCHED.off;
   const n = Math.min(s[o.recCount]!, s[o.recCap]!);
@@ -163,7 +164,11 @@ export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; step
     const b = SCHED.size + i * REC_WORDS;
     switches.push({ step: s[b]!, to: s[b + 1]!, forced: s[b + 2] === 1 });
   }
-  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]! };
+  // A replay also diverged if it ended before reaching every recorded decision.
+  const rb = SCHED.size + s[o.recCap]! * REC_WORDS;
+  const unreached = s[o.replayPos]! < s[o.replayCount]! ? s[rb + s[o.replayPos]! * REC_WORDS]! : -1;
+  const divergedAt = s[o.diverged] ? s[o.diverged]! - 1 : unreached >= 0 ? unreached : null;
+  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]!, divergedAt };
 }
 
 // Spin briefly before parking: with more participants than the 2 cores, long spinning waiters
@@ -288,7 +293,11 @@ export class ControlledThread {
       if (pos < s[o.replayCount]! && s[rb + pos * REC_WORDS] === step) {
         s[o.replayPos] = pos + 1;
         const want = s[rb + pos * REC_WORDS + 1]!;
-        next = this.enabled(want) && !(excludeCur && want === cur) ? want : dflt;
+        const can = want >= 0 && want < n && this.enabled(want) && !(excludeCur && want === cur);
+        // The recording chose a thread that cannot run here: this run is no longer the recorded
+        // one (another build, a changed scenario, an edited file). Say so, never "no violation".
+        if (!can && s[o.diverged] === 0) s[o.diverged] = step + 1;
+        next = can ? want : dflt;
       } else next = dflt;
     } else if (strategy === STRATEGY_RANDOM || excludeCur) {
       // Random walk; and, under every strategy, a yield: a seeded random other thread, so two

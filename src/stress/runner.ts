@@ -92,6 +92,8 @@ export interface StressRunReport {
   truncated: boolean;
   historyHash: string;
   schedule: { steps: number; preemptions: number; switches: Switch[]; hash: string } | null;
+  /** A replay that could not follow its recorded schedule: the first step where it left it. */
+  divergedAt: number | null;
   history?: HistoryEvent[];
   args: ScenarioArgs;
   vcpus: number;
@@ -302,6 +304,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       truncated,
       historyHash: historyHash(events),
       schedule: sch ? { steps: sch.steps, preemptions: sch.preemptions, switches: sch.switches, hash: scheduleHash(sch.switches) } : null,
+      divergedAt: o.replay && sch ? sch.divergedAt : null,
       history: o.keepHistory ? events : undefined,
       args,
       vcpus,

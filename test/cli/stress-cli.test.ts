@@ -178,4 +178,26 @@ describe('vgic-emu stress', () => {
     expect(changed.code).toBe(2);
     expect(changed.stderr).toMatch(/changed since the schedule was recorded/);
   });
+
+  it('a replay that cannot follow its schedule stops with "diverged at step N" and exit 2, never "no violation"', async () => {
+    const out = join(dir, 'diverge');
+    const r = await cli(['stress', '--bug', 'earlyInjectDropped', '--iterations', '3', '--size', '20', '--seed', '1', '--out', out], dir);
+    expect(r.code, r.stderr).toBe(1);
+    const sched = /^ {3}or: npx vgic-emu stress --replay (\S+)$/m.exec(r.stdout)![1]!;
+    const f = JSON.parse(readFileSync(sched, 'utf8')) as { switches: [number, number, number][] };
+    expect(f.switches.length).toBeGreaterThan(0);
+    // A recorded decision for a thread that does not exist: it cannot be followed.
+    const badThread = join(dir, 'bad-thread.json');
+    writeFileSync(badThread, JSON.stringify({ ...f, switches: f.switches.map(([st, t, k], i) => (i === 0 ? [st, 60, k] : [st, t, k])) }));
+    const a = await cli(['stress', '--replay', badThread, '--out', out], dir);
+    expect(a.code, a.stdout + a.stderr).toBe(2);
+    expect(a.stderr).toMatch(new RegExp(`diverged at step ${f.switches[0]![0]}`));
+    expect(a.stdout).not.toMatch(/no violation/);
+    // A decision recorded past the end of the run: it is never reached.
+    const pastEnd = join(dir, 'past-end.json');
+    writeFileSync(pastEnd, JSON.stringify({ ...f, switches: [...f.switches, [1e9, 0, 0]] }));
+    const b = await cli(['stress', '--replay', pastEnd, '--out', out], dir);
+    expect(b.code, b.stdout + b.stderr).toBe(2);
+    expect(b.stderr).toMatch(/diverged at step 1000000000/);
+  });
 });
