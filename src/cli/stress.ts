@@ -257,17 +257,18 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   let explored = 0;
   const runs = (f.iterations as number | undefined) ?? (f.duration ? undefined : 20);
   const durationMs = f.duration ? (f.duration as number) * 1000 : undefined;
-  // The seed first, so that an interrupted or crashed campaign can still be rerun.
-  process.stderr.write(`vgic-emu stress: ${scenario} (${base.mode}), campaign seed ${formatSeed(seed)}\n`);
-  const progress = new Progress({ label: `${scenario} (${base.mode})`, total: runs, budgetMs: durationMs, suffix: `seed ${formatSeed(seed)}` });
   // Ctrl-C: stop starting runs, let those under way finish, then report what was measured (a
-  // second Ctrl-C kills at once: the handler is a one-shot).
+  // second Ctrl-C kills at once: the handler is a one-shot). Installed before anything is printed:
+  // a user (or a test) reacting to the first line must find it in place.
   const ac = new AbortController();
   const onInt = (): void => {
     ac.abort();
     process.stderr.write('\ninterrupted: finishing the runs under way (Ctrl-C again to kill)\n');
   };
   process.once('SIGINT', onInt);
+  // The seed first, so that an interrupted or crashed campaign can still be rerun.
+  process.stderr.write(`vgic-emu stress: ${scenario} (${base.mode}), campaign seed ${formatSeed(seed)}\n`);
+  const progress = new Progress({ label: `${scenario} (${base.mode})`, total: runs, budgetMs: durationMs, suffix: `seed ${formatSeed(seed)}` });
   let campaign: CampaignResult;
   try {
     campaign = await runCampaign({

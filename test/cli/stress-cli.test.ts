@@ -2,7 +2,7 @@
  * `vgic-emu stress` as a user runs it: the built CLI in a child process, bounded. Exit codes:
  * 0 clean, 1 violation found (with a one-line repro and written artifacts), 2 usage error.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -199,5 +199,36 @@ describe('vgic-emu stress', () => {
     const b = await cli(['stress', '--replay', pastEnd, '--out', out], dir);
     expect(b.code, b.stdout + b.stderr).toBe(2);
     expect(b.stderr).toMatch(/diverged at step 1000000000/);
+  });
+
+  it('Ctrl-C: the campaign stops starting runs, prints its summary and seed, writes the partial JUnit, exits 130', async () => {
+    const junit = join(dir, 'interrupted.xml');
+    const child = spawn(process.execPath, [distPath('src/cli/main.js'), 'stress', '--scenario', 'spi-storm', '--duration', '120', '--seed', '9', '--out', join(dir, 'int'), '--junit', junit], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    // The seed line comes first on stderr; interrupt once a run has been reported.
+    let interrupted = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      // Once: a second Ctrl-C kills at once, by design.
+      if (!interrupted && / 1 done/.test(stderr)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`no exit after SIGINT; stderr: ${stderr}`)), 60_000);
+      child.on('exit', (c) => {
+        clearTimeout(t);
+        res(c);
+      });
+    });
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/campaign seed 0x00000009/);
+    expect(stderr).toMatch(/interrupted: finishing the runs under way/);
+    expect(stdout).toMatch(/^ok: interrupted after \d+ runs of spi-storm \(controlled\), campaign seed 0x00000009, no violation/m);
+    const xml = readFileSync(junit, 'utf8');
+    expect(xml).toMatch(/<testsuite\b/);
   });
 });
