@@ -34,11 +34,17 @@ export const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'boolean', 
 export type Flags = Record<string, string | number | boolean | undefined>;
 
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): Flags {
+  return parseCommandLine(argv, specs, false).flags;
+}
+
+/** parseFlags for a command that also takes arguments (files): the flags and the positionals. */
+export function parseCommandLine(argv: readonly string[], specs: readonly FlagSpec[], allowPositionals = true): { flags: Flags; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const s of specs) options[s.name] = { type: s.kind === 'boolean' ? 'boolean' : 'string', ...(s.short ? { short: s.short } : {}) };
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+    ({ values, positionals } = parseArgs({ args: [...argv], options, strict: true, allowPositionals }));
   } catch (e) {
     // parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes; its messages name the flag.
     throw new UsageError((e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
@@ -59,7 +65,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     if (s.choices && !s.choices.includes(val)) throw new UsageError(`--${s.name} must be one of ${s.choices.join(', ')}, got '${val}'`);
     out[s.name] = s.kind === 'number' ? parseNumber(s, val) : val;
   }
-  return out;
+  return { flags: out, positionals };
 }
 
 function parseNumber(s: FlagSpec, val: string): number {

@@ -8,6 +8,7 @@ import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from './ar
 import { formatSummary, runDemo } from './demo.js';
 import { formatVfioSummary, runVfioDemo } from './demo-vfio.js';
 import { STRESS_USAGE, stressCommand } from './stress.js';
+import { MERGE_USAGE, mergeCommand } from './merge.js';
 import { describeLayout } from '../shm/layout.js';
 import { DIST, IRQ, IRQFD, ITS, ITS_CACHE, ITS_COLLECTION, ITS_DEVICE, ITS_ITE, LR, PHYS_IRQ, ROUTE, TIMER_CTX, VCPU } from '../shm/layouts.js';
 import { LOCK_CLASSES } from '../sync/lock-classes.js';
@@ -45,6 +46,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'find interrupt races: run scenarios under chaos/controlled scheduling',
     usage: () => STRESS_USAGE,
     run: stressCommand,
+  },
+  merge: {
+    summary: 'combine the --json summaries of the shards of one stress campaign (stress --shard i/n)',
+    usage: () => MERGE_USAGE,
+    run: async (argv) => mergeCommand(argv),
   },
   layout: {
     summary: 'print the shared-memory layout tables and the lock order',

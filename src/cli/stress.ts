@@ -34,6 +34,7 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'gic', kind: 'string', choices: ['v2', 'v3'], help: "GIC model (default: the scenario's, else v3)" },
   { name: 'locking', kind: 'string', choices: ['fine', 'global'], default: 'fine', help: 'lock design' },
   { name: 'lr-policy', kind: 'string', choices: ['mainline', 'classic'], default: 'mainline', help: 'LR overflow handling (createVm lrPolicy)' },
+  { name: 'shard', kind: 'string', help: 'i/n: run only the campaign runs k with k % n = i-1 (merge the shards with vgic-emu merge)' },
   { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs (piscina pool, one seed per task)' },
   { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run' },
   { name: 'minimise', kind: 'boolean', help: 'on a controlled-mode failure, delta-debug the schedule to the fewest preemptions' },
@@ -256,6 +257,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   let failuresSoFar = 0;
   let explored = 0;
   const runs = (f.iterations as number | undefined) ?? (f.duration ? undefined : 20);
+  const shard = f.shard === undefined ? undefined : parseShard(String(f.shard));
   const durationMs = f.duration ? (f.duration as number) * 1000 : undefined;
   // Ctrl-C: stop starting runs, let those under way finish, then report what was measured (a
   // second Ctrl-C kills at once: the handler is a one-shot). Installed before anything is printed:
@@ -279,6 +281,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
       jobs: f.jobs as number,
       keepGoing: f['keep-going'] === true,
       signal: ac.signal,
+      shard,
       onRun: (r, done) => {
         if (!r.ok) failuresSoFar++;
         if (r.schedule) explored++;
@@ -333,6 +336,14 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     replay: replay ? `npx vgic-emu stress --replay ${replay}` : null,
     files,
     ...(failed ? { failure: { seed: formatSeed(failed.seed), findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
+    // What `vgic-emu merge` combines: the configuration, this shard, every run and every failure.
+    config: { strategy: base.strategy, depth: base.depth, vcpus: base.vcpus ?? null, size: base.iterations ?? null, gic: base.gic ?? null, locking: base.locking, lrPolicy: base.lrPolicy, bugs: base.bugs },
+    shard: shard ? `${shard.index + 1}/${shard.count}` : null,
+    results: campaign.results.map((x) => ({ index: x.index, seed: formatSeed(x.seed), ok: x.ok, durationMs: Math.round(x.durationMs) })),
+    failureList: campaign.failures.map((r) => ({
+      index: campaign.results.find((x) => x.seed === r.seed)?.index ?? -1, seed: formatSeed(r.seed), repro: reproLine(r),
+      findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })), files: filesOf.get(r.seed) ?? [],
+    })),
   };
   if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else if (!failed) {
@@ -364,4 +375,13 @@ function resolveRef(s: string): string {
 
 function pathUrl(ref: string): string {
   return (BUILTIN_SCENARIOS as readonly string[]).includes(ref) ? '' : pathToFileURL(ref).href;
+}
+
+/** --shard i/n (1-based i): the slice of run indices k with k % n === i - 1. */
+function parseShard(s: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const i = m ? Number(m[1]) : NaN;
+  const n = m ? Number(m[2]) : NaN;
+  if (!m || n < 1 || i < 1 || i > n || n > 10_000) throw new UsageError(`--shard must be i/n with 1 <= i <= n, got '${s}'`);
+  return { index: i - 1, count: n };
 }

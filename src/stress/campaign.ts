@@ -21,6 +21,12 @@ export interface CampaignOptions {
   onRun?: (r: StressRunReport, done: number, index: number) => void;
   /** Stop starting runs (Ctrl-C); the runs under way finish and are reported. */
   signal?: AbortSignal;
+  /**
+   * Run only this deterministic slice of the campaign: the run indices k with k % count === index
+   * (0-based). `runs` still counts the whole campaign's indices, so the shards of a campaign
+   * together run exactly its runs, each with the seed it has in the whole campaign.
+   */
+  shard?: { index: number; count: number };
 }
 
 export interface CampaignResult {
@@ -48,7 +54,13 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const jobs = Math.max(1, o.jobs ?? 1);
   const failures: { index: number; r: StressRunReport }[] = [];
   const results: CampaignResult['results'] = [];
-  let started = 0;
+  const shard = o.shard ?? { index: 0, count: 1 };
+  if (!Number.isInteger(shard.count) || shard.count < 1 || !Number.isInteger(shard.index) || shard.index < 0 || shard.index >= shard.count) {
+    throw new RangeError(`bad shard ${shard.index + 1}/${shard.count}`);
+  }
+  // `started` walks this shard's campaign indices: shard.index, shard.index + count, ...
+  let started = shard.index;
+  const step = shard.count;
   let done = 0;
   let points = 0;
   let explored = 0;
@@ -73,7 +85,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   };
   if (jobs === 1) {
     while (more()) {
-      const index = started++;
+      const index = started;
+      started += step;
       record(index, await runStress({ ...o.base, seed: runSeed(o.seed, index) }));
     }
   } else {
@@ -81,7 +94,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     try {
       const lanes = Array.from({ length: jobs }, async () => {
         while (more()) {
-          const index = started++;
+          const index = started;
+          started += step;
           const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, index) };
           record(index, (await pool.run(opts)) as StressRunReport);
         }

@@ -231,4 +231,35 @@ describe('vgic-emu stress', () => {
     const xml = readFileSync(junit, 'utf8');
     expect(xml).toMatch(/<testsuite\b/);
   });
+
+  it('shards 1/3, 2/3 and 3/3 merged equal the whole campaign; shards of another campaign, or overlapping, are refused', async () => {
+    const base = ['stress', '--bug', 'earlyInjectDropped', '--iterations', '7', '--size', '20', '--seed', '11', '--keep-going', '--json'];
+    type S = { results: { index: number; seed: string; ok: boolean }[]; failure?: { seed: string } };
+    const runJson = async (extra: string[], file: string): Promise<S> => {
+      const r = await cli([...base, ...extra, '--out', join(dir, 'shards')], dir);
+      expect([0, 1]).toContain(r.code);
+      writeFileSync(join(dir, file), r.stdout);
+      return JSON.parse(r.stdout) as S;
+    };
+    const whole = await runJson([], 'whole.json');
+    const parts = await Promise.all([1, 2, 3].map((i) => runJson(['--shard', `${i}/3`], `shard-${i}.json`)));
+    expect(parts.map((p) => p.results.map((r) => r.index))).toEqual([[0, 3, 6], [1, 4], [2, 5]]);
+    const merged = join(dir, 'merged.json');
+    const m = await cli(['merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}.json`)), '--json', merged, '--junit', join(dir, 'merged.xml')], dir);
+    expect(m.code, m.stderr).toBe(whole.failure ? 1 : 0);
+    const mj = JSON.parse(readFileSync(merged, 'utf8')) as S & { missingShards: string[] };
+    expect(mj.results.map((r) => [r.index, r.seed, r.ok])).toEqual(whole.results.map((r) => [r.index, r.seed, r.ok]));
+    expect(mj.failure?.seed).toBe(whole.failure?.seed);
+    expect(mj.missingShards).toEqual([]);
+    expect(readFileSync(join(dir, 'merged.xml'), 'utf8').match(/<testcase /g)).toHaveLength(7);
+    // The same shard twice: a run in two shards.
+    const dup = await cli(['merge', join(dir, 'shard-1.json'), join(dir, 'shard-1.json')], dir);
+    expect(dup.code).toBe(2);
+    expect(dup.stderr).toMatch(/in two shards/);
+    // A shard of another campaign (another seed).
+    await runJson(['--shard', '2/3', '--seed', '12'], 'other.json');
+    const other = await cli(['merge', join(dir, 'shard-1.json'), join(dir, 'other.json')], dir);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/another campaign/);
+  });
 });
