@@ -8,7 +8,11 @@ export interface FieldDecl {
   readonly name: string;
   /** Width in Int32 words. */
   readonly words?: number;
-  readonly kind?: 'i32' | 'f64';
+  /**
+   * 'lock': a lock of src/sync (2 words: state, owner); audits (check/audits.ts) find every lock
+   * of a VM through this, with nothing listed by hand.
+   */
+  readonly kind?: 'i32' | 'f64' | 'lock';
   readonly doc: string;
 }
 

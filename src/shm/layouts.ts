@@ -6,7 +6,7 @@ import { defineLayout } from './layout.js';
 
 /** One interrupt record (struct vgic_irq). All mutable fields are guarded by `lock` (irq_lock). */
 export const IRQ = defineLayout('vgic_irq', [
-  { name: 'lock', words: 2, doc: 'irq_lock (spin)' },
+  { name: 'lock', kind: 'lock', words: 2, doc: 'irq_lock (spin)' },
   { name: 'vcpu', doc: 'vCPU whose ap_list holds this IRQ, -1 if none' },
   { name: 'target', doc: 'target_vcpu: where it should go, -1 if none' },
   { name: 'next', doc: 'ap_list link: next record index, -1 at tail' },
@@ -77,8 +77,8 @@ export const NR_VCPU_TIMERS = 2;
 
 /** Per-vCPU state (struct vgic_cpu plus the generic vcpu fields the vgic relies on). */
 export const VCPU = defineLayout('vcpu', [
-  { name: 'mutex', words: 2, doc: 'vcpu->mutex, held for the whole KVM_RUN' },
-  { name: 'apLock', words: 2, doc: 'ap_list_lock (spin)' },
+  { name: 'mutex', kind: 'lock', words: 2, doc: 'vcpu->mutex, held for the whole KVM_RUN' },
+  { name: 'apLock', kind: 'lock', words: 2, doc: 'ap_list_lock (spin)' },
   { name: 'apHead', doc: 'ap_list head record index, -1 if empty' },
   { name: 'apTail', doc: 'ap_list tail record index, -1 if empty' },
   { name: 'created', doc: '1 once KVM_CREATE_VCPU finished' },
@@ -140,9 +140,9 @@ export const RDIST_REGION = defineLayout('rdist_region', [
 
 /** Distributor and VM-wide state (struct vgic_dist plus the kvm fields the vgic uses). */
 export const DIST = defineLayout('vgic_dist', [
-  { name: 'kvmLock', words: 2, doc: 'kvm->lock (mutex)' },
-  { name: 'configLock', words: 2, doc: 'kvm->arch.config_lock (mutex)' },
-  { name: 'distLock', words: 2, doc: "2014 design's dist->lock; used in locking: 'global'" },
+  { name: 'kvmLock', kind: 'lock', words: 2, doc: 'kvm->lock (mutex)' },
+  { name: 'configLock', kind: 'lock', words: 2, doc: 'kvm->arch.config_lock (mutex)' },
+  { name: 'distLock', kind: 'lock', words: 2, doc: "2014 design's dist->lock; used in locking: 'global'" },
   { name: 'stop', doc: 'teardown: non-zero once the VM is being destroyed' },
   { name: 'dead', doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
   { name: 'model', doc: '0 = none, 2 = GICv2, 3 = GICv3' },
@@ -161,7 +161,7 @@ export const DIST = defineLayout('vgic_dist', [
   { name: 'vmToken', doc: "this VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0" },
   { name: 'irqfdHiwater', doc: 'irqfd slots ever used (scans stop here)' },
   { name: 'irqfdResamplers', doc: 'active resampling irqfds: 0 lets the ack path skip its scan' },
-  { name: 'lpiLock', words: 2, doc: 'the LPI table lock (dist->lpi_xa): LPI allocation and release' },
+  { name: 'lpiLock', kind: 'lock', words: 2, doc: 'the LPI table lock (dist->lpi_xa): LPI allocation and release' },
   { name: 'propbaserLo', doc: 'GICR_PROPBASER [31:0] (one VM-wide value, as KVM keeps it)' },
   { name: 'propbaserHi', doc: 'GICR_PROPBASER [63:32]' },
   { name: 'nrIts', doc: 'ITS devices created (instances 0 .. nrIts-1)' },
@@ -291,8 +291,8 @@ export const NR_ITS_CACHE = 64;
 
 /** One ITS instance (struct vgic_its) with its tables. */
 export const ITS = defineLayout('vgic_its', [
-  { name: 'cmdLock', words: 2, doc: 'its->cmd_lock (mutex): CBASER/CREADR/CWRITER and command processing' },
-  { name: 'itsLock', words: 2, doc: 'its->its_lock (mutex): devices, ITEs, collections, translation' },
+  { name: 'cmdLock', kind: 'lock', words: 2, doc: 'its->cmd_lock (mutex): CBASER/CREADR/CWRITER and command processing' },
+  { name: 'itsLock', kind: 'lock', words: 2, doc: 'its->its_lock (mutex): devices, ITEs, collections, translation' },
   { name: 'created', doc: '1 once KVM_CREATE_DEVICE made it' },
   { name: 'initialized', doc: 'its CTRL_INIT was done (it is registered at its frame)' },
   { name: 'enabled', doc: 'GITS_CTLR.Enabled' },
