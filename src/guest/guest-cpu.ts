@@ -23,7 +23,9 @@ import { SYSREGS_BY_NAME, type SysregName } from '../kvm/sys-regs.js';
 import { dispatchSgiWords } from '../vgic/sgi-v3.js';
 import { GicDriver } from './gic-driver.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
-import { yieldHook } from '../sync/wait-hooks.js';
+import { wordWaitHook, yieldHook } from '../sync/wait-hooks.js';
+import { DELIVERY_SAMPLE_EVERY, DeliveryWatch } from '../check/delivery.js';
+import { InvariantError } from '../check/invariants.js';
 import { deadlineIdx } from '../kvm/timer/arch-timer.js';
 import { physCounter } from '../kvm/timer/counter.js';
 
@@ -76,6 +78,8 @@ export class GuestCpu {
     this.r = r;
     this.cif = r.cif;
     this.h = r.h;
+    // Controlled stress runs (the schedule is installed and history recorded): bounded delivery.
+    this.delivery = wordWaitHook && r.h.hist ? new DeliveryWatch(r.h, r.v) : null;
     this.m = r.h.m;
     this.id = r.v;
     this.vcpuId = this.m[vcpuOff(r.h.g, r.v) + VCPU.off.vcpuId]!;
@@ -104,7 +108,14 @@ export class GuestCpu {
     if (dl !== Infinity && dl <= physCounter(this.h)) this.r.timerIrq();
     if (this.cif.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
     if (this.irqOn && this.cif.pendHint > 0) this.takeIrq();
+    if (this.delivery && (++this.ticks & (DELIVERY_SAMPLE_EVERY - 1)) === 0) {
+      const bad = this.delivery.sample();
+      if (bad) throw new InvariantError(bad);
+    }
   }
+
+  private readonly delivery: DeliveryWatch | null;
+  private ticks = 0;
 
   private takeIrq(): void {
     if (deliverableLr(this.h, this.id) < 0) return;

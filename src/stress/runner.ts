@@ -127,6 +127,7 @@ function classifyError(e: unknown): Finding {
   const err = e as Error & { vcpu?: number; report?: string };
   const where = err.vcpu !== undefined && err.vcpu >= 0 ? ` on vCPU ${err.vcpu}` : '';
   if (e instanceof LockOrderError) return { kind: 'lock-order', message: `lock order violation${where}`, details: err.report };
+  if (/invariant violated: bounded delivery/.test(err.message)) return { kind: 'bounded-delivery', message: `${err.message}${where}`, details: err.stack };
   if (/invariant violated/.test(err.message)) return { kind: 'invariant', message: `${err.message}${where}`, details: err.stack };
   return { kind: 'fault', message: `${err.name}: ${err.message}${where}`, details: err.stack };
 }

@@ -29,6 +29,8 @@ export const BUG = {
   timerWfiUnbounded: 1 << 11,
   /** kvm_arm_halt_guest treats a vCPU populating LRs before IN_GUEST_MODE as halted (spec §2.4's window). */
   haltIgnoresEntry: 1 << 12,
+  /** vgic_queue_irq_unlock links the IRQ but neither makes KVM_REQ_IRQ_PENDING nor kicks the target. */
+  queueNoKick: 1 << 13,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -132,5 +134,11 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'halting the guest waits only for vCPUs in guest mode: one that is still OUTSIDE while it populates its LRs is taken as halted, and when it aborts that entry its fold writes the LR snapshot back over the change made meanwhile (an active state cleared by ICACTIVER or a DIR trap comes back)',
     history: 'kvm_arm_halt_guest waits for the IPI acknowledgement of vCPUs not in OUTSIDE_GUEST_MODE only; the window between kvm_vgic_flush_hwstate and publishing IN_GUEST_MODE (spec §2.4, inferred; race §12.5)',
     scenario: 'split-eoi',
+  },
+  {
+    name: 'queueNoKick',
+    what: 'a newly queued interrupt is linked onto the target\'s ap_list, but the target is neither sent KVM_REQ_IRQ_PENDING nor kicked: a vCPU running guest code takes it only at its next exit for another reason, however long that is',
+    history: 'vgic_queue_irq_unlock ends with kvm_make_request(KVM_REQ_IRQ_PENDING) and kvm_vcpu_kick for the target (spec §3.6, §3.7); without them delivery waits "until some other event"',
+    scenario: 'spin-storm',
   },
 ];

@@ -151,7 +151,7 @@ export function queueIrqUnlock(h: Host, r: number): boolean {
     unlockIrq(h, r);
     unlockApList(h, t);
     if (bcast) kickAllVcpus(h);
-    else {
+    else if (!(h.bugs & BUG.queueNoKick)) {
       makeRequest(h, t, KVM_REQ_IRQ_PENDING);
       kickVcpu(h, t);
     }

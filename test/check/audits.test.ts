@@ -61,3 +61,45 @@ describe('quiescence audits', () => {
     w.m[freed + IRQ.off.vcpu] = -1;
   });
 });
+
+describe('bounded delivery (sampled)', () => {
+  it('fires for an interrupt deliverable to a vCPU with a free LR that stays out of the LRs; not when it cannot be taken', async () => {
+    const { DeliveryWatch, DELIVERY_BOUND_SAMPLES, stuckDeliverable } = await import('../../src/check/delivery.js');
+    const w = world();
+    const h = w.vm.host;
+    const vb = vcpuOff(w.g, 0);
+    w.m[vb + VCPU.off.pmr] = 0xff;
+    w.m[vb + VCPU.off.eng1] = 1;
+    const r = irqRecord(h, -1, 40);
+    const b = irqOff(w.g, r);
+    // Queued on vcpu0's ap_list (a one-entry list), enabled, pending, priority 0xa0, group 1.
+    w.m[b + IRQ.off.enabled] = 1;
+    w.m[b + IRQ.off.pendingLatch] = 1;
+    w.m[b + IRQ.off.priority] = 0xa0;
+    w.m[b + IRQ.off.group] = 1;
+    w.m[b + IRQ.off.vcpu] = 0;
+    w.m[b + IRQ.off.next] = -1;
+    w.m[vb + VCPU.off.apHead] = r;
+    w.m[vb + VCPU.off.apTail] = r;
+    expect(stuckDeliverable(h, 0)).toBe(r);
+    const watch = new DeliveryWatch(h, 0);
+    let msg: string | null = null;
+    for (let i = 0; i < DELIVERY_BOUND_SAMPLES && !msg; i++) msg = watch.sample();
+    expect(msg).toMatch(/^bounded delivery: INTID 40 \(priority 0xa0\) has been deliverable to vcpu0/);
+    // Not deliverable, or not a flush's fault: in an LR, masked by PMR, every LR in use.
+    w.m[b + IRQ.off.onLr] = 1;
+    expect(stuckDeliverable(h, 0)).toBe(-1);
+    w.m[b + IRQ.off.onLr] = 0;
+    w.m[vb + VCPU.off.pmr] = 0x80;
+    expect(stuckDeliverable(h, 0)).toBe(-1);
+    w.m[vb + VCPU.off.pmr] = 0xff;
+    w.m[vb + VCPU.off.usedLrs] = w.m[vb + VCPU.off.nrLr]!;
+    expect(stuckDeliverable(h, 0)).toBe(-1);
+    // Leave the VM as it was for teardown.
+    w.m[vb + VCPU.off.usedLrs] = 0;
+    w.m[vb + VCPU.off.apHead] = -1;
+    w.m[vb + VCPU.off.apTail] = -1;
+    w.m[b + IRQ.off.vcpu] = -1;
+    w.m[b + IRQ.off.pendingLatch] = 0;
+  });
+});

@@ -18,7 +18,8 @@ const SIZE = 40;
  * breaks the ap_list structure; a dropped interrupt never reaches the guest.
  */
 const EXPECT: Record<BugName, readonly FindingKind[]> = {
-  noRequestRecheck: ['lost-kick', 'livelock'],
+  // A lost kick: the bounded-delivery detector sees the queued interrupt wait without reaching an LR.
+  noRequestRecheck: ['lost-kick', 'livelock', 'bounded-delivery'],
   queueNoRevalidate: ['invariant', 'duplicate'],
   noKickWhenQueued: ['lost', 'stall', 'lost-kick', 'livelock'],
   pruneSingleLock: ['lock-order', 'deadlock'],
@@ -33,6 +34,8 @@ const EXPECT: Record<BugName, readonly FindingKind[]> = {
   resampleLowerPerIrqfd: ['accounting', 'stall', 'level-not-represented'],
   // Every vCPU asleep on an expired timer: nothing can run (or the driver waits in vain).
   timerWfiUnbounded: ['deadlock', 'lost-wakeup', 'stall'],
+  // No kick after queueing: the interrupt waits on the ap_list (bounded delivery), or for ever.
+  queueNoKick: ['bounded-delivery', 'stall', 'lost-kick', 'livelock'],
   // The SPI stays active after its deactivation: its next edges are never acknowledged.
   haltIgnoresEntry: ['stall', 'lost'],
 };
