@@ -154,6 +154,10 @@ export class VcpuRunner {
   private signalExit(): void {
     const m = this.m;
     m[this.exitsIdx + EXIT.intr]!++;
+    // Out of KVM_RUN we populate nothing: a halter (kvm_arm_halt_guest) must not wait for us
+    // ("halter waits for a vCPU that is in userspace"); the request loop we return to sets
+    // `entering` again and looks at requests again before any flush.
+    Atomics.store(m, this.enteringIdx, 0);
     // Release vcpu->mutex before saying so: a VMM that sees SIG_OUT may take every vCPU's mutex
     // at once (lock_all_vcpus for the register groups) and must find this one free.
     this.kvmRunReturn();
@@ -167,6 +171,7 @@ export class VcpuRunner {
     // KVM_RUN again (the first-run work is done: ranOnce).
     lockVcpuMutex(this.h, this.v);
     this.inKvmRun = true;
+    Atomics.store(m, this.enteringIdx, 1);
     if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
     timerLoad(this.h, this.v); // vcpu_load: the VMM may have rewritten the timer meanwhile
   }

@@ -124,3 +124,30 @@ describe('KVM_RUN interrupted, vCPU ids out of creation order', () => {
     expect(res.map((r) => r.reason)).toEqual(['shutdown', 'shutdown']);
   });
 });
+
+describe('KVM_RUN interrupted while another vCPU halts the guest', () => {
+  it('a GICD_ICACTIVER write on vCPU 0 (which halts every vCPU) completes while vCPU 1 is out of KVM_RUN', async () => {
+    const guest = guestFromFunction((cpu, a: { spi: number }) => {
+      cpu.initCpuInterface();
+      cpu.add(0, 1);
+      if (cpu.id === 0) {
+        while (cpu.load(1) === 0) cpu.relax();
+        // kvm_arm_halt_guest: every vCPU must be seen out of the guest, the one in userspace too.
+        cpu.mmioWrite(cpu.gicdBase + 0x380 + 4 * (a.spi >> 5), 1 << (a.spi & 31));
+        cpu.store(2, 1);
+      } else {
+        while (cpu.load(3) === 0) cpu.relax();
+      }
+    });
+    const { vm } = tracker.track(buildV3({ vcpus: 2, guest, args: { spi: 40 } }));
+    const run = startRun(vm);
+    await waitRam(vm, 0, 10_000, 'both guests to start', run, (v) => v === 2);
+    await within(vm.vcpus[1]!.interrupt(), 10_000, 'vCPU 1 to leave KVM_RUN');
+    Atomics.store(vm.ram, 1, 1);
+    await waitRam(vm, 2, 10_000, 'the ICACTIVER write (a guest halt) to complete with vCPU 1 out', run);
+    vm.vcpus[1]!.resume();
+    Atomics.store(vm.ram, 3, 1);
+    const res = await within(run.promise, 10_000, 'the guests to return');
+    expect(res.map((r) => r.reason)).toEqual(['shutdown', 'shutdown']);
+  });
+});
