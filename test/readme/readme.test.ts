@@ -9,14 +9,15 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readmeBlocks, type ReadmeBlock } from './readme-blocks.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 const ts = blocks.filter((b) => b.lang === 'ts' && (b.mode === 'run' || b.mode === 'compile'));
-// Inside the package (no package.json of its own), so that 'vgic-emu' resolves to this package.
-const DIR = join(ROOT, '.readme-test');
+// Inside the package (no package.json of its own), so that 'vgic-emu' resolves to this package;
+// one directory per test process, so that two suites run side by side do not share files.
+const DIR = join(ROOT, '.readme-test', `p${process.pid}`);
 const file = (b: ReadmeBlock): string => `block-line${b.line}`;
 
 function sh(cmd: string, cwd: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -52,10 +53,11 @@ describe('README', () => {
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
     compiled = await sh([
       `node ${tsc} --strict --noImplicitOverride --target es2022 --module nodenext --moduleResolution nodenext`,
-      '--types node --skipLibCheck --outDir .readme-test/out --rootDir .readme-test/src',
-      ...ts.map((b) => `.readme-test/src/${file(b)}.ts`),
+      `--types node --skipLibCheck --outDir ${join(DIR, 'out')} --rootDir ${join(DIR, 'src')}`,
+      ...ts.map((b) => join(DIR, 'src', `${file(b)}.ts`)),
     ].join(' '), ROOT, 120_000);
   }, 150_000);
+  afterAll(() => rmSync(DIR, { recursive: true, force: true }));
 
   it('every TypeScript block compiles under tsc --strict', () => {
     expect(compiled.stdout + compiled.stderr).toBe('');
@@ -64,7 +66,7 @@ describe('README', () => {
 
   it.each(ts.filter((b) => b.mode === 'run').map((b) => [b.line, b]))('the TypeScript block at line %i runs and does what it says', async (_l, b) => {
     expect(compiled.code, 'compilation failed').toBe(0);
-    const r = await sh(`node .readme-test/out/${file(b)}.js`, ROOT, 60_000);
+    const r = await sh(`node ${join(DIR, 'out', `${file(b)}.js`)}`, ROOT, 60_000);
     expect({ code: r.code, stderr: r.stderr.split('\n').filter((l) => !/ExperimentalWarning|--trace-warnings/.test(l)).join('\n').trim() }).toEqual({ code: b.exit, stderr: '' });
     if (b.stdout) expect(r.stdout).toMatch(b.stdout);
   });
