@@ -15,10 +15,6 @@ export function markVmClosed(h: Host): void {
   closed.add(h);
 }
 
-export function isVmClosed(h: Host): boolean {
-  return closed.has(h);
-}
-
 /** EBADF once destroyed, EIO once dead; `call` names the ioctl or method in the message. */
 export function checkVmUsable(h: Host, call: string): void {
   if (closed.has(h)) kvmErr('EBADF', `${call}: the VM was destroyed (vm.destroy())`);
