@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { KvmError } from '../uapi/errno.js';
 import {
-  EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT,
+  EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_ADDED, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT, W_TAKEN,
   EVENTFD_MAGIC, W_BIND_COOKIE, W_BIND_OWNER, W_WORK, park, parkAsync, wakeAll,
 } from './layout.js';
 import { dispatchWakeup } from './wakeup.js';
@@ -84,6 +84,7 @@ export class EventFd {
       this.u64 = new BigUint64Array(this.sab, 0, 2);
       // Plain stores: nobody else can see the buffer until it is posted, which orders them.
       this.u64[U64_COUNT] = BigInt(initval);
+      this.i32[W_ADDED] = initval | 0;
       this.u64[U64_TOKEN] = randomBytes(8).readBigUInt64LE(0);
       this.i32[W_FLAGS] = flags & (EFD_SEMAPHORE | EFD_NONBLOCK);
       this.i32[W_MAGIC] = EVENTFD_MAGIC;
@@ -133,6 +134,17 @@ export class EventFd {
     return Atomics.load(this.u64, U64_COUNT);
   }
 
+  /**
+   * Running totals of what was added to and taken from the count, modulo 2^32 (for audits).
+   * `balanced` says whether added - taken equals the count: true whenever no write or read is in
+   * flight (check/audits.ts asserts it at quiescence).
+   */
+  totals(): { added: number; taken: number; balanced: boolean } {
+    const added = Atomics.load(this.i32, W_ADDED);
+    const taken = Atomics.load(this.i32, W_TAKEN);
+    return { added: added >>> 0, taken: taken >>> 0, balanced: ((added - taken) | 0) === low32(this.value) };
+  }
+
   /** Threads (or pending async waits) currently registered to park, for tests and reports. */
   waiters(): { readers: number; writers: number } {
     return { readers: Atomics.load(this.i32, W_RD_WAIT), writers: Atomics.load(this.i32, W_WR_WAIT) };
@@ -169,6 +181,7 @@ export class EventFd {
       if (add === 0n) return 0n;
       const p = Atomics.compareExchange(this.u64, U64_COUNT, c, c + add);
       if (p === c) {
+        Atomics.add(this.i32, W_ADDED, low32(add));
         this.wakeAfterAdd();
         return add;
       }
@@ -191,6 +204,7 @@ export class EventFd {
       if (p === c) break;
       c = p; // Lost to a concurrent read/write: retry on the value it left.
     }
+    Atomics.add(this.i32, W_ADDED, low32(v));
     return true;
   }
 
@@ -324,6 +338,7 @@ export class EventFd {
       v = Atomics.exchange(this.u64, U64_COUNT, 0n);
       if (v === 0n) return 0n; // Another reader took it between the load and the exchange.
     }
+    Atomics.add(this.i32, W_TAKEN, low32(v));
     wakeAll(this.i32, W_WR_SEQ, W_WR_WAIT);
     return v;
   }
@@ -384,6 +399,11 @@ export class EventFd {
   private checkOpen(): void {
     if (Atomics.load(this.i32, W_FLAGS) & F_CLOSED) throw new KvmError('EBADF', 'eventfd is closed');
   }
+}
+
+/** The low 32 bits of a count, as an Int32 word holds them (the running totals wrap). */
+function low32(v: bigint): number {
+  return Number(BigInt.asIntN(32, v));
 }
 
 /** The syscall takes a u64: anything else cannot be written, and 2^64-1 is reserved. */

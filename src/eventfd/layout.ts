@@ -25,8 +25,13 @@
  *                     kvm_arch_set_irq_inatomic, then schedule_work). The owner's worker (the irqfd
  *                     injector) waits on this word, never on the count, so it only ever takes
  *                     counts that were handed to it ("work item steals the fast path's count").
+ *   i32[13] added     sum of every value added to the count (initval included), modulo 2^32.
+ *   i32[14] taken     sum of every value taken from it, modulo 2^32. Both are bumped after the
+ *                     count changed, so once nothing is in flight added - taken = count (mod
+ *                     2^32): the quiescence audit (check/audits.ts) finds a lost or invented count
+ *                     from that, whatever path lost it.
  */
-export const EVENTFD_SAB_BYTES = 56;
+export const EVENTFD_SAB_BYTES = 64;
 
 export const U64_COUNT = 0;
 export const U64_TOKEN = 1;
@@ -40,6 +45,8 @@ export const W_MAGIC = 9;
 export const W_BIND_OWNER = 10;
 export const W_BIND_COOKIE = 11;
 export const W_WORK = 12;
+export const W_ADDED = 13;
+export const W_TAKEN = 14;
 
 /** 'EFD1' */
 export const EVENTFD_MAGIC = 0x45464431;

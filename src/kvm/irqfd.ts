@@ -200,6 +200,17 @@ export class Irqfds {
     if (w) await w.terminate();
   }
 
+  /** The eventfds of the irqfds now assigned (trigger and resample), named for reports. */
+  eventfds(): { name: string; fd: EventFd }[] {
+    const out: { name: string; fd: EventFd }[] = [];
+    this.slots.forEach((s, slot) => {
+      if (!s) return;
+      out.push({ name: `irqfd ${slot} (gsi ${s.gsi})`, fd: s.fd });
+      if (s.resamplefd) out.push({ name: `resamplefd of irqfd ${slot} (gsi ${s.gsi})`, fd: s.resamplefd });
+    });
+    return out;
+  }
+
   /** The irqfds now assigned, with their counters. */
   list(): IrqfdInfo[] {
     this.reapHangups();

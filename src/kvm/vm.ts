@@ -27,6 +27,7 @@ import { Irqfds, type IrqfdInfo, type KvmIrqfd } from './irqfd.js';
 import { copyFromUser } from './user-copy.js';
 import { installVmWakeups } from './irqfd-path.js';
 import { setWakeupHandler } from '../eventfd/wakeup.js';
+import type { EventFd } from '../eventfd/eventfd.js';
 import { distPath } from './worker-path.js';
 import { vgicDestroy } from '../vgic/init.js';
 import type { IrqBypassConsumer } from './irq-bypass.js';
@@ -174,6 +175,11 @@ export class Vm {
   /** The irqfds now assigned, with their delivery counters. */
   irqfds(): IrqfdInfo[] {
     return this.irqfdTable.list();
+  }
+
+  /** @internal The eventfds of the assigned irqfds, for the quiescence audit (check/audits.ts). */
+  irqfdEventFds(): { name: string; fd: EventFd }[] {
+    return this.irqfdTable.eventfds();
   }
 
   /** @internal Run `fn` at destroy() after the irqfds, vCPUs and vgic (devices); returns its remover. */

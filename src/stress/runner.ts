@@ -24,7 +24,7 @@ import { createHistory, readHistory } from '../check/history.js';
 import { EventKind, type HistoryEvent } from '../check/events.js';
 import { checkHistory, formatViolation } from '../check/checker.js';
 import { vmStructureProblems } from '../check/invariants.js';
-import { quiescenceAudit } from '../check/audits.js';
+import { eventfdsIn, quiescenceAudit } from '../check/audits.js';
 import { Watchdog, waitForGraph } from '../check/watchdog.js';
 import { createSchedBuffer, describeSched, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
 import { EXIT_REASONS, IRQ, LPI_BASE, VCPU, VCPU_COUNTERS } from '../shm/layouts.js';
@@ -288,7 +288,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     // Every thread has stopped: the state must be at rest (no held lock, nothing in flight, LPI
     // refcounts equal to the references that exist). A run cut short may have left a thread
     // stopped mid-section (a fault, a teardown): its audit would only echo that finding.
-    if (!cutShort) for (const p of quiescenceAudit(h.m, vm.geometry)) findings.push({ kind: 'audit', message: p });
+    if (!cutShort) for (const p of quiescenceAudit(h.m, vm.geometry, [...vm.irqfdEventFds(), ...eventfdsIn(args.extra)])) findings.push({ kind: 'audit', message: p });
 
     const sch = sched ? readSchedule(sched) : null;
     return {

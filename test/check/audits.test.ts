@@ -6,9 +6,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventFd } from '../../src/index.js';
-import { IRQ, IRQFD, LPI_BASE, VCPU } from '../../src/shm/layouts.js';
-import { irqfdOff, irqOff, vcpuOff } from '../../src/shm/vm-memory.js';
-import { quiescenceAudit } from '../../src/check/audits.js';
+import { IRQ, IRQFD, LPI_BASE, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, VCPU } from '../../src/shm/layouts.js';
+import { irqfdOff, irqOff, physOff, vcpuOff } from '../../src/shm/vm-memory.js';
+import { eventfdAudit, eventfdsIn, quiescenceAudit } from '../../src/check/audits.js';
+import { EFD_SEMAPHORE } from '../../src/eventfd/eventfd.js';
 import { irqRecord } from '../../src/vgic/irq.js';
 import { buildV3, VmTracker } from '../helpers.js';
 
@@ -59,6 +60,72 @@ describe('quiescence audits', () => {
     expect(out).toContain(`LPI ${LPI_BASE + 3}: refcount 1, but 0 reference(s) exist (0 ITE, 0 translation-cache, 0 ap_list)`);
     expect(out).toContain(`LPI ${LPI_BASE + 7}: refcount 0, but 1 reference(s) exist (0 ITE, 0 translation-cache, 1 ap_list): a freed LPI is still on an ap_list`);
     w.m[freed + IRQ.off.vcpu] = -1;
+  });
+});
+
+describe('eventfd balance (added = taken + left)', () => {
+  it('holds through writes, reads, semaphore reads, saturating signals and the irqfd fast path; a count lost behind its back is reported', async () => {
+    const a = new EventFd(5);
+    a.write(7n);
+    expect(a.read()).toBe(12n);
+    a.write(0xffff_ffffn); // wraps the 32-bit totals
+    a.write(3n);
+    const s = new EventFd(0, EFD_SEMAPHORE);
+    s.write(3n);
+    expect(s.read()).toBe(1n);
+    const full = new EventFd();
+    full.write(0xffff_ffff_ffff_fff0n);
+    expect(full.signal(100n)).toBe(0xen); // saturates at 2^64-2
+    // An irqfd's fast path consumes in the writer thread: still balanced.
+    const w = world();
+    const fd = new EventFd();
+    w.vm.irqfd({ fd, gsi: 8 });
+    fd.write(1n);
+    fd.write(2n);
+    const fds = [{ name: 'a', fd: a }, { name: 's', fd: s }, { name: 'full', fd: full }, ...w.vm.irqfdEventFds()];
+    expect(fds).toHaveLength(4);
+    expect(eventfdAudit(fds)).toEqual([]);
+    expect(w.audit()).toEqual([]);
+    // A count that vanished without a read (what a lost update in the CAS loop leaves).
+    new BigUint64Array((a.share() as { sab: SharedArrayBuffer }).sab, 0, 1)[0] = 0n;
+    expect(eventfdAudit(fds)).toEqual([`eventfd a: ${(5 + 7 + 0xffff_ffff + 3) >>> 0} added but 12 taken and 0 left at quiescence (mod 2^32): a count was lost or invented`]);
+  });
+
+  it('finds the eventfds a scenario hands out, as objects or shared handles, once each', () => {
+    const x = new EventFd();
+    const y = new EventFd();
+    const found = eventfdsIn({ fds: [x.share(), y], nested: { again: x.share() }, n: 3, s: 'eventfd', fake: { kind: 'eventfd', sab: 1 } });
+    expect(found.map((f) => f.name)).toEqual(['extra.fds[0]', 'extra.fds[1]', 'extra.nested.again']);
+    x.write(1n);
+    expect(eventfdAudit(found)).toEqual([]);
+  });
+});
+
+describe('forwarded physical lines', () => {
+  it('a forwarded line names a HW-mapped SPI; an active one needs the guest to hold the interrupt', () => {
+    const w = world();
+    const p = physOff(w.g, 0);
+    const b = irqOff(w.g, irqRecord(w.vm.host, -1, 40));
+    Atomics.store(w.m, p + PHYS_IRQ.off.used, 1);
+    Atomics.store(w.m, p + PHYS_IRQ.off.state, PIRQ_FWD);
+    w.m[p + PHYS_IRQ.off.vintid] = 40;
+    expect(w.audit()).toEqual(['physical line 0 is forwarded to INTID 40, but that SPI is not HW-mapped']);
+    w.m[b + IRQ.off.hw] = 1;
+    w.m[b + IRQ.off.hwintid] = PHYS_INTID_BASE + 1;
+    expect(w.audit()).toEqual([`physical line 0 is forwarded to INTID 40, but that SPI is mapped to pINTID ${PHYS_INTID_BASE + 1}`]);
+    w.m[b + IRQ.off.hwintid] = PHYS_INTID_BASE;
+    expect(w.audit()).toEqual([]);
+    Atomics.store(w.m, p + PHYS_IRQ.off.state, PIRQ_FWD | PIRQ_ACTIVE);
+    expect(w.audit()).toEqual(['physical line 0 is active at quiescence, but the guest\'s INTID 40 is neither pending nor active: nothing will deactivate it']);
+    w.m[b + IRQ.off.active] = 1;
+    expect(w.audit()).toEqual([]);
+    w.m[p + PHYS_IRQ.off.vintid] = 2000;
+    expect(w.audit()).toEqual(['physical line 0 is forwarded to INTID 2000, which is not an SPI of this VM']);
+    // Leave the VM as it was for teardown.
+    w.m[b + IRQ.off.active] = 0;
+    w.m[b + IRQ.off.hw] = 0;
+    Atomics.store(w.m, p + PHYS_IRQ.off.state, 0);
+    Atomics.store(w.m, p + PHYS_IRQ.off.used, 0);
   });
 });
 
