@@ -14,8 +14,8 @@ import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { SRAM } from './ram.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 import { irqRecord } from '../vgic/irq.js';
-import { irqOff, vcpuOff } from '../shm/vm-memory.js';
-import { IRQ, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { irqfdOff, irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
 import { lockIrq, unlockIrq } from '../vgic/locks.js';
 import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
 
@@ -70,6 +70,11 @@ export class DriverCtx {
       if (e instanceof KvmError) return false;
       throw e;
     }
+  }
+
+  /** Injections the irqfd in `slot` has had refused so far (IRQFD.dropped: no route, no mapping). */
+  irqfdDropped(slot: number): number {
+    return Atomics.load(this.h.m, irqfdOff(this.h.g, slot) + IRQFD.off.dropped);
   }
 
   /** Inject SPI `intid` once more, counting it as accepted (and bumping its generation). */
