@@ -39,23 +39,30 @@ import { EventKind } from '../check/events.js';
 export const EOICOUNT_MAX = 31;
 
 /**
+ * The flush of an empty ap_list: nothing to load; still trap DIR while SPIs are in flight
+ * elsewhere. The unlocked look at an empty list is the classic kernel's benign race: an injector
+ * kicks us after queueing. Its own small function so that it inlines into every guest entry (the
+ * MMIO round trip is mostly this path).
+ */
+export function flushEmptyMainline(m: Int32Array, vb: number): number {
+  m[vb + VCPU.off.eoiCount] = 0;
+  m[vb + VCPU.off.usedLrs] = 0;
+  m[vb + VCPU.off.uie] = 0;
+  m[vb + VCPU.off.npie] = 0;
+  m[vb + VCPU.off.lrenpie] = 0;
+  m[vb + VCPU.off.tdir] = Atomics.load(m, D.activeSpis) !== 0 ? 1 : 0;
+  return 0;
+}
+
+/**
  * kvm_vgic_flush_hwstate + vgic_flush_lr_state (mainline). Returns the number of LRs populated.
  * ICH_HCR is rewritten at every entry, so EOIcount starts again at zero.
  */
 export function flushLrsMainline(h: Host, v: number): number {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
+  if (m[vb + VCPU.off.apHead]! < 0) return flushEmptyMainline(m, vb);
   m[vb + VCPU.off.eoiCount] = 0;
-  if (m[vb + VCPU.off.apHead]! < 0) {
-    // Nothing to load; still trap DIR while SPIs are in flight elsewhere. The unlocked look at an
-    // empty list is the classic kernel's benign race: an injector kicks us after queueing.
-    m[vb + VCPU.off.usedLrs] = 0;
-    m[vb + VCPU.off.uie] = 0;
-    m[vb + VCPU.off.npie] = 0;
-    m[vb + VCPU.off.lrenpie] = 0;
-    m[vb + VCPU.off.tdir] = Atomics.load(m, D.activeSpis) !== 0 ? 1 : 0;
-    return 0;
-  }
   const nrLr = m[vb + VCPU.off.nrLr]!;
   lockApList(h, v);
   // summarize_ap_list

@@ -22,7 +22,7 @@ import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
-import { activeSpiDone, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
+import { activeSpiDone, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
 
 /**
  * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
@@ -177,9 +177,9 @@ export function sortApList(h: Host, v: number, mainline: boolean): void {
  * concurrent injector is benign because the injector kicks us after queueing (spec §4.3, §12.4).
  */
 export function flushLrs(h: Host, v: number): number {
-  if (!h.classicLr) return flushLrsMainline(h, v);
   const m = h.m;
   const vb = vcpuOff(h.g, v);
+  if (!h.classicLr) return m[vb + VCPU.off.apHead]! < 0 ? flushEmptyMainline(m, vb) : flushLrsMainline(h, v);
   if (m[vb + VCPU.off.apHead]! < 0) {
     m[vb + VCPU.off.usedLrs] = 0;
     m[vb + VCPU.off.uie] = 0;
