@@ -9,10 +9,14 @@ import { median } from './report.js';
 
 export const PING = 0;
 export const PONG = 16; // a different cache line
+/** 'wake' mode: the worker sets PARKED just before Atomics.wait; f64 stamp and samples follow. */
+export const PARKED = 32;
+export const STAMP_F64 = 8; // byte 64
+export const WAKE_F64 = 16; // byte 128 ..
 
 export interface BaselineWorkerData {
   sab: SharedArrayBuffer;
-  mode: 'busy' | 'wait';
+  mode: 'busy' | 'wait' | 'wake';
   total: number;
 }
 
@@ -49,6 +53,34 @@ async function roundTrips(mode: 'busy' | 'wait', rounds: number, reps: number): 
   }
   await Promise.race([exited, failed]);
   return { ns: median(samples), samples, rounds };
+}
+
+/**
+ * One-way wake-up latency: the main thread stamps the time and notifies a worker parked in
+ * Atomics.wait (it published PARKED just before waiting, as a vCPU publishes `parked`); the worker
+ * records now - stamp. The floor that waking a vCPU parked in WFI is compared with.
+ */
+export async function wakeLatency(count: number): Promise<{ p50Us: number; p99Us: number; samples: number }> {
+  const sab = new SharedArrayBuffer(128 + 8 * count);
+  const m = new Int32Array(sab);
+  const f = new Float64Array(sab);
+  const data: BaselineWorkerData = { sab, mode: 'wake', total: count };
+  const w = new Worker(new URL('./baseline-worker.js', import.meta.url), { workerData: data });
+  const exited = once(w, 'exit');
+  const failed = once(w, 'error').then(([e]) => Promise.reject(e as Error));
+  await Promise.race([once(w, 'message'), failed]);
+  const origin = performance.timeOrigin;
+  for (let i = 1; i <= count; i++) {
+    const deadline = performance.now() + 5000;
+    while (Atomics.load(m, PARKED) !== i) if (performance.now() > deadline) throw new Error('wake baseline: the worker did not park');
+    f[STAMP_F64] = origin + performance.now();
+    Atomics.store(m, PING, i);
+    Atomics.notify(m, PING);
+    while (Atomics.load(m, PONG) !== i) if (performance.now() > deadline) throw new Error('wake baseline: the worker did not wake');
+  }
+  await Promise.race([exited, failed]);
+  const lat = Array.from(f.subarray(WAKE_F64, WAKE_F64 + count)).map((ms) => ms * 1000).sort((a, b) => a - b);
+  return { p50Us: median(lat), p99Us: lat[Math.min(lat.length - 1, Math.floor(0.99 * lat.length))]!, samples: lat.length };
 }
 
 export async function measureBaselines(quick: boolean, reps: number): Promise<{ busyPoll: RoundTrip; waitNotify: RoundTrip }> {

@@ -23,6 +23,7 @@ export { GuestIts, enableLpis, setLpiConfig, invLpi, type ItsLayout, type LpiLay
 export { BUILTIN_GUESTS } from './guest/builtins/index.js';
 export { ECHO, type IrqEchoArgs } from './guest/builtins/irq-echo.js';
 export { PINGPONG } from './guest/builtins/ipi-pingpong.js';
+export { SINK as IRQ_SINK, type SinkArgs as IrqSinkArgs } from './guest/builtins/irq-sink.js';
 // irqfd, eventfd, VFIO (DESIGN §5).
 export { EventFd, EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC, EVENTFD_MAX, type EventFdHandle } from './eventfd/eventfd.js';
 export type { KvmIrqfd, IrqfdInfo } from './kvm/irqfd.js';

@@ -22,7 +22,7 @@ import { releaseAll } from '../sync/lock.js';
 import { EventKind } from '../check/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
-import { activeSpiDone, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
+import { activeSpiDone, dropLpiActiveOutsideLrs, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
 
 /**
  * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
@@ -296,6 +296,7 @@ export function foldLrs(h: Host, v: number): void {
   m[vb + VCPU.off.uie] = 0;
   // EOIcount: EOIs (EOImode=0) or DIRs of interrupts that were not in an LR.
   if (!h.classicLr && m[vb + VCPU.off.eoiCount] !== 0) foldEoiCount(h, v, foldedRecs, used);
+  if (!h.classicLr && m[vb + VCPU.off.lrenpie]) dropLpiActiveOutsideLrs(h, v, foldedRecs, used);
 }
 
 /** Records of the LRs just folded, per thread (a vCPU folds only on its own thread). */

@@ -377,3 +377,55 @@ describe.each(['fine', 'global'] as const)("NPIE, locking '%s'", (locking) => {
     });
   });
 });
+
+describe('LPIs beyond the LRs (mainline: "any LPI active state is removed on exit", spec §4.8, §5.6)', () => {
+  const tracker = new VmTracker();
+  afterEach(() => tracker.destroyAll());
+  // Eight LPIs on one vCPU with 4 LRs, each re-sent by the VMM as soon as the guest acknowledged it
+  // (so often while it is still active): the flush puts pending LPIs first, leaving the active one
+  // outside the LRs, where the guest's EOI (a priority drop; no EOIcount for LPIs) cannot reach it.
+  // Kept, that active state came back pending+active at the next flush: an LR the guest never
+  // acknowledges ("stale LPI active", found by the data-plane benchmark). Exact totals: every
+  // KVM_SIGNAL_MSI acknowledged once.
+  it.each(['spin', 'wfi'] as const)('8 LPIs in flight on 4 LRs, guests %s: every MSI acknowledged exactly once', async (wait) => {
+    const { IRQ_SINK } = await import('../../src/index.js');
+    const { defaultItsLayout, defaultItt } = await import('../../src/guest/builtins/its-lpi.js');
+    const { KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_MSI_VALID_DEVID } = await import('../../src/uapi/index.js');
+    const ITS_BASE = 0x08080000;
+    const EVENTS = 8;
+    const TOTAL = 600;
+    const layout = defaultItsLayout(ITS_BASE);
+    const { vm, gic } = tracker.track(build(3, {
+      vcpus: 1, vm: { nrLr: NR_LR, ramBytes: 4 << 20 }, noInit: true,
+      guest: 'irq-sink', args: { wait, spis: [32], latency: false, its: { ...layout, itt: defaultItt(0), events: EVENTS } },
+    }));
+    const its = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_ITS);
+    its.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, BigInt(ITS_BASE));
+    its.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
+    gic.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
+    const run = startRun(vm);
+    await waitRam(vm, IRQ_SINK.READY, 10_000, 'the guest to map its LPIs', run);
+    const ram = vm.ram;
+    const acks = (e: number): number => Atomics.load(ram, IRQ_SINK.LPI_ACKS + e);
+    const sent = new Array<number>(EVENTS).fill(0);
+    let total = 0;
+    const deadline = Date.now() + 20_000;
+    while (total < TOTAL) {
+      for (let e = 0; e < EVENTS && total < TOTAL; e++) {
+        if (acks(e) !== sent[e]) continue;
+        expect(vm.signalMsi({ addressLo: ITS_BASE + 0x10040, data: e, devid: 0, flags: KVM_MSI_VALID_DEVID }), `MSI of event ${e}`).toBe(1);
+        sent[e]++;
+        total++;
+      }
+      if (Date.now() > deadline) throw new Error(`after ${total} MSIs: acknowledged ${JSON.stringify(sent.map((_, e) => acks(e)))} of ${JSON.stringify(sent)}: an LPI is stuck`);
+      if (run.error) throw run.error;
+      // Yield now and then so that the run handle hears about a failing vCPU.
+      if ((total & 63) === 0) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => sent.every((n, e) => acks(e) >= n), 10_000, 'the last MSIs to be acknowledged', run);
+    expect(sent.map((_, e) => acks(e))).toEqual(sent);
+    Atomics.store(ram, IRQ_SINK.DONE, 1);
+    vm.irqLine(0x01000000 | 32, 1); // an SPI wakes a WFI sleeper to see DONE (the sink enables SPI 32)
+    await runAll(vm, 10_000);
+  });
+});
