@@ -47,6 +47,13 @@ export class TraceWindow {
     this.st[STATS_TRACE_ON] = 1;
   }
 
+  /** Events recorded so far in this window, all threads. */
+  recorded(): number {
+    let n = 0;
+    for (let s = 0; s < this.threadSlots; s++) n += this.st[statsBaseOf(s, this.mode) + TRACE_OFF]!;
+    return n;
+  }
+
   close(): LockTrace {
     this.st[STATS_TRACE_ON] = 0;
     const end = performance.now();
