@@ -26,7 +26,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= raw) ?? 10 * mag;
   const out: number[] = [];
-  for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  // The last tick is at or above hi, so that the plot's top covers every value.
+  for (let v = Math.floor(lo / step) * step; out.length === 0 || out[out.length - 1]! < hi - step * 1e-9; v += step) out.push(Math.round(v / step) * step);
   return out;
 }
 
@@ -53,8 +54,10 @@ function yAxis(ticks: number[], y: (v: number) => number, label: string, fmt = f
 }
 
 function xAxisCategories(cats: readonly string[], x: (i: number) => number, label: string): string {
+  // Label at most ~12 categories (every k-th), so that labels never overlap.
+  const every = Math.max(1, Math.ceil(cats.length / 12));
   return `<g class="axis x-axis"><line x1="${M.l}" y1="${M.t + PH}" x2="${M.l + PW}" y2="${M.t + PH}" stroke="#000"/>` +
-    cats.map((c, i) => `<g class="tick"><line x1="${n2(x(i))}" x2="${n2(x(i))}" y1="${M.t + PH}" y2="${M.t + PH + 4}" stroke="#000"/><text x="${n2(x(i))}" y="${M.t + PH + 16}" text-anchor="middle">${esc(c)}</text></g>`).join('') +
+    cats.map((c, i) => (i % every !== 0 ? '' : `<g class="tick"><line x1="${n2(x(i))}" x2="${n2(x(i))}" y1="${M.t + PH}" y2="${M.t + PH + 4}" stroke="#000"/><text x="${n2(x(i))}" y="${M.t + PH + 16}" text-anchor="middle">${esc(c)}</text></g>`)).join('') +
     `<text class="axis-label" x="${M.l + PW / 2}" y="${H - 10}" text-anchor="middle">${esc(label)}</text></g>`;
 }
 
