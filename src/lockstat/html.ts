@@ -93,7 +93,7 @@ export function formatHtml(r: LockstatReport): string {
   for (const c of r.configs) {
     parts.push(`<h3>${esc(`${c.locking}, ${c.vcpus} vCPUs${c.oversubscribed ? ' (oversubscribed)' : ''}`)}</h3>`);
     parts.push(table(['class', 'con-bounces', 'contentions', 'waittime-min', 'waittime-max', 'waittime-total', 'waittime-avg', 'acq-bounces', 'acquisitions', 'holdtime-min', 'holdtime-max', 'holdtime-total', 'holdtime-avg'],
-      c.lockStats.map((s) => [s.name, s.conBounces, s.contentions, t(s.waitMinNs), t(s.waitMaxNs), t(s.waitNs), t(s.waitAvgNs), s.acqBounces, s.acquisitions, t(s.holdMinNs), t(s.holdMaxNs), t(s.holdNs), t(s.holdAvgNs)]), 'lockstat'));
+      c.lockStats.map((s) => [s.name, s.conBounces, s.contentions, t(s.waitMinNs), t(s.waitMaxNs), t(s.waitNs), t(s.waitAvgNs), timed ? s.acqBounces : '-', s.acquisitions, t(s.holdMinNs), t(s.holdMaxNs), t(s.holdNs), t(s.holdAvgNs)]), 'lockstat'));
     const pts = c.lockStats.flatMap((s) => s.points.map((p) => [s.name, p.waiter, p.holder, p.contentions, t(p.waitNs)]));
     if (pts.length) parts.push(table(['class', 'waiter', 'holder', 'contentions', 'waited'], pts, 'points'));
     const exits = Object.entries(c.exitsPerSec).filter(([, s]) => s.max > 0);

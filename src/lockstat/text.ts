@@ -18,7 +18,7 @@ const OVER = 'OVERSUBSCRIBED';
 export function lockStatTable(rows: readonly LockClassStats[], timed: boolean): string[] {
   const head = ['class', 'con-bounces', 'contentions', 'waittime-min', 'waittime-max', 'waittime-total', 'waittime-avg', 'acq-bounces', 'acquisitions', 'holdtime-min', 'holdtime-max', 'holdtime-total', 'holdtime-avg'];
   const t = (x: number): string => (timed ? fmtNs(x) : '-');
-  const body = rows.map((c) => [c.name, String(c.conBounces), String(c.contentions), t(c.waitMinNs), t(c.waitMaxNs), t(c.waitNs), t(c.waitAvgNs), String(c.acqBounces), String(c.acquisitions), t(c.holdMinNs), t(c.holdMaxNs), t(c.holdNs), t(c.holdAvgNs)]);
+  const body = rows.map((c) => [c.name, String(c.conBounces), String(c.contentions), t(c.waitMinNs), t(c.waitMaxNs), t(c.waitNs), t(c.waitAvgNs), timed ? String(c.acqBounces) : '-', String(c.acquisitions), t(c.holdMinNs), t(c.holdMaxNs), t(c.holdNs), t(c.holdAvgNs)]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (r: string[]): string => '    ' + r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
   const out = [line(head), ...body.map(line)];

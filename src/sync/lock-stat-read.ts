@@ -42,6 +42,7 @@ export interface LockClassStats {
   acquisitions: number;
   contentions: number;
   conBounces: number;
+  /** Timed mode only (it costs a load on every acquisition); 0 when counting. */
   acqBounces: number;
   /** Total wait time of the contended acquisitions. */
   waitNs: number;

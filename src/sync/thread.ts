@@ -14,7 +14,7 @@ export const enum LockStat {
   Contentions = 1,
   /** Contentions where the lock was last taken by another thread (lock_contended's bounce). */
   ConBounces = 2,
-  /** Acquisitions where the lock was last taken by another thread (lock_acquired's bounce). */
+  /** Acquisitions where the lock was last taken by another thread (lock_acquired's bounce; timed mode only). */
   AcqBounces = 3,
   WaitTotal = 4,
   WaitMinPlus1 = 5,
