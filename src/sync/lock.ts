@@ -111,13 +111,8 @@ function contended(t: SyncThread, o: number, cls: LockClass, sub: number, site: 
 /** lock_acquired after a contention (timed mode): the wait, in whole ns, everywhere it is kept. */
 function waited(t: SyncThread, cls: LockClass, sub: number, site: number, ownerBefore: number, t0: number): void {
   const st = t.stats;
-  const now = clock();
-  const ns = Math.round((now - t0) * 1e6);
-  const b = t.statsBase + cls * LOCK_STAT_WIDTH;
-  st[b + LockStat.WaitTotal]! += ns;
-  const min = st[b + LockStat.WaitMinPlus1]!;
-  if (min === 0 || ns + 1 < min) st[b + LockStat.WaitMinPlus1] = ns + 1;
-  if (ns > st[b + LockStat.WaitMax]!) st[b + LockStat.WaitMax] = ns;
+  const ns = Math.round((clock() - t0) * 1e6);
+  lockTimeInc(st, t.statsBase + cls * LOCK_STAT_WIDTH + LockStat.WaitTotal, ns);
   const bucket = ns >= 0x80000000 ? WAIT_HIST_BUCKETS - 1 : Math.max(0, 31 - Math.clz32(ns));
   st[t.statsBase + HIST_OFF + cls * WAIT_HIST_BUCKETS + bucket]!++;
   // The point and instance were found at contention time (their entries exist or overflowed).
@@ -267,15 +262,20 @@ function popHeld(t: SyncThread, w: number, cls: LockClass): void {
 
 /** lock_release's hold time (timed mode). */
 function held(t: SyncThread, cls: LockClass, sub: number, since: number): void {
-  const st = t.stats;
   const now = clock();
-  const ns = Math.round((now - since) * 1e6);
-  const b = t.statsBase + cls * LOCK_STAT_WIDTH;
-  st[b + LockStat.HoldTotal]! += ns;
-  const min = st[b + LockStat.HoldMinPlus1]!;
-  if (min === 0 || ns + 1 < min) st[b + LockStat.HoldMinPlus1] = ns + 1;
-  if (ns > st[b + LockStat.HoldMax]!) st[b + LockStat.HoldMax] = ns;
-  if (st[STATS_TRACE_ON] !== 0) trace(t, TraceKind.Released, cls, sub, now);
+  lockTimeInc(t.stats, t.statsBase + cls * LOCK_STAT_WIDTH + LockStat.HoldTotal, Math.round((now - since) * 1e6));
+  if (t.stats[STATS_TRACE_ON] !== 0) trace(t, TraceKind.Released, cls, sub, now);
+}
+
+/**
+ * lockdep's lock_time_inc: one sample into [total, min + 1, max] at `i` (LockStat's WaitTotal
+ * and HoldTotal are each followed by their min and max).
+ */
+function lockTimeInc(st: Float64Array, i: number, ns: number): void {
+  st[i]! += ns;
+  const min = st[i + 1]!;
+  if (min === 0 || ns + 1 < min) st[i + 1] = ns + 1;
+  if (ns > st[i + 2]!) st[i + 2] = ns;
 }
 
 /** True if this thread holds the lock at word `w` (owner word check; exact for the caller itself). */
