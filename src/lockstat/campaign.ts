@@ -15,6 +15,9 @@ import { percentile, ratioSpread, roundSpread, spread, type Spread } from './sum
 import type { LockTrace } from './trace.js';
 import type { LockstatWorkload } from './workloads.js';
 
+/** An interrupted window shorter than this is dropped (the shortest --seconds). */
+const MIN_INTERRUPTED_WINDOW_S = 0.05;
+
 export interface LockstatOptions {
   workload: LockstatWorkload;
   locking: LockingMode[];
@@ -144,8 +147,9 @@ export async function runLockstat(o: LockstatOptions): Promise<LockstatReport> {
         trace: r === 0 && k.v === maxV, aborted: o.aborted,
         onProgress: (f) => o.onProgress?.(done + f, total, `${k.l} ${k.v} vCPUs, repeat ${r + 1}/${o.repeat}`),
       });
-      // A window cut short by Ctrl-C is still a measurement (its rate is over its own length).
-      if (res.seconds > 0) runs.get(`${k.l}/${k.v}`)!.push(res);
+      // A window cut short by Ctrl-C is still a measurement (its rate is over its own length),
+      // unless it is too short to mean anything.
+      if (!res.interrupted || res.seconds >= MIN_INTERRUPTED_WINDOW_S) runs.get(`${k.l}/${k.v}`)!.push(res);
       done++;
     }
   }

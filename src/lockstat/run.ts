@@ -217,7 +217,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     };
     // A short warm-up (JIT, first LR round trips) stays out of the window.
     const warm = performance.now() + Math.min(100, o.seconds * 200);
-    while (performance.now() < warm) {
+    while (performance.now() < warm && !o.aborted?.()) {
       inject();
       await tick();
     }

@@ -148,15 +148,15 @@ describe('vgic-emu lockstat: a run', () => {
   });
 
   it('Ctrl-C ends the run under way, reports what was measured, exits 130', async () => {
-    const child = spawn(process.execPath, [distPath('src/cli/main.js'), 'lockstat', '--workload', 'spi', '--vcpus', '1', '--locking', 'fine', '--seconds', '60', '--repeat', '1', '--no-overhead'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Two repeats of 5 s: interrupted once the first is reported done (progress "1/2").
+    const child = spawn(process.execPath, [distPath('src/cli/main.js'), 'lockstat', '--workload', 'spi', '--vcpus', '1', '--locking', 'fine', '--seconds', '5', '--repeat', '2', '--no-overhead', '--json', join(dir, 'int.json')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     let interrupted = false;
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      // The first progress line comes when the run starts measuring its window.
-      if (!interrupted && /lockstat runs: +0\/1 +fine 1 vCPUs/.test(stderr)) {
+      if (!interrupted && /lockstat runs: +1\/2 /.test(stderr)) {
         interrupted = true;
         child.kill('SIGINT');
       }
@@ -172,5 +172,13 @@ describe('vgic-emu lockstat: a run', () => {
     expect(stderr).toMatch(/interrupted: reporting what was measured/);
     expect(stdout).toMatch(/INTERRUPTED: partial results/);
     expect(stdout).toMatch(/^ {2}fine +1 vCPUs/m);
+    const s = JSON.parse(readFileSync(join(dir, 'int.json'), 'utf8')) as LockstatReport;
+    expect(s.interrupted).toBe(true);
+    // The finished repeat is kept whole; the interrupted one only if it measured anything.
+    const reps = s.configs[0]!.repeats;
+    expect(reps[0]).toMatchObject({ interrupted: false });
+    expect(reps[0]!.seconds).toBeGreaterThanOrEqual(5);
+    expect(reps.length).toBeLessThanOrEqual(2);
+    if (reps[1]) expect(reps[1]).toMatchObject({ interrupted: true });
   });
 });
