@@ -8,6 +8,7 @@
  *    translation-cache entry naming it, one while it is on an ap_list (spec §1.7, §9.5); so an LPI
  *    on an ap_list after it was freed shows too.
  */
+import { lockHolderSlot } from '../sync/lock.js';
 import { DIST, IRQ, IRQFD, ITS, ITS_CACHE, ITS_ITE, LPI_BASE, MAX_LPIS, NR_ITES, NR_ITS_CACHE, VCPU } from '../shm/layouts.js';
 import type { Layout } from '../shm/layout.js';
 import { irqfdOff, irqOff, itsOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
@@ -16,7 +17,7 @@ function heldLocks(m: Int32Array, l: Layout<string>, base: number, what: string,
   for (const f of l.fields) {
     if (f.kind !== 'lock') continue;
     const state = Atomics.load(m, base + f.offset);
-    if (state !== 0) out.push(`${what}.${f.name} is still held at quiescence (state ${state}, owner slot ${Atomics.load(m, base + f.offset + 1)})`);
+    if (state !== 0) out.push(`${what}.${f.name} is still held at quiescence (state ${state}, owner slot ${lockHolderSlot(m, base + f.offset)})`);
   }
 }
 

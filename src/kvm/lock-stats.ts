@@ -8,6 +8,8 @@ import { irqOff } from '../shm/vm-memory.js';
 import { LockClass, lockClassName } from '../sync/lock-classes.js';
 import { readLockStats, resetLockStats, type LockStatsOptions, type LockStatsReport, type LockStatsSource } from '../sync/lock-stat-read.js';
 import type { Host } from '../vgic/host.js';
+import { kvmErr } from '../uapi/errno.js';
+import { describe } from './vm-options.js';
 
 export function lockInstanceLabel(h: Host, cls: LockClass, sub: number): string {
   switch (cls) {
@@ -30,6 +32,20 @@ export function lockInstanceLabel(h: Host, cls: LockClass, sub: number): string 
   }
 }
 
+const OPTION_KEYS = ['reset', 'instances'];
+
+function checkOptions(o: unknown): void {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) kvmErr('EINVAL', `lockStats: options must be an object ({ reset?, instances? }), got ${describe(o)}`);
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r)) if (!OPTION_KEYS.includes(k)) kvmErr('EINVAL', `lockStats: unknown option '${k}' (known: ${OPTION_KEYS.join(', ')})`);
+  if (r.reset !== undefined && typeof r.reset !== 'boolean') kvmErr('EINVAL', `lockStats: reset must be a boolean, got ${describe(r.reset)}`);
+  const n = r.instances;
+  if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_INSTANCES)) kvmErr('EINVAL', `lockStats: instances must be a whole number in 0..${MAX_INSTANCES}, got ${describe(n)}`);
+}
+
+/** Most instances per class one read reports (each thread tracks INST_SLOTS instances). */
+export const MAX_INSTANCES = 1024;
+
 /** Per-VM reader state: the baseline of the last reset. */
 export class VmLockStats {
   private baseline: Float64Array | null = null;
@@ -45,6 +61,7 @@ export class VmLockStats {
   }
 
   read(o: LockStatsOptions = {}): LockStatsReport {
+    checkOptions(o);
     const r = readLockStats(this.src, o, this.baseline);
     if (o.reset) this.baseline = resetLockStats(this.src);
     return r;

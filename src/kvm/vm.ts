@@ -6,7 +6,6 @@ import { timerInitVm, timerVcpuInit } from './timer/timer-enable.js';
 import { KvmError, kvmErr } from '../uapi/errno.js';
 import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import { releaseAll } from '../sync/lock.js';
-import { STATS_CLOCK_BASE } from '../sync/thread.js';
 import type { LockClassStats, LockStatsOptions } from '../sync/lock-stat-read.js';
 import { VmLockStats } from './lock-stats.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
@@ -95,8 +94,6 @@ export class Vm {
     this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1, this.stress?.history ?? null);
     const m = this.host.m;
     m.fill(0);
-    // The clock every thread's lock trace is expressed on (threads have their own timeOrigin).
-    new Float64Array(this.buffers.stats)[STATS_CLOCK_BASE] = performance.timeOrigin;
     this.host.f[dw(this.host, 'distBase') / 2] = -1;
     this.host.f[dw(this.host, 'cpuBase') / 2] = -1;
     for (let r = 0; r < this.geometry.nrRecords; r++) {
