@@ -55,7 +55,7 @@ describe.skipIf(SKIP)('lockstat --html in headless Chromium', () => {
     expect(existsSync(CHROMIUM), `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium; .ci/run does), or set VGIC_EMU_NO_BROWSER=1 to skip`).toBe(true);
     const html = join(dir, 'report.html');
     const json = join(dir, 'report.json');
-    const r = await lockstat(['--workload', 'mixed', '--vcpus', '1,2', '--seconds', '0.1', '--repeat', '2', '--no-overhead', '--html', html, '--json', json]);
+    const r = await lockstat(['--workload', 'mixed', '--vcpus', '1,2', '--seconds', '0.1', '--repeat', '1', '--no-overhead', '--html', html, '--json', json]);
     expect(r.code, r.stderr).toBe(0);
     const text = readFileSync(html, 'utf8');
     // Self-contained: no scripts, no external resources.
