@@ -13,6 +13,7 @@
  *    an SPI that is HW-mapped back to it, and while it is active the guest still holds the
  *    interrupt (pending or active), or nothing will ever deactivate it.
  */
+import { lockHolderSlot } from '../sync/lock.js';
 import { DIST, IRQ, IRQFD, ITS, NR_PHYS_IRQS, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, ITS_CACHE, ITS_ITE, LPI_BASE, MAX_LPIS, NR_ITES, NR_ITS_CACHE, VCPU } from '../shm/layouts.js';
 import type { Layout } from '../shm/layout.js';
 import { irqfdOff, irqOff, itsOff, physOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
@@ -23,7 +24,7 @@ function heldLocks(m: Int32Array, l: Layout<string>, base: number, what: string,
   for (const f of l.fields) {
     if (f.kind !== 'lock') continue;
     const state = Atomics.load(m, base + f.offset);
-    if (state !== 0) out.push(`${what}.${f.name} is still held at quiescence (state ${state}, owner slot ${Atomics.load(m, base + f.offset + 1)})`);
+    if (state !== 0) out.push(`${what}.${f.name} is still held at quiescence (state ${state}, owner slot ${lockHolderSlot(m, base + f.offset)})`);
   }
 }
 

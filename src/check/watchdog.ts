@@ -8,6 +8,7 @@
  * It then builds a wait-for graph (who holds what, who waits on what, each vCPU's mode and
  * requests), reports it, and stops the VM instead of letting it hang.
  */
+import { lockHolderSlot } from '../sync/lock.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
 import { LockClass, lockClassName } from '../sync/lock-classes.js';
@@ -56,11 +57,11 @@ export function waitForGraph(m: Int32Array, g: VmGeometry): string {
   const byWord = new Map(locks.map((l) => [l.word, l.label]));
   const holds = new Map<number, string[]>();
   for (const l of locks) {
-    const owner = Atomics.load(m, l.word + 1);
-    if (owner !== 0 && Atomics.load(m, l.word) !== 0) {
-      const list = holds.get(owner - 1) ?? [];
+    const owner = lockHolderSlot(m, l.word);
+    if (owner >= 0 && Atomics.load(m, l.word) !== 0) {
+      const list = holds.get(owner) ?? [];
       list.push(l.label);
-      holds.set(owner - 1, list);
+      holds.set(owner, list);
     }
   }
   const lines: string[] = ['wait-for graph:'];
@@ -72,8 +73,8 @@ export function waitForGraph(m: Int32Array, g: VmGeometry): string {
     let line = `  ${name.padEnd(8)} holds [${(h ?? []).join(', ')}]`;
     if (w) {
       const word = w - 1;
-      const owner = Atomics.load(m, word + 1);
-      line += ` waits for ${byWord.get(word) ?? `word ${word}`} held by ${owner ? slotName(owner - 1, g.maxVcpus) : '?'}`;
+      const owner = lockHolderSlot(m, word);
+      line += ` waits for ${byWord.get(word) ?? `word ${word}`} held by ${owner >= 0 ? slotName(owner, g.maxVcpus) : '?'}`;
     }
     if (s >= 1 && s <= online) {
       const vb = vcpuOff(g, s - 1);
@@ -104,8 +105,8 @@ function lockCycle(m: Int32Array, g: VmGeometry): number[] | null {
   for (let s = 0; s < g.threadSlots; s++) {
     const w = Atomics.load(m, g.distBase + DIST.off.waitingOn + s);
     if (!w) continue;
-    const owner = Atomics.load(m, w - 1 + 1); // owner word follows the lock word (w - 1)
-    if (owner) next.set(s, owner - 1);
+    const owner = lockHolderSlot(m, w - 1);
+    if (owner >= 0) next.set(s, owner);
   }
   for (const start of next.keys()) {
     const path: number[] = [];

@@ -9,6 +9,7 @@ import { formatSummary, runDemo } from './demo.js';
 import { formatVfioSummary, runVfioDemo } from './demo-vfio.js';
 import { STRESS_USAGE, stressCommand } from './stress.js';
 import { MERGE_USAGE, mergeCommand } from './merge.js';
+import { LOCKSTAT_USAGE, lockstatCommand } from './lockstat.js';
 import { describeLayout } from '../shm/layout.js';
 import { DIST, IRQ, IRQFD, ITS, ITS_CACHE, ITS_COLLECTION, ITS_DEVICE, ITS_ITE, LR, PHYS_IRQ, ROUTE, TIMER_CTX, VCPU } from '../shm/layouts.js';
 import { LOCK_CLASSES } from '../sync/lock-classes.js';
@@ -46,6 +47,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'find interrupt races: run scenarios under chaos/controlled scheduling',
     usage: () => STRESS_USAGE,
     run: stressCommand,
+  },
+  lockstat: {
+    summary: 'lock-contention benchmark: fine vs global locking, lock_stat tables, HTML plots',
+    usage: () => LOCKSTAT_USAGE,
+    run: lockstatCommand,
   },
   merge: {
     summary: 'combine the --json summaries of the shards of one stress campaign (stress --shard i/n)',

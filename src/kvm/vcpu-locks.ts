@@ -6,12 +6,13 @@
 import { kvmErr } from '../uapi/errno.js';
 import type { Host } from '../vgic/host.js';
 import { dw } from '../vgic/host.js';
+import { LockSite } from '../sync/lock-sites.js';
 import { lockConfig, lockKvm, tryLockVcpuMutex, unlockConfig, unlockKvm, unlockVcpuMutex } from '../vgic/locks.js';
 
 export function lockAllVcpus(h: Host): void {
   const n = h.m[dw(h, 'onlineVcpus')]!;
   for (let v = 0; v < n; v++) {
-    if (!tryLockVcpuMutex(h, v)) {
+    if (!tryLockVcpuMutex(h, v, LockSite.Userspace)) {
       for (let u = v - 1; u >= 0; u--) unlockVcpuMutex(h, u);
       kvmErr('EBUSY', `vCPU ${v} is running`);
     }

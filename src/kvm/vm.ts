@@ -5,9 +5,9 @@
 import { timerInitVm, timerVcpuInit } from './timer/timer-enable.js';
 import { KvmError, kvmErr } from '../uapi/errno.js';
 import { KVM_MSI_VALID_DEVID, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_VFIO, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
-import { LOCK_CLASSES, NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { releaseAll } from '../sync/lock.js';
-import { LOCK_STAT_FIELDS, LOCK_STAT_WIDTH } from '../sync/thread.js';
+import type { LockClassStats, LockStatsOptions } from '../sync/lock-stat-read.js';
+import { VmLockStats } from './lock-stats.js';
 import { allocateBuffers, computeGeometry, irqOff, vcpuOff, type VmBuffers, type VmGeometry } from '../shm/vm-memory.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
 import { makeHost, dw, type Host, type SharedVmConfig } from '../vgic/host.js';
@@ -43,13 +43,7 @@ import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 
 export type { VmOptions } from './vm-options.js';
 
-export interface LockClassStats {
-  name: string;
-  acquisitions: number;
-  contentions: number;
-  waitNs: number;
-  holdNs: number;
-}
+export type { LockClassStats, LockContentionPoint, LockInstanceStats, LockStatsOptions } from '../sync/lock-stat-read.js';
 
 /** struct kvm_msi. */
 export interface KvmMsi {
@@ -455,19 +449,16 @@ export class Vm {
     return { buffers: this.buffers, cfg: this.cfg, stress: this.stress };
   }
 
-  /** Lock statistics per class, summed over all threads. */
-  lockStats(): LockClassStats[] {
-    const st = new Float64Array(this.buffers.stats);
-    const out: LockClassStats[] = [];
-    for (let c = 0; c < NR_LOCK_CLASSES; c++) {
-      const row: LockClassStats = { name: LOCK_CLASSES[c]!.name, acquisitions: 0, contentions: 0, waitNs: 0, holdNs: 0 };
-      for (let s = 0; s < this.geometry.threadSlots; s++) {
-        const base = s * NR_LOCK_CLASSES * LOCK_STAT_WIDTH + c * LOCK_STAT_WIDTH;
-        LOCK_STAT_FIELDS.forEach((f, i) => (row[f] += st[base + i]!));
-      }
-      out.push(row);
-    }
-    return out;
+  private lockStatsReader: VmLockStats | null = null;
+
+  /**
+   * lock_stat per class, summed over all threads (sync/lock-stat-read.ts): the /proc/lock_stat
+   * columns in whole ns, the contention points, with `instances: N` the N most contended
+   * instances per class, with `reset: true` a new phase starts after this read.
+   */
+  lockStats(o: LockStatsOptions = {}): LockClassStats[] {
+    this.lockStatsReader ??= new VmLockStats(this.host);
+    return this.lockStatsReader.read(o).classes;
   }
 }
 

@@ -9,7 +9,7 @@
  *  userMmio SAB:        the default VMM MMIO register file
  */
 import { NR_LOCK_CLASSES } from '../sync/lock-classes.js';
-import { threadStatsSize } from '../sync/thread.js';
+import { STATS_CLOCK_BASE, statsBufferSize, type LockStatsMode } from '../sync/thread.js';
 import { DIST, IRQ, IRQFD, ITS, MAX_ITS, MAX_LPIS, MAX_THREAD_SLOTS, NR_IRQFDS, NR_PHYS_IRQS, NR_ROUTES, PHYS_IRQ, ROUTE, VCPU } from './layouts.js';
 
 /** INTIDs 32..1019: the most SPIs any configuration can have. */
@@ -36,7 +36,7 @@ export interface VmGeometry {
   readonly statsWords: number;
 }
 
-export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: number }): VmGeometry {
+export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: number; lockStats?: LockStatsMode }): VmGeometry {
   const distBase = 0; // hot paths index DIST fields directly (vgic/host.ts `D`)
   const edgeBase = distBase + DIST.size;
   const vcpuBase = edgeBase + ((NR_LOCK_CLASSES * NR_LOCK_CLASSES + 1) & ~1);
@@ -67,7 +67,7 @@ export function computeGeometry(o: { maxVcpus: number; nrLr: number; ramBytes: n
     routeBase,
     stateWords,
     threadSlots,
-    statsWords: threadSlots * threadStatsSize(),
+    statsWords: statsBufferSize(threadSlots, o.lockStats),
   };
 }
 
@@ -86,9 +86,12 @@ export interface VmBuffers {
 export const USER_MMIO_SLOTS = 65536;
 
 export function allocateBuffers(g: VmGeometry): VmBuffers {
+  const stats = new SharedArrayBuffer(g.statsWords * 8);
+  // The clock every thread's lock trace is expressed on (each thread has its own timeOrigin).
+  new Float64Array(stats)[STATS_CLOCK_BASE] = performance.timeOrigin;
   return {
     state: new SharedArrayBuffer(g.stateWords * 4),
-    stats: new SharedArrayBuffer(g.statsWords * 8),
+    stats,
     ram: new SharedArrayBuffer(g.ramBytes),
     userMmio: new SharedArrayBuffer(USER_MMIO_SLOTS * 4 * 4),
   };

@@ -19,7 +19,7 @@ import { lockdepAcquire } from './lockdep.js';
 import { LockClass } from './lock-classes.js';
 import { schedPoint, SchedPoint } from './sched.js';
 import type { SyncThread } from './thread.js';
-import { statsIndex } from './thread.js';
+import { CP_OFF, CP_OVERFLOW_OFF, CP_SLOTS, CP_WIDTH, HIST_OFF, INST_OFF, INST_OVERFLOW_OFF, INST_SLOTS, INST_WIDTH, LOCK_STAT_WIDTH, LockStat, STATS_TRACE_ON, TRACE_EVENTS, TRACE_OFF, TraceKind, WAIT_HIST_BUCKETS } from './thread.js';
 import { lockWaitHook } from './wait-hooks.js';
 
 export const SPIN_LIMIT_SPINLOCK = 100;
@@ -40,16 +40,33 @@ export function setVcpuSlotCount(n: number): void {
   nrVcpuSlots = n;
 }
 
-function slowAcquire(t: SyncThread, w: number, cls: LockClass, spinLimit: number): void {
+/**
+ * The owner word (lock word + 1): bits 0-7 the holder's slot + 1 (0 when free: the watchdog and
+ * holds() read this), bits 8-15 the slot + 1 of the thread that took the lock last and bits 16-30
+ * its call site (LockSite). The last two survive the release: they are lockdep's lock->cpu and
+ * lock->ip, which lock_stat compares against to count bounces and to name the contending point.
+ * Only the holder writes the word, so plain stores suffice.
+ */
+export const OWNER_HOLDER_MASK = 0xff;
+const OWNER_LAST_SHIFT = 8;
+const OWNER_SITE_SHIFT = 16;
+
+/** Slot of the thread holding the lock at `w`, or -1 when it is free. */
+export function lockHolderSlot(m: Int32Array, w: number): number {
+  return (Atomics.load(m, w + 1) & OWNER_HOLDER_MASK) - 1;
+}
+
+/** The clock of timed statistics (ms). Tests install a deterministic one (setLockClock). */
+let clock: () => number = () => performance.now();
+/** @internal tests: replace the timed-mode clock (null restores performance.now). */
+export function setLockClock(fn: (() => number) | null): void {
+  clock = fn ?? (() => performance.now());
+}
+
+function slowAcquire(t: SyncThread, w: number, spinLimit: number): void {
   const m = t.m;
-  const timed = t.statsMode === 'timed';
-  const t0 = timed ? performance.now() : 0;
-  if (t.statsMode !== 'off') t.stats[statsIndex(t, cls, 1)]!++;
   for (let i = 0; i < spinLimit; i++) {
-    if (Atomics.load(m, w) === 0 && Atomics.compareExchange(m, w, 0, 1) === 0) {
-      if (timed) t.stats[statsIndex(t, cls, 2)]! += (performance.now() - t0) * 1e6;
-      return;
-    }
+    if (Atomics.load(m, w) === 0 && Atomics.compareExchange(m, w, 0, 1) === 0) return;
   }
   // Park: mark the word "contended" (2) and sleep until a release notifies us.
   let c = Atomics.exchange(m, w, 2);
@@ -63,32 +80,109 @@ function slowAcquire(t: SyncThread, w: number, cls: LockClass, spinLimit: number
     }
   }
   Atomics.store(m, t.waitingOnWord, 0);
-  if (timed) t.stats[statsIndex(t, cls, 2)]! += (performance.now() - t0) * 1e6;
+}
+
+/**
+ * lock_contended: the first try failed. Count the contention, its bounce (the lock was last taken
+ * by another thread), its point (our site waiting on the last taker's site) and its instance.
+ * Only on the contended path, so the counting mode's fast path stays one increment.
+ */
+function contended(t: SyncThread, o: number, cls: LockClass, sub: number, site: number): number {
+  const st = t.stats;
+  const last = (o >>> OWNER_LAST_SHIFT) & OWNER_HOLDER_MASK;
+  const bounce = last !== 0 && last !== t.slot + 1 ? 1 : 0;
+  const b = t.statsBase + cls * LOCK_STAT_WIDTH;
+  st[b + LockStat.Contentions]!++;
+  st[b + LockStat.ConBounces]! += bounce;
+  const cp = cpEntry(t, cls + 16 * (site + 32768 * (o >>> OWNER_SITE_SHIFT)));
+  if (cp >= 0) st[cp + 1]!++;
+  else st[t.statsBase + CP_OVERFLOW_OFF]!++;
+  const inst = instEntry(t, cls + 16 * (sub + 1));
+  if (inst >= 0) {
+    st[inst + 1]!++;
+    st[inst + 3]! += bounce;
+  } else st[t.statsBase + INST_OVERFLOW_OFF]!++;
+  if (t.statsMode !== 'timed') return 0;
+  const now = clock();
+  if (st[STATS_TRACE_ON] !== 0) trace(t, TraceKind.Contend, cls, sub, now);
+  return now;
+}
+
+/** lock_acquired after a contention (timed mode): the wait, in whole ns, everywhere it is kept. */
+function waited(t: SyncThread, cls: LockClass, sub: number, site: number, ownerBefore: number, t0: number): void {
+  const st = t.stats;
+  const ns = Math.round((clock() - t0) * 1e6);
+  lockTimeInc(st, t.statsBase + cls * LOCK_STAT_WIDTH + LockStat.WaitTotal, ns);
+  const bucket = ns >= 0x80000000 ? WAIT_HIST_BUCKETS - 1 : Math.max(0, 31 - Math.clz32(ns));
+  st[t.statsBase + HIST_OFF + cls * WAIT_HIST_BUCKETS + bucket]!++;
+  // The point and instance were found at contention time (their entries exist or overflowed).
+  const cp = cpEntry(t, cls + 16 * (site + 32768 * (ownerBefore >>> OWNER_SITE_SHIFT)));
+  if (cp >= 0) st[cp + 2]! += ns;
+  const inst = instEntry(t, cls + 16 * (sub + 1));
+  if (inst >= 0) st[inst + 2]! += ns;
+}
+
+/** Open-addressed lookup-or-insert in this thread's table; -1 when full. Contended path only. */
+function tableEntry(t: SyncThread, off: number, slots: number, width: number, key: number): number {
+  const st = t.stats;
+  let i = (Math.imul(key | 0, 0x9e3779b1) ^ Math.floor(key / 0x100000000)) & (slots - 1);
+  for (let n = 0; n < slots; n++, i = (i + 1) & (slots - 1)) {
+    const e = t.statsBase + off + i * width;
+    const k = st[e]!;
+    if (k === key + 1) return e;
+    if (k === 0) {
+      st[e] = key + 1;
+      return e;
+    }
+  }
+  return -1;
+}
+function cpEntry(t: SyncThread, key: number): number {
+  return tableEntry(t, CP_OFF, CP_SLOTS, CP_WIDTH, key);
+}
+function instEntry(t: SyncThread, key: number): number {
+  return tableEntry(t, INST_OFF, INST_SLOTS, INST_WIDTH, key);
+}
+
+/** Append to this thread's trace ring while the window is open (timed mode); full: drop. */
+function trace(t: SyncThread, kind: TraceKind, cls: LockClass, sub: number, now: number): void {
+  const st = t.stats;
+  const b = t.statsBase + TRACE_OFF;
+  const n = st[b]!;
+  if (n >= TRACE_EVENTS) return;
+  st[b + 1 + 2 * n] = now + t.clockOffset;
+  st[b + 2 + 2 * n] = kind + 4 * (cls + 16 * (sub + 1));
+  st[b] = n + 1;
 }
 
 /**
  * Acquire the lock at word `w`, of class `cls`, instance `sub` (vCPU id, INTID, … for reports).
  * `spinLimit`: SPIN_LIMIT_SPINLOCK or SPIN_LIMIT_MUTEX. `nestOk`: the ap_list sort comparator's
- * permission to hold two irq locks.
+ * permission to hold two irq locks. `site`: the caller's LockSite, for contention points.
  */
-export function acquire(t: SyncThread, w: number, cls: LockClass, sub: number, spinLimit: number, nestOk = false): void {
+export function acquire(t: SyncThread, w: number, cls: LockClass, sub: number, spinLimit: number, nestOk = false, site = 0): void {
   schedPoint(SchedPoint.LockAcquire, w);
   if (t.lockdep) lockdepAcquire(t, cls, sub, nestOk, nrVcpuSlots);
-  if (Atomics.compareExchange(t.m, w, 0, 1) !== 0) {
-    if (lockWaitHook) {
-      // Controlled scheduling: no spinning or parking while holding the baton; the scheduler
-      // runs others until the lock is free, then we retry.
-      do lockWaitHook(w);
-      while (Atomics.compareExchange(t.m, w, 0, 1) !== 0);
-    } else slowAcquire(t, w, cls, spinLimit);
-  }
-  t.m[w + 1] = t.slot + 1;
-  pushHeld(t, w, cls, sub);
+  if (Atomics.compareExchange(t.m, w, 0, 1) !== 0) acquireContended(t, w, cls, sub, spinLimit, site);
+  took(t, w, cls, sub, site);
   schedPoint(SchedPoint.LockAcquired, w);
 }
 
+/** The first try failed: count the contention, wait, time the wait (out of line: the fast path stays small). */
+function acquireContended(t: SyncThread, w: number, cls: LockClass, sub: number, spinLimit: number, site: number): void {
+  const ownerBefore = t.m[w + 1]!;
+  const t0 = t.statsMode === 'off' ? 0 : contended(t, ownerBefore, cls, sub, site);
+  if (lockWaitHook) {
+    // Controlled scheduling: no spinning or parking while holding the baton; the scheduler
+    // runs others until the lock is free, then we retry.
+    do lockWaitHook(w);
+    while (Atomics.compareExchange(t.m, w, 0, 1) !== 0);
+  } else slowAcquire(t, w, spinLimit);
+  if (t.statsMode === 'timed') waited(t, cls, sub, site, ownerBefore, t0);
+}
+
 /** Try once; no waiting. Returns whether the lock was taken (kernel mutex_trylock). */
-export function tryAcquire(t: SyncThread, w: number, cls: LockClass, sub: number): boolean {
+export function tryAcquire(t: SyncThread, w: number, cls: LockClass, sub: number, site = 0): boolean {
   schedPoint(SchedPoint.LockAcquire, w);
   if (Atomics.compareExchange(t.m, w, 0, 1) !== 0) return false;
   // A successful trylock cannot deadlock, but it still creates an ordering edge: check it.
@@ -100,14 +194,48 @@ export function tryAcquire(t: SyncThread, w: number, cls: LockClass, sub: number
       throw e;
     }
   }
-  t.m[w + 1] = t.slot + 1;
-  pushHeld(t, w, cls, sub);
+  took(t, w, cls, sub, site);
   return true;
+}
+
+/**
+ * lock_acquired: claim the owner word, count the acquisition, push the held entry. The
+ * acquisition bounce needs the owner word's previous value, one more load on every acquisition
+ * (measured: ~2.7 ns on a ~30 ns uncontended pair), so only timed mode counts it; counting mode
+ * stays what it was (one increment), and counts bounces on the contended path only.
+ */
+function took(t: SyncThread, w: number, cls: LockClass, sub: number, site: number): void {
+  const me = t.slot + 1;
+  const timed = t.statsMode === 'timed';
+  if (timed) acqBounce(t, w, cls, me);
+  t.m[w + 1] = (site << OWNER_SITE_SHIFT) | (me << OWNER_LAST_SHIFT) | me;
+  if (t.statsMode !== 'off') t.stats[t.statsBase + cls * LOCK_STAT_WIDTH + LockStat.Acquisitions]!++;
+  const d = t.depth;
+  if (d < t.heldWord.length) {
+    t.heldClass[d] = cls;
+    t.heldSub[d] = sub;
+    t.heldWord[d] = w;
+    if (timed) holdStarts(t, d, cls, sub);
+  }
+  t.depth = d + 1;
+}
+
+/** Timed mode: the lock was last taken by another thread (lockdep's lock->cpu != this CPU). */
+function acqBounce(t: SyncThread, w: number, cls: LockClass, me: number): void {
+  const last = (t.m[w + 1]! >>> OWNER_LAST_SHIFT) & OWNER_HOLDER_MASK;
+  if (last !== me && last !== 0) t.stats[t.statsBase + cls * LOCK_STAT_WIDTH + LockStat.AcqBounces]!++;
+}
+
+function holdStarts(t: SyncThread, d: number, cls: LockClass, sub: number): void {
+  const now = clock();
+  t.heldSince[d] = now;
+  if (t.stats[STATS_TRACE_ON] !== 0) trace(t, TraceKind.Acquired, cls, sub, now);
 }
 
 export function release(t: SyncThread, w: number, cls: LockClass): void {
   popHeld(t, w, cls);
-  t.m[w + 1] = 0;
+  // Free for the watchdog; the last taker and its site stay for the next acquirer's statistics.
+  t.m[w + 1] = t.m[w + 1]! & ~OWNER_HOLDER_MASK;
   // 1 -> 0: nobody parked. Otherwise it was 2: free it and wake one waiter.
   if (Atomics.sub(t.m, w, 1) !== 1) {
     Atomics.store(t.m, w, 0);
@@ -116,25 +244,13 @@ export function release(t: SyncThread, w: number, cls: LockClass): void {
   schedPoint(SchedPoint.LockRelease, w);
 }
 
-function pushHeld(t: SyncThread, w: number, cls: LockClass, sub: number): void {
-  if (t.statsMode !== 'off') t.stats[statsIndex(t, cls, 0)]!++;
-  const d = t.depth;
-  if (d < t.heldWord.length) {
-    t.heldClass[d] = cls;
-    t.heldSub[d] = sub;
-    t.heldWord[d] = w;
-    if (t.statsMode === 'timed') t.heldSince[d] = performance.now();
-  }
-  t.depth = d + 1;
-}
-
 function popHeld(t: SyncThread, w: number, cls: LockClass): void {
   // Locks are usually released innermost first, but not always (prune releases the irq lock,
   // then both ap_list locks): find the entry and close the gap.
   let i = t.depth - 1;
   while (i >= 0 && t.heldWord[i] !== w) i--;
   if (i < 0) throw new Error(`${t.name} released a lock it does not hold (word ${w}, class ${cls})`);
-  if (t.statsMode === 'timed') t.stats[statsIndex(t, cls, 3)]! += (performance.now() - t.heldSince[i]!) * 1e6;
+  if (t.statsMode === 'timed') held(t, cls, t.heldSub[i]!, t.heldSince[i]!);
   for (let j = i; j < t.depth - 1; j++) {
     t.heldClass[j] = t.heldClass[j + 1]!;
     t.heldSub[j] = t.heldSub[j + 1]!;
@@ -144,9 +260,27 @@ function popHeld(t: SyncThread, w: number, cls: LockClass): void {
   t.depth--;
 }
 
+/** lock_release's hold time (timed mode). */
+function held(t: SyncThread, cls: LockClass, sub: number, since: number): void {
+  const now = clock();
+  lockTimeInc(t.stats, t.statsBase + cls * LOCK_STAT_WIDTH + LockStat.HoldTotal, Math.round((now - since) * 1e6));
+  if (t.stats[STATS_TRACE_ON] !== 0) trace(t, TraceKind.Released, cls, sub, now);
+}
+
+/**
+ * lockdep's lock_time_inc: one sample into [total, min + 1, max] at `i` (LockStat's WaitTotal
+ * and HoldTotal are each followed by their min and max).
+ */
+function lockTimeInc(st: Float64Array, i: number, ns: number): void {
+  st[i]! += ns;
+  const min = st[i + 1]!;
+  if (min === 0 || ns + 1 < min) st[i + 1] = ns + 1;
+  if (ns > st[i + 2]!) st[i + 2] = ns;
+}
+
 /** True if this thread holds the lock at word `w` (owner word check; exact for the caller itself). */
 export function holds(t: SyncThread, w: number): boolean {
-  return t.m[w + 1] === t.slot + 1;
+  return (t.m[w + 1]! & OWNER_HOLDER_MASK) === t.slot + 1;
 }
 
 /**

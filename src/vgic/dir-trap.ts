@@ -21,6 +21,7 @@ import { activeSpiDone, deactivateRecord } from './lr-mainline.js';
 import { vgicMmioWrite } from './mmio/dispatch.js';
 import { GICD_ICACTIVER } from './mmio/offsets.js';
 import { kickVcpu, makeRequest, oracle } from './queue.js';
+import { LockSite } from '../sync/lock-sites.js';
 
 /**
  * A trapped DIR (ICC_DIR_EL1 with TDIR, GICC_DIR, whose page mainline never maps): vgic_v3_deactivate
@@ -37,7 +38,7 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
   const r = irqRecord(h, v, intid);
   if (r < 0) return false;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.Deactivate);
   let target = m[b + IRQ.off.vcpu]!;
   let hammer = false;
   let done = false;

@@ -6,7 +6,7 @@
 import { DIST } from '../shm/layouts.js';
 import type { VmBuffers, VmGeometry } from '../shm/vm-memory.js';
 import type { LockStatsMode, SyncThread } from '../sync/thread.js';
-import { makeSyncThread, threadStatsSize } from '../sync/thread.js';
+import { makeSyncThread, statsBaseOf } from '../sync/thread.js';
 import { setVcpuSlotCount } from '../sync/lock.js';
 import { HistoryWriter, type HistoryBuffers } from '../check/history.js';
 
@@ -64,7 +64,7 @@ export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slo
     stats,
     slot,
     name,
-    statsBase: slot * threadStatsSize(),
+    statsBase: statsBaseOf(slot, cfg.lockStats),
     statsMode: cfg.lockStats,
     stopWord: g.distBase + DIST.off.stop,
     waitingOnWord: g.distBase + DIST.off.waitingOn + slot,

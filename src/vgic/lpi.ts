@@ -21,6 +21,7 @@ import { readGuest8, reg64, writeGuest8 } from './guest-mem.js';
 import { EDGE } from './irq.js';
 import { lockApList, lockIrq, lockLpi, unlockApList, unlockIrq, unlockLpi } from './locks.js';
 import { apListUnlink, queueIrqUnlock } from './queue.js';
+import { LockSite } from '../sync/lock-sites.js';
 
 const R = IRQ.off;
 /** GICR_CTLR.EnableLPIs (mmio/gicr.ts re-exports it; not imported from there: gicr imports us). */
@@ -96,7 +97,7 @@ function release(h: Host, r: number): void {
   lockLpi(h);
   try {
     if (Atomics.load(m, b + R.refcount) !== 0 || m[b + R.intid] === 0) return;
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.LpiConfig);
     if (m[b + R.vcpu]! >= 0) {
       unlockIrq(h, r);
       throw new InvariantError(`LPI ${m[b + R.intid]} freed while still on vcpu${m[b + R.vcpu]}'s ap_list`);
@@ -141,7 +142,7 @@ export function lpiAdd(h: Host, intid: number, target: number): number {
     if (Atomics.load(m, b + R.refcount) > 0 && m[b + R.intid] === intid) {
       Atomics.add(m, b + R.refcount, 1);
     } else {
-      lockIrq(h, r);
+      lockIrq(h, r, LockSite.LpiConfig);
       m[b + R.intid] = intid;
       m[b + R.config] = EDGE;
       m[b + R.group] = 1;
@@ -175,7 +176,7 @@ export function lpiAdd(h: Host, intid: number, target: number): number {
 export function lpiUpdateConfig(h: Host, r: number): void {
   const m = h.m;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.LpiConfig);
   const intid = m[b + R.intid]!;
   const byte = intid ? lpiPropByte(h, intid) : -1;
   if (byte < 0) {
@@ -200,7 +201,7 @@ export function lpisEnabled(h: Host, v: number): boolean {
 export function lpiSyncPending(h: Host, r: number): void {
   const m = h.m;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.LpiConfig);
   const v = m[b + R.target]!;
   const intid = m[b + R.intid]!;
   if (v < 0 || !intid) {
@@ -228,7 +229,7 @@ export function lpiSyncPending(h: Host, r: number): void {
 export function lpiInject(h: Host, r: number): void {
   const m = h.m;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.LpiInject);
   if (Atomics.load(m, b + R.refcount) <= 0 || m[b + R.intid] === 0) {
     unlockIrq(h, r);
     throw new InvariantError(`LPI record ${r - h.g.lpiRecordBase + LPI_BASE}: made pending after it was freed`);
@@ -265,13 +266,13 @@ export function vgicEnableLpis(h: Host, v: number): void {
 export function flushPendingLpis(h: Host, v: number): void {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
-  lockApList(h, v);
+  lockApList(h, v, LockSite.LpiConfig);
   try {
     for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
       const b = irqOff(h.g, r);
       const next = m[b + R.next]!;
       if (r >= h.g.lpiRecordBase) {
-        lockIrq(h, r);
+        lockIrq(h, r, LockSite.LpiConfig);
         apListUnlink(h, v, r);
         m[b + R.vcpu] = -1;
         unlockIrq(h, r);
@@ -296,7 +297,7 @@ export function savePendingTables(h: Host): boolean {
   forEachLpi(h, (r) => {
     const m = h.m;
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.LpiConfig);
     const v = m[b + R.target]!;
     const intid = m[b + R.intid]!;
     const pending = m[b + R.pendingLatch] !== 0;

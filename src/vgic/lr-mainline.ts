@@ -34,6 +34,7 @@ import { physDeactivate, physLineLevel } from './phys-irq.js';
 import { kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
 import { EventKind } from '../check/events.js';
+import { LockSite } from '../sync/lock-sites.js';
 
 /** ICH_HCR_EL2.EOIcount is a 5-bit field. */
 export const EOICOUNT_MAX = 31;
@@ -64,7 +65,7 @@ export function flushLrsMainline(h: Host, v: number): number {
   if (m[vb + VCPU.off.apHead]! < 0) return flushEmptyMainline(m, vb);
   m[vb + VCPU.off.eoiCount] = 0;
   const nrLr = m[vb + VCPU.off.nrLr]!;
-  lockApList(h, v);
+  lockApList(h, v, LockSite.FlushLrsMainline);
   // summarize_ap_list
   let nrPend = 0;
   let nrAct = 0;
@@ -72,7 +73,7 @@ export function flushLrsMainline(h: Host, v: number): number {
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.FlushLrsMainline);
     if (oracle(h, b) === v) {
       if (m[b + IRQ.off.active]) nrAct++;
       else nrPend++;
@@ -91,7 +92,7 @@ export function flushLrsMainline(h: Host, v: number): number {
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && count < nrLr; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.FlushLrsMainline);
     if (oracle(h, b) === v) populateLr(h, v, b, count++);
     const next = m[b + IRQ.off.next]!;
     unlockIrq(h, r);
@@ -219,7 +220,7 @@ export function foldEoiCount(h: Host, v: number, folded: Int32Array, nFolded: nu
   m[vb + VCPU.off.eoiCount] = 0;
   let acked = 0;
   let guard = 0;
-  lockApList(h, v);
+  lockApList(h, v, LockSite.FoldEoiCount);
   walk: for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && n > 0; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
@@ -232,7 +233,7 @@ export function foldEoiCount(h: Host, v: number, folded: Int32Array, nFolded: nu
     }
     // LPIs lose their active state at priority drop and never bump EOIcount.
     if (r < h.g.lpiRecordBase) {
-      lockIrq(h, r);
+      lockIrq(h, r, LockSite.FoldEoiCount);
       if (oracle(h, b) === v && m[b + IRQ.off.active]) {
         if (deactivateRecord(h, b)) ackedPins[acked++] = m[b + IRQ.off.intid]! - 32;
         // The deactivation the guest's EOI meant, as the history would have seen it in an LR.

@@ -23,6 +23,7 @@ import { EventKind } from '../check/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
 import { activeSpiDone, dropLpiActiveOutsideLrs, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
+import { LockSite } from '../sync/lock-sites.js';
 
 /**
  * A walk of vCPU v's ap_list went on longer than there are records: the list is corrupt (a
@@ -134,7 +135,7 @@ export function sortApList(h: Host, v: number, mainline: boolean): void {
       sortKey = nk;
     }
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.SortApList);
     const active = m[b + IRQ.off.active] !== 0;
     const pend = m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
     const prio = m[b + IRQ.off.priority]!;
@@ -186,7 +187,7 @@ export function flushLrs(h: Host, v: number): number {
     return 0;
   }
   const nrLr = m[vb + VCPU.off.nrLr]!;
-  lockApList(h, v);
+  lockApList(h, v, LockSite.FlushLrs);
   let depth = 0;
   let multiSgi = false;
   let guard = 0;
@@ -199,7 +200,7 @@ export function flushLrs(h: Host, v: number): number {
   for (let r = mayOverflow ? m[vb + VCPU.off.apHead]! : -1; r >= 0; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.FlushLrs);
     const w = irqLrCount(h, b);
     const next = m[b + IRQ.off.next]!;
     unlockIrq(h, r);
@@ -218,7 +219,7 @@ export function flushLrs(h: Host, v: number): number {
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.FlushLrs);
     // Multi-source SGIs must all be seen before anything of lower priority (sorted list).
     if (multiSgi && m[b + IRQ.off.priority]! > prio) {
       unlockIrq(h, r);
@@ -266,7 +267,7 @@ export function foldLrs(h: Host, v: number): void {
     }
     const b = irqOff(h.g, r);
     if (!h.classicLr) foldedRecs[i] = r;
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.FoldLrs);
     const deactivated = m[b + IRQ.off.active] !== 0 && !(state & LR_ACTIVE);
     m[b + IRQ.off.active] = state & LR_ACTIVE ? 1 : 0;
     const v2sgi = isV2Sgi(h, b);
@@ -312,7 +313,7 @@ export function pruneApList(h: Host, v: number): void {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
   retry: for (;;) {
-    lockApList(h, v);
+    lockApList(h, v, LockSite.PruneApList);
     if (h.cfg.lockdep) {
       // Checking mode: the list we own must be well formed before we walk and edit it.
       const p = apListProblem(m, h.g, v);
@@ -324,7 +325,7 @@ export function pruneApList(h: Host, v: number): void {
     for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
       const b = irqOff(h.g, r);
       const next = m[b + IRQ.off.next]!;
-      lockIrq(h, r);
+      lockIrq(h, r, LockSite.PruneApList);
       const t = oracle(h, b);
       if (t < 0) {
         apListUnlink(h, v, r);
@@ -349,9 +350,9 @@ export function pruneApList(h: Host, v: number): void {
       const unordered = (h.bugs & BUG.pruneSingleLock) !== 0;
       const lo = unordered ? v : Math.min(v, t);
       const hi = unordered ? t : Math.max(v, t);
-      lockApList(h, lo);
-      lockApList(h, hi);
-      lockIrq(h, r);
+      lockApList(h, lo, LockSite.PruneApList);
+      lockApList(h, hi, LockSite.PruneApList);
+      lockIrq(h, r, LockSite.PruneApList);
       const moved = m[b + IRQ.off.vcpu] === v && oracle(h, b) === t;
       if (moved) {
         apListUnlink(h, v, r);
@@ -394,11 +395,11 @@ export function vcpuHasPendingIrq(h: Host, v: number): boolean {
   const pmr = m[vb + VCPU.off.pmr]!;
   let found = false;
   let guard = 0;
-  lockApList(h, v);
+  lockApList(h, v, LockSite.VcpuPendingIrq);
   for (let r = m[vb + VCPU.off.apHead]!; r >= 0 && !found; ) {
     if (++guard > h.g.nrRecords) cyclic(h, v);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.VcpuPendingIrq);
     found = irqIsPending(m, b) && m[b + IRQ.off.enabled] !== 0 && m[b + IRQ.off.active] === 0 && m[b + IRQ.off.priority]! < pmr;
     const next = m[b + IRQ.off.next]!;
     unlockIrq(h, r);

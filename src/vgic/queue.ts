@@ -21,6 +21,7 @@ import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { traceLine, tracePend, traceQueue } from './trace.js';
 import { activeSpiQueued, kickAllVcpus } from './lr-mainline.js';
 import { EventKind } from '../check/events.js';
+import { LockSite } from '../sync/lock-sites.js';
 
 /**
  * vgic_target_oracle (spec §3.5). Caller holds irq_lock. Returns a vCPU id or -1.
@@ -124,19 +125,19 @@ export function queueIrqUnlock(h: Host, r: number): boolean {
     }
     if (h.bugs & BUG.apListInsideIrqLock) {
       // Seeded inversion: take the ap_list lock while still holding the irq lock.
-      lockApList(h, t);
+      lockApList(h, t, LockSite.QueueIrqUnlock);
     } else {
       // ap_list_lock ranks above irq_lock: drop ours, take both in order.
       unlockIrq(h, r);
-      lockApList(h, t);
-      lockIrq(h, r);
+      lockApList(h, t, LockSite.QueueIrqUnlock);
+      lockIrq(h, r, LockSite.QueueIrqUnlock);
     }
     // Between the unlock and the relock another thread may have queued r elsewhere, cleared its
     // pending/enable state or retargeted it (race §12.1): re-validate, else start over.
     if (!(h.bugs & BUG.queueNoRevalidate) && (m[b + IRQ.off.vcpu]! >= 0 || oracle(h, b) !== t)) {
       unlockIrq(h, r);
       unlockApList(h, t);
-      lockIrq(h, r);
+      lockIrq(h, r, LockSite.QueueIrqUnlock);
       continue;
     }
     // With the queueNoRevalidate seed a record already queued (by a racing injector) is linked a
@@ -171,7 +172,7 @@ export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, 
   if (r >= h.g.lpiRecordBase) return injectLpiLine(h, r, intid, level);
   const m = h.m;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.InjectIrq);
   // vgic_validate_injection: only real state changes go on.
   if (m[b + IRQ.off.owner] !== owner) {
     unlockIrq(h, r);

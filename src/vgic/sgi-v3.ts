@@ -16,6 +16,7 @@ import { D } from './host.js';
 import { lockIrq, unlockIrq } from './locks.js';
 import { queueIrqUnlock } from './queue.js';
 import { tracePend } from './trace.js';
+import { LockSite } from '../sync/lock-sites.js';
 
 /**
  * Make SGI `sgi` of vCPU `t` pending if the access may raise its group: a group-0 access raises
@@ -24,7 +25,7 @@ import { tracePend } from './trace.js';
 function queueSgi(h: Host, t: number, sgi: number, allowGroup1: boolean): void {
   const r = t * 32 + sgi;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.QueueSgi);
   // HW (GICv4.1 vSGI) records would have the physical GIC make them pending; not modelled.
   if ((h.m[b + IRQ.off.group] === 0 || allowGroup1) && h.m[b + IRQ.off.hw] === 0) {
     h.m[b + IRQ.off.pendingLatch] = 1;

@@ -142,15 +142,20 @@ describe('vgic-emu demo --json', () => {
   it.each(['fine', 'global'])('--locking %s: the summary carries the locking mode and integer lock statistics', async (locking) => {
     const r = await cli(['demo', '--vcpus', '2', '--seconds', '0.3', '--spis', '4', '--locking', locking, '--json']);
     expect(r.code).toBe(0);
-    const s = JSON.parse(r.stdout) as { ok: boolean; locking: string; lost: number; lockStats: { name: string; acquisitions: number; waitNs: number; holdNs: number }[] };
+    const s = JSON.parse(r.stdout) as { ok: boolean; locking: string; lost: number; lockStats: Record<string, number | string>[] };
     expect(s).toMatchObject({ ok: true, lost: 0, locking });
     const names = s.lockStats.map((c) => c.name);
     // 'global' maps irq_lock and ap_list_lock onto dist->lock; 'fine' takes both classes.
     if (locking === 'fine') expect(names).toEqual(expect.arrayContaining(['irq_lock', 'ap_list_lock']));
     else expect(names).not.toContain('irq_lock');
+    // The /proc/lock_stat columns, integers; contentions and bounces bounded by what they count.
+    const cols = ['acquisitions', 'contentions', 'conBounces', 'acqBounces', 'waitNs', 'waitMinNs', 'waitMaxNs', 'waitAvgNs', 'holdNs', 'holdMinNs', 'holdMaxNs', 'holdAvgNs'];
     for (const c of s.lockStats) {
       expect(c.acquisitions).toBeGreaterThan(0);
-      expect(Number.isInteger(c.waitNs) && Number.isInteger(c.holdNs)).toBe(true);
+      for (const k of cols) expect(Number.isInteger(c[k]), `${c.name} ${k}`).toBe(true);
+      expect(c.contentions).toBeLessThanOrEqual(c.acquisitions as number);
+      expect(c.conBounces).toBeLessThanOrEqual(c.contentions as number);
+      expect(c.acqBounces).toBeLessThanOrEqual(c.acquisitions as number);
     }
   });
 });

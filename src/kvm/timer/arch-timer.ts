@@ -21,6 +21,7 @@
  *
  * Creation and the first run: timer-enable.ts. Register access: timer-regs.ts.
  */
+import { LockSite } from '../../sync/lock-sites.js';
 import { IRQ, NR_VCPU_TIMERS, TIMER_CTX, VCPU } from '../../shm/layouts.js';
 import { irqOff, vcpuOff } from '../../shm/vm-memory.js';
 import type { Host } from '../../vgic/host.js';
@@ -121,7 +122,7 @@ export function kvmArchTimerHandler(h: Host, v: number): void {
 function mapIsActive(h: Host, v: number, intid: number): boolean {
   const r = v * 32 + intid;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.Timer);
   const on = h.m[b + IRQ.off.hw] !== 0 && h.m[b + IRQ.off.active] !== 0;
   unlockIrq(h, r);
   return on;

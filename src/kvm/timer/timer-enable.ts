@@ -11,6 +11,7 @@ import { lockConfig, lockIrq, unlockConfig, unlockIrq } from '../../vgic/locks.j
 import { ctxOff, deadlineIdx, HOST_INTID, OWNER_BASE, timerPpi } from './arch-timer.js';
 import { physCounter } from './counter.js';
 import { DEFAULT_TIMER_PPIS } from '../../uapi/timer.js';
+import { LockSite } from '../../sync/lock-sites.js';
 
 /** kvm_timer_init_vm: the default PPIs; the counter's time base. */
 export function timerInitVm(h: Host, controlledClock: boolean): void {
@@ -50,7 +51,7 @@ export function timerEnable(h: Host, v: number): void {
       for (let t = 0; t < NR_VCPU_TIMERS; t++) {
         const r = v * 32 + timerPpi(h, t);
         const b = irqOff(h.g, r);
-        lockIrq(h, r);
+        lockIrq(h, r, LockSite.Timer);
         const cur = m[b + IRQ.off.owner]!;
         const ok = cur === 0 || cur === OWNER_BASE + t;
         if (ok) m[b + IRQ.off.owner] = OWNER_BASE + t;
@@ -70,7 +71,7 @@ export function timerEnable(h: Host, v: number): void {
     for (let t = 0; t < NR_VCPU_TIMERS; t++) {
       const r = v * 32 + timerPpi(h, t);
       const b = irqOff(h.g, r);
-      lockIrq(h, r);
+      lockIrq(h, r, LockSite.Timer);
       m[b + IRQ.off.hw] = 1;
       m[b + IRQ.off.hwintid] = HOST_INTID[t]!;
       unlockIrq(h, r);

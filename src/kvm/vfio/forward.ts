@@ -25,6 +25,7 @@ import { irqRecord } from '../../vgic/irq.js';
 import { lockIrq, unlockIrq } from '../../vgic/locks.js';
 import { bellOf, ringDevice } from '../../vgic/phys-irq.js';
 import { kvmErr } from '../../uapi/errno.js';
+import { LockSite } from '../../sync/lock-sites.js';
 
 const P = PHYS_IRQ.off;
 
@@ -39,7 +40,7 @@ function spiRecord(h: Host, gsi: number): number {
 function halted<T>(h: Host, r: number, fn: () => T): T {
   haltGuest(h);
   try {
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.Userspace);
     try {
       return fn();
     } finally {

@@ -26,6 +26,7 @@ import {
   findDevice, findIte, freeCollection, freeDevice, freeIte, ITE, iteOff,
 } from './state.js';
 import { itsTranslateLocked } from './translate.js';
+import { LockSite } from '../../sync/lock-sites.js';
 
 // ---------------------------------------------------------------------------------------------
 // Constants (GIC architecture; table ABI revision 0, spec §1.1, §9.7)
@@ -164,7 +165,7 @@ function collectionMapped(h: Host, its: number, id: number): boolean {
  */
 function retargetLpi(h: Host, r: number, to: number, from = -1): void {
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.ItsCommand);
   if (h.m[b + IRQ.off.intid] === 0 || (from >= 0 && h.m[b + IRQ.off.target] !== from)) {
     unlockIrq(h, r);
     return;
@@ -316,7 +317,7 @@ function cmdClear(h: Host, its: number, c: Cmd): void {
   if (r < 0) return;
   // The kernel writes pending_latch without the irq_lock; here a concurrent MSI on another thread
   // (or a vCPU folding its LRs) may write the same record, so take it.
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.ItsCommand);
   h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 0;
   unlockIrq(h, r);
 }

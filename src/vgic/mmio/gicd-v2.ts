@@ -15,6 +15,7 @@ import { vgicKickVcpus } from '../kick-all.js';
 import * as P from './per-irq.js';
 import { makeFrame, raz, W32, W8, type MmioCtx, type RegDesc, type RegRead, type RegWrite } from './table.js';
 import { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_CPENDSGIR, GICD_SPENDSGIR } from './offsets.js';
+import { LockSite } from '../../sync/lock-sites.js';
 export { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_SGIR, GICD_CPENDSGIR, GICD_SPENDSGIR };
 
 
@@ -90,7 +91,7 @@ const writeTarget: RegWrite = (c, _a, len, val) => {
     const r = P.recOf(c, intid);
     const b = irqOff(h.g, r);
     const t = (val >>> (i * 8)) & mask;
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     m[b + IRQ.off.targets] = t;
     m[b + IRQ.off.target] = t ? 31 - Math.clz32(t & -t) : 0;
     unlockIrq(h, r);
@@ -102,7 +103,7 @@ function sendSgi(c: MmioCtx, target: number, sgi: number, source: number): void 
   const h = c.h;
   const r = target * 32 + sgi;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.QueueSgi);
   h.m[b + IRQ.off.pendingLatch] = 1;
   h.m[b + IRQ.off.source] = h.m[b + IRQ.off.source]! | (1 << source);
   if (h.hist) tracePend(h, r, source);
@@ -147,7 +148,7 @@ const writeSgiPendC: RegWrite = (c, addr, len, val) => {
   for (let i = 0; i < len; i++) {
     const r = c.vcpu * 32 + first + i;
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.QueueSgi);
     m[b + IRQ.off.source] = m[b + IRQ.off.source]! & ~((val >>> (i * 8)) & 0xff);
     if (m[b + IRQ.off.source] === 0) m[b + IRQ.off.pendingLatch] = 0;
     unlockIrq(h, r);
@@ -162,7 +163,7 @@ const writeSgiPendS: RegWrite = (c, addr, len, val) => {
   for (let i = 0; i < len; i++) {
     const r = c.vcpu * 32 + first + i;
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.QueueSgi);
     m[b + IRQ.off.source] = m[b + IRQ.off.source]! | ((val >>> (i * 8)) & 0xff);
     if (m[b + IRQ.off.source] !== 0) {
       m[b + IRQ.off.pendingLatch] = 1;

@@ -16,6 +16,7 @@ import { gicdIidr } from './gicd-v2.js';
 import * as P from './per-irq.js';
 import { makeFrame, rao, raz, W32, W64, W8, wi, type RegDesc, type RegRead, type RegWrite } from './table.js';
 import { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_TYPER2, GICD_STATUSR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_IGRPMODR, GICD_IROUTER, GICD_IDREGS, GICD_PIDR2 } from './offsets.js';
+import { LockSite } from '../../sync/lock-sites.js';
 export { GICD_CTLR, GICD_TYPER, GICD_IIDR, GICD_TYPER2, GICD_STATUSR, GICD_IGROUPR, GICD_ISENABLER, GICD_ICENABLER, GICD_ISPENDR, GICD_ICPENDR, GICD_ISACTIVER, GICD_ICACTIVER, GICD_IPRIORITYR, GICD_ITARGETSR, GICD_ICFGR, GICD_IGRPMODR, GICD_IROUTER, GICD_IDREGS, GICD_PIDR2 };
 
 
@@ -125,7 +126,7 @@ const readIrouter: RegRead = (c, addr) => {
   if (addr & 4) return 0;
   const h = c.h;
   const r = P.recOf(c, c.intid);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.MmioPerIrq);
   const aff = h.m[irqOff(h.g, r) + IRQ.off.targets]! & 0xffffff;
   unlockIrq(h, r);
   return aff;
@@ -142,7 +143,7 @@ const writeIrouter: RegWrite = (c, addr, _len, val) => {
   const t = mpidrToVcpu(h, aff);
   const r = P.recOf(c, c.intid);
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.MmioPerIrq);
   h.m[b + IRQ.off.targets] = aff;
   h.m[b + IRQ.off.target] = t;
   unlockIrq(h, r);

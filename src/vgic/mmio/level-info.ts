@@ -13,6 +13,7 @@ import { D } from '../host.js';
 import { LEVEL } from '../irq.js';
 import { lockIrq, unlockIrq } from '../locks.js';
 import { queueIrqUnlock } from '../queue.js';
+import { LockSite } from '../../sync/lock-sites.js';
 
 function rec(h: Host, v: number, intid: number): number {
   return intid < VGIC_NR_PRIVATE_IRQS ? v * 32 + intid : h.g.spiRecordBase + intid - VGIC_NR_PRIVATE_IRQS;
@@ -34,7 +35,7 @@ export function levelInfoUaccess(h: Host, v: number, intidBase: number, isWrite:
     if (intid < VGIC_NR_SGIS || intid >= nrIrqs) continue;
     const r = rec(h, v, intid);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.Userspace);
     if (!isWrite) {
       if (m[b + IRQ.off.config] === LEVEL && m[b + IRQ.off.lineLevel] !== 0) out |= 1 << i;
       unlockIrq(h, r);

@@ -23,6 +23,7 @@ import { EDGE, irqIsPending, LEVEL } from '../irq.js';
 import { lockConfig, lockIrq, unlockConfig, unlockIrq } from '../locks.js';
 import { queueIrqUnlock } from '../queue.js';
 import type { MmioCtx, RegRead, RegWrite } from './table.js';
+import { LockSite } from '../../sync/lock-sites.js';
 
 const MODEL_OFF = DIST.off.model;
 
@@ -42,7 +43,7 @@ function readBits(c: MmioCtx, len: number, field: number): number {
   let v = 0;
   for (let i = 0; i < len * 8; i++) {
     const r = recOf(c, c.intid + i);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     if (m[irqOff(h.g, r) + field] !== 0) v |= 1 << i;
     unlockIrq(h, r);
   }
@@ -58,7 +59,7 @@ export const writeGroup: RegWrite = (c, _a, len, val) => {
   const h = c.h;
   for (let i = 0; i < len * 8; i++) {
     const r = recOf(c, c.intid + i);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.group] = (val >>> i) & 1;
     queueIrqUnlock(h, r);
   }
@@ -83,7 +84,7 @@ export const writeSenable: RegWrite = (c, _a, len, val) => {
     const low = bits & -bits;
     bits ^= low;
     const r = recOf(c, c.intid + 31 - Math.clz32(low));
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.enabled] = 1;
     queueIrqUnlock(h, r);
   }
@@ -99,7 +100,7 @@ export const writeCenable: RegWrite = (c, _a, len, val) => {
     const low = bits & -bits;
     bits ^= low;
     const r = recOf(c, c.intid + 31 - Math.clz32(low));
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.enabled] = 0;
     unlockIrq(h, r);
   }
@@ -113,7 +114,7 @@ export const readPending: RegRead = (c, _a, len) => {
   let v = 0;
   for (let i = 0; i < len * 8; i++) {
     const r = recOf(c, c.intid + i);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     if (irqIsPending(h.m, irqOff(h.g, r))) v |= 1 << i;
     unlockIrq(h, r);
   }
@@ -136,7 +137,7 @@ export const writeSpending: RegWrite = (c, _a, len, val) => {
     const intid = c.intid + 31 - Math.clz32(low);
     if (v2 && intid < VGIC_NR_SGIS) continue;
     const r = recOf(c, intid);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 1;
     if (h.hist) tracePend(h, r);
     schedPoint(SchedPoint.PublishLatch, r);
@@ -157,7 +158,7 @@ export const uwriteSpendingV2: RegWrite = (c, _a, len, val) => {
     const intid = c.intid + 31 - Math.clz32(low);
     const r = recOf(c, intid);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     m[b + IRQ.off.pendingLatch] = 1;
     if (intid < VGIC_NR_SGIS) m[b + IRQ.off.source] = m[b + IRQ.off.source]! | (1 << c.vcpu);
     queueIrqUnlock(h, r);
@@ -172,7 +173,7 @@ export const uwritePendingV3: RegWrite = (c, _a, len, val) => {
   const h = c.h;
   for (let i = 0; i < len * 8; i++) {
     const r = recOf(c, c.intid + i);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     if ((val >>> i) & 1) {
       h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 1;
       queueIrqUnlock(h, r);
@@ -193,7 +194,7 @@ export const writeCpending: RegWrite = (c, _a, len, val) => {
     const intid = c.intid + 31 - Math.clz32(low);
     if (v2 && intid < VGIC_NR_SGIS) continue;
     const r = recOf(c, intid);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 0;
     unlockIrq(h, r);
   }
@@ -208,7 +209,7 @@ export const uwriteCpendingV2: RegWrite = (c, _a, len, val) => {
     const intid = c.intid + 31 - Math.clz32(low);
     const r = recOf(c, intid);
     const b = irqOff(h.g, r);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     if (intid < VGIC_NR_SGIS) h.m[b + IRQ.off.source] = 0;
     h.m[b + IRQ.off.pendingLatch] = 0;
     unlockIrq(h, r);
@@ -233,7 +234,7 @@ function changeActive(c: MmioCtx, r: number, intid: number, active: boolean): vo
   const h = c.h;
   const m = h.m;
   const b = irqOff(h.g, r);
-  lockIrq(h, r);
+  lockIrq(h, r, LockSite.MmioPerIrq);
   m[b + IRQ.off.active] = active ? 1 : 0;
   // The GICv2 architecture implies the active SGI's source is kept somewhere but never exposes
   // it: record the requester (0 for userspace) (spec §5.4).
@@ -288,7 +289,7 @@ export function readByteField(c: MmioCtx, firstRecord: number, len: number, fiel
   let v = 0;
   for (let i = 0; i < len; i++) {
     const r = firstRecord + i;
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     v |= (h.m[irqOff(h.g, r) + field]! & 0xff) << (i * 8);
     unlockIrq(h, r);
   }
@@ -306,7 +307,7 @@ export const writePriority: RegWrite = (c, _a, len, val) => {
   const h = c.h;
   for (let i = 0; i < len; i++) {
     const r = recOf(c, c.intid + i);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.priority] = (val >>> (i * 8)) & 0xf8;
     unlockIrq(h, r);
   }
@@ -320,7 +321,7 @@ export const readConfig: RegRead = (c, _a, len) => {
   let v = 0;
   for (let i = 0; i < len * 4; i++) {
     const r = recOf(c, c.intid + i);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     if (h.m[irqOff(h.g, r) + IRQ.off.config] === EDGE) v |= 2 << (i * 2);
     unlockIrq(h, r);
   }
@@ -337,7 +338,7 @@ export const writeConfig: RegWrite = (c, _a, len, val) => {
     const intid = c.intid + i;
     if (intid < VGIC_NR_PRIVATE_IRQS) continue;
     const r = recOf(c, intid);
-    lockIrq(h, r);
+    lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.config] = (val >>> (i * 2 + 1)) & 1 ? EDGE : LEVEL;
     unlockIrq(h, r);
   }
