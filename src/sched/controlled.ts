@@ -139,17 +139,28 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   return sab;
 }
 
-/** The scheduler's view of each thread, for failure reports. */
-export function describeSched(sab: SharedArrayBuffer): string {
+/**
+ * A participant that will never join (the run's VM started no irqfd injector): count it as joined
+ * and gone, so the start does not wait for it. Only before the others join: the last joiner
+ * starts the run, and that must be a real thread.
+ */
+export function markAbsent(sab: SharedArrayBuffer, slot: number): void {
+  const s = new Int32Array(sab);
+  Atomics.store(s, SCHED.off.state + slot, T_EXITED);
+  if (Atomics.add(s, SCHED.off.joined, 1) + 1 >= s[SCHED.off.nThreads]!) throw new Error(`scheduler slot ${slot} marked absent after every other participant joined`);
+}
+
+/** The scheduler's view of each thread, for failure reports (`names`: per slot). */
+export function describeSched(sab: SharedArrayBuffer, names: readonly string[] = []): string {
   const s = new Int32Array(sab);
   const o = SCHED.off;
-  const names = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
+  const states = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
   const lines = [`scheduler: step ${s[o.step]} (clock step ${s[o.step]! + s[o.skip]!}), turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
   for (let t = 0; t < s[o.nThreads]!; t++) {
     const st = s[o.state + t]!;
     const until = st === T_WORD && s[o.waitUntil + t]! >= 0 ? `, or until clock step ${s[o.waitUntil + t]}` : '';
     const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}${until}` : ''})` : '';
-    lines.push(`  thread ${t}${t === 0 ? ' (driver)' : ` (vcpu${t - 1})`}: ${names[st] ?? st}${w}, priority ${s[o.prio + t]}`);
+    lines.push(`  thread ${t} (${names[t] ?? (t === 0 ? 'driver' : `vcpu${t - 1}`)}): ${states[st] ?? st}${w}, priority ${s[o.prio + t]}`);
   }
   return lines.join('\n');
 }

@@ -26,7 +26,7 @@ import { checkHistory, formatViolation } from '../check/checker.js';
 import { vmStructureProblems } from '../check/invariants.js';
 import { quiescenceAudit } from '../check/audits.js';
 import { Watchdog, waitForGraph } from '../check/watchdog.js';
-import { createSchedBuffer, describeSched, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
+import { createSchedBuffer, describeSched, markAbsent, FAIL_BUDGET, FAIL_DEADLOCK, readSchedule, SCHED, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY, type Switch } from '../sched/controlled.js';
 import { EXIT_REASONS, IRQ, LPI_BASE, VCPU, VCPU_COUNTERS } from '../shm/layouts.js';
 import { EXTRA_THREAD_SLOTS, irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { D } from '../vgic/host.js';
@@ -38,6 +38,7 @@ import type { Finding } from './findings.js';
 import { historyHash, scheduleHash } from './hashing.js';
 import type { ScenarioArgs, ScenarioModule } from './scenario.js';
 import { BUILTIN_SCENARIOS } from './scenarios/index.js';
+import { injectorSchedSlot, schedThreadNames } from './thread-config.js';
 
 export type StressMode = 'chaos' | 'controlled';
 export type Strategy = 'random' | 'pct';
@@ -149,7 +150,8 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const sched = controlled
     ? createSchedBuffer({
         seed: o.seed >>> 0,
-        threads: 1 + vcpus,
+        // The driver, the vCPUs and the irqfd injector (thread-config.ts slots).
+        threads: 2 + vcpus,
         strategy: o.replay ? STRATEGY_REPLAY : strategy === 'pct' ? STRATEGY_PCT : STRATEGY_RANDOM,
         p: o.p,
         depth: o.depth,
@@ -169,7 +171,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     locking,
     lockdep: true,
     bugs: o.bugs ?? [],
-    stress: { history, sched, chaos: controlled ? null : { seed: o.seed >>> 0 } },
+    stress: { history, sched, chaos: controlled ? null : { seed: o.seed >>> 0 }, injectorSlot: injectorSchedSlot(vcpus) },
   });
   const findings: Finding[] = [];
   const h = vm.host;
@@ -185,6 +187,8 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     mod.setup?.(vm, args, 'before-init');
     dev.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
     mod.setup?.(vm, args, 'after-init');
+    // The first irqfd starts the injector, which joins the schedule; with none it never will.
+    if (sched && Atomics.load(h.m, D.irqfdHiwater) === 0) markAbsent(sched, injectorSchedSlot(vcpus));
 
     const ti = vm.threadInit();
     driverWorker = new Worker(distPath('workers/driver.js'), {
@@ -223,7 +227,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
           clearInterval(schedPoll!);
           schedPoll = null;
           // Snapshot who was blocked on what before the stop changes it.
-          const graph = waitForGraph(h.m, vm.geometry) + '\n' + vcpuStates(h.m, vm.geometry, vcpus) + '\n' + describeSched(sched!);
+          const graph = waitForGraph(h.m, vm.geometry) + '\n' + vcpuStates(h.m, vm.geometry, vcpus) + '\n' + describeSched(sched!, schedThreadNames(vcpus));
           const f = s[SCHED.off.failure];
           if (f === FAIL_DEADLOCK) findings.push({ kind: classifyDeadlock(h.m, vm.geometry, vcpus), message: `no thread can run at step ${s[SCHED.off.failStep]}: every live thread is blocked`, details: graph });
           else if (f === FAIL_BUDGET) findings.push({ kind: classifyLivelock(h.m, vm.geometry, vcpus), message: `step budget exhausted at step ${s[SCHED.off.failStep]}`, details: graph });
