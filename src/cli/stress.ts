@@ -135,13 +135,14 @@ function failureCase(r: StressRunReport, files: string[]): JUnitCase['failure'] 
   const findings = r.findings.map((f) => `${f.kind}: ${f.message}\n${f.details ?? ''}`).join('\n\n');
   const replay = files.find((p) => p.endsWith('schedule.json'));
   return {
-    message: r.findings[0]?.message ?? 'failed',
+    message: `${r.confirmed === false ? '(unconfirmed: does not replay) ' : ''}${r.findings[0]?.message ?? 'failed'}`,
     details: [`repro: ${reproLine(r)}${reproNote(r)}`, ...(replay ? [`replay: npx vgic-emu stress --replay ${replay}`] : []), ...(files.length ? [`artefacts: ${files.join(', ')}`] : []), '', findings].join('\n'),
   };
 }
 
 function describeFailure(r: StressRunReport): string {
   const lines = [`FAIL ${r.scenario} seed ${formatSeed(r.seed)} (${r.mode}${r.strategy ? `, ${r.strategy}` : ''}${r.bugs.length ? `, bugs ${r.bugs.join(',')}` : ''}):`];
+  if (r.confirmed === false) lines.push(`  UNCONFIRMED: a second controlled run of this seed gave another history; this report does not replay`);
   for (const f of r.findings.slice(0, 8)) {
     lines.push(`  ${f.kind}: ${f.message}`);
     if (f.details) lines.push(...f.details.split('\n').slice(0, 24).map((l) => `      ${l}`));
@@ -335,13 +336,13 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     repro,
     replay: replay ? `npx vgic-emu stress --replay ${replay}` : null,
     files,
-    ...(failed ? { failure: { seed: formatSeed(failed.seed), findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
+    ...(failed ? { failure: { seed: formatSeed(failed.seed), confirmed: failed.confirmed ?? null, findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
     // What `vgic-emu merge` combines: the configuration, this shard, every run and every failure.
     config: { strategy: base.strategy, depth: base.depth, vcpus: base.vcpus ?? null, size: base.iterations ?? null, gic: base.gic ?? null, locking: base.locking, lrPolicy: base.lrPolicy, bugs: base.bugs },
     shard: shard ? `${shard.index + 1}/${shard.count}` : null,
     results: campaign.results.map((x) => ({ index: x.index, seed: formatSeed(x.seed), ok: x.ok, durationMs: Math.round(x.durationMs) })),
     failureList: campaign.failures.map((r) => ({
-      index: campaign.results.find((x) => x.seed === r.seed)?.index ?? -1, seed: formatSeed(r.seed), repro: reproLine(r),
+      index: campaign.results.find((x) => x.seed === r.seed)?.index ?? -1, seed: formatSeed(r.seed), repro: reproLine(r), confirmed: r.confirmed ?? null,
       findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })), files: filesOf.get(r.seed) ?? [],
     })),
   };

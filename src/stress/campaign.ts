@@ -27,6 +27,11 @@ export interface CampaignOptions {
    * together run exactly its runs, each with the seed it has in the whole campaign.
    */
   shard?: { index: number; count: number };
+  /**
+   * Run each failing controlled seed once more and mark the report `confirmed` (the same history
+   * again) or not (default true). A report that does not replay says so instead of being believed.
+   */
+  confirm?: boolean;
 }
 
 export interface CampaignResult {
@@ -45,6 +50,16 @@ export interface CampaignResult {
 /** The seed of run i of a campaign. */
 export function runSeed(campaignSeed: number, i: number): number {
   return i === 0 ? campaignSeed >>> 0 : deriveSeed(campaignSeed >>> 0, i);
+}
+
+/**
+ * A controlled failure must replay: the same seed again must give the same history. If it does
+ * not, something made progress outside the controlled scheduler, and the report is marked.
+ */
+export async function confirmed(r: StressRunReport, again: () => Promise<StressRunReport>): Promise<StressRunReport> {
+  if (r.ok || r.mode !== 'controlled' || r.strategy === 'replay') return r;
+  const b = await again();
+  return { ...r, confirmed: b.historyHash === r.historyHash };
 }
 
 export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
@@ -87,7 +102,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     while (more()) {
       const index = started;
       started += step;
-      record(index, await runStress({ ...o.base, seed: runSeed(o.seed, index) }));
+      const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, index) };
+      const r = await runStress(opts);
+      record(index, o.confirm === false ? r : await confirmed(r, () => runStress(opts)));
     }
   } else {
     const pool = new Piscina({ filename: distPath('workers/campaign-task.js'), minThreads: jobs, maxThreads: jobs, idleTimeout: 1000 });
@@ -97,7 +114,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
           const index = started;
           started += step;
           const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, index) };
-          record(index, (await pool.run(opts)) as StressRunReport);
+          const r = (await pool.run(opts)) as StressRunReport;
+          record(index, o.confirm === false ? r : await confirmed(r, async () => (await pool.run(opts)) as StressRunReport));
         }
       });
       await Promise.all(lanes);

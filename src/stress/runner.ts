@@ -96,6 +96,11 @@ export interface StressRunReport {
   schedule: { steps: number; preemptions: number; switches: Switch[]; hash: string } | null;
   /** A replay that could not follow its recorded schedule: the first step where it left it. */
   divergedAt: number | null;
+  /**
+   * Set by a campaign on a controlled failure it ran twice: true when the second run gave the same
+   * history, false when it did not (the report is unconfirmed: it does not replay).
+   */
+  confirmed?: boolean;
   history?: HistoryEvent[];
   args: ScenarioArgs;
   vcpus: number;
