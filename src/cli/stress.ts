@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec, type Flags } from './args.js';
 import { packageVersion } from '../version.js';
 import { Progress } from './progress.js';
-import { runCampaign, type CampaignResult } from '../stress/campaign.js';
+import { runCampaign, type CampaignOptions, type CampaignResult, type CampaignStrategy } from '../stress/campaign.js';
 import { loadScenario, runStress, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
 import { minimiseSchedule } from '../stress/minimise.js';
 import { fileSwitches, readScheduleFile, scenarioHash, scheduleMismatch, toScheduleFile, writeScheduleFile, type ScheduleConfig, type ScheduleFile } from '../stress/schedule-file.js';
@@ -23,7 +23,7 @@ import { toJUnitXml, type JUnitCase } from '../check/report-junit.js';
 export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; default: the bug's scenario, else spi-storm` },
   { name: 'mode', kind: 'string', choices: ['controlled', 'chaos'], default: 'controlled', help: 'controlled: one thread at a time, exactly replayable; chaos: real parallelism plus seeded delays' },
-  { name: 'strategy', kind: 'string', choices: ['random', 'pct'], default: 'random', help: 'controlled-mode strategy' },
+  { name: 'strategy', kind: 'string', choices: ['mix', 'random', 'pct'], default: 'mix', help: 'controlled-mode strategy; mix: each run its own, random walk or PCT at depth 1-4, from the campaign seed and the run index' },
   { name: 'depth', kind: 'number', integer: true, min: 1, max: 64, default: 3, help: 'PCT depth' },
   { name: 'seed', kind: 'string', help: 'campaign seed (decimal or 0x hex); run i uses a seed derived from it; default: random' },
   { name: 'iterations', kind: 'number', integer: true, min: 1, help: 'number of runs (default 20, or unbounded with --duration)' },
@@ -240,10 +240,10 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   const seed = f.seed !== undefined ? parseSeedFlag(String(f.seed)) : (Math.random() * 2 ** 32) >>> 0;
   const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
   await checkScenario(scenario);
-  const base: Omit<StressRunOptions, 'seed'> = {
+  const base: CampaignOptions['base'] = {
     scenario,
     mode: f.mode as 'controlled' | 'chaos',
-    strategy: f.strategy as 'random' | 'pct',
+    strategy: f.strategy as CampaignStrategy,
     depth: f.depth as number,
     vcpus: f.vcpus as number | undefined,
     iterations: f.size as number | undefined,
@@ -301,7 +301,9 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   if (failed) {
     if (f.minimise && failed.schedule && !campaign.aborted) {
       const mp = new Progress({ label: 'minimising', suffix: `seed ${formatSeed(failed.seed)}` });
-      const m = await minimiseSchedule({ ...base, seed: failed.seed }, failed, {
+      // The failing run's own strategy (a mixed campaign gives each run its own).
+      const strategy = failed.strategy === 'pct' || failed.strategy === 'random' ? failed.strategy : undefined;
+      const m = await minimiseSchedule({ ...base, seed: failed.seed, strategy, depth: failed.depth }, failed, {
         onTrial: (t, n, bad) => mp.update(t, `trial ${t}: ${n} switches, ${bad ? 'still fails' : 'passes'}`),
       });
       mp.done();

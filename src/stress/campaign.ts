@@ -5,11 +5,15 @@
  */
 import { Piscina } from 'piscina';
 import { deriveSeed } from '../sched/prng.js';
+import { decide } from '../sched/hash.js';
 import { distPath } from '../kvm/worker-path.js';
-import { runStress, type StressRunOptions, type StressRunReport } from './runner.js';
+import { runStress, type Strategy, type StressRunOptions, type StressRunReport } from './runner.js';
+
+/** A campaign's strategy: one for every run, or `mix` (runStrategy picks one per run). */
+export type CampaignStrategy = Strategy | 'mix';
 
 export interface CampaignOptions {
-  base: Omit<StressRunOptions, 'seed'>;
+  base: Omit<StressRunOptions, 'seed' | 'strategy'> & { strategy?: CampaignStrategy };
   seed: number;
   /** Number of runs (default 10 unless durationMs is given). */
   runs?: number;
@@ -62,6 +66,37 @@ export async function confirmed(r: StressRunReport, again: () => Promise<StressR
   return { ...r, confirmed: b.historyHash === r.historyHash };
 }
 
+/**
+ * The strategies a mixed campaign spreads its runs over: the random walk, and PCT at depths 1-4
+ * (PCT finds a bug of depth d with probability >= 1/(n k^(d-1)): shallow depths catch the
+ * ordering bugs, deeper ones the races that need two or three preemptions in the right places).
+ */
+export const MIX: readonly { strategy: Strategy; depth?: number }[] = [
+  { strategy: 'random' },
+  { strategy: 'pct', depth: 1 },
+  { strategy: 'pct', depth: 2 },
+  { strategy: 'pct', depth: 3 },
+  { strategy: 'pct', depth: 4 },
+];
+
+/**
+ * Run i's strategy in a mixed campaign: from (campaign seed, i) alone, so it is the same whatever
+ * --jobs or --shard runs it.
+ */
+export function runStrategy(campaignSeed: number, i: number): { strategy: Strategy; depth?: number } {
+  return MIX[decide(campaignSeed | 0, i, 0x5a) % MIX.length]!;
+}
+
+/** The options of run i: its seed and, in a mixed controlled campaign, its strategy. */
+export function runOptions(o: CampaignOptions, i: number): StressRunOptions {
+  const { strategy, ...rest } = o.base;
+  const seed = runSeed(o.seed, i);
+  if (strategy !== 'mix') return { ...rest, strategy, seed };
+  if (rest.mode !== 'controlled' || rest.replay) return { ...rest, seed };
+  const pick = runStrategy(o.seed, i);
+  return { ...rest, seed, strategy: pick.strategy, depth: pick.depth ?? rest.depth };
+}
+
 export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const t0 = performance.now();
   const maxRuns = o.runs ?? (o.durationMs ? Number.MAX_SAFE_INTEGER : 10);
@@ -102,7 +137,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     while (more()) {
       const index = started;
       started += step;
-      const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, index) };
+      const opts = runOptions(o, index);
       const r = await runStress(opts);
       record(index, o.confirm === false ? r : await confirmed(r, () => runStress(opts)));
     }
@@ -113,7 +148,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         while (more()) {
           const index = started;
           started += step;
-          const opts: StressRunOptions = { ...o.base, seed: runSeed(o.seed, index) };
+          const opts = runOptions(o, index);
           const r = (await pool.run(opts)) as StressRunReport;
           record(index, o.confirm === false ? r : await confirmed(r, async () => (await pool.run(opts)) as StressRunReport));
         }
