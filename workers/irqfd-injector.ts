@@ -112,6 +112,8 @@ function controlledLoop(stress: StressThreadConfig): void {
 
 if (wd.stress?.sched && wd.stress.injectorSlot !== undefined) controlledLoop(wd.stress);
 else {
+  // Chaos mode: perturbed (and, with --record, recorded) at its schedule points like every thread.
+  if (wd.stress?.chaos && wd.stress.injectorSlot !== undefined) installStressHooks(wd.stress, h, wd.stress.injectorSlot);
   wd.port.on('message', (msg: FdMessage) => {
     void poll(msg);
   });

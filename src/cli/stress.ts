@@ -13,7 +13,7 @@ import { Progress } from './progress.js';
 import { runCampaign, type CampaignOptions, type CampaignResult, type CampaignStrategy } from '../stress/campaign.js';
 import { loadScenario, runStress, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
 import { minimiseSchedule } from '../stress/minimise.js';
-import { fileSwitches, readScheduleFile, scenarioHash, scheduleMismatch, toScheduleFile, writeScheduleFile, type ScheduleConfig, type ScheduleFile } from '../stress/schedule-file.js';
+import { encodeOrder, fileSwitches, readScheduleFile, scenarioHash, scheduleMismatch, toScheduleFile, writeScheduleFile, type ScheduleConfig, type ScheduleFile } from '../stress/schedule-file.js';
 import { BUILTIN_SCENARIOS } from '../stress/scenarios/index.js';
 import { BUG, BUG_INFO } from '../vgic/bugs.js';
 import { formatSeed, parseSeed } from '../sched/prng.js';
@@ -36,7 +36,8 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'lr-policy', kind: 'string', choices: ['mainline', 'classic'], default: 'mainline', help: 'LR overflow handling (createVm lrPolicy)' },
   { name: 'shard', kind: 'string', help: 'i/n: run only the campaign runs k with k % n = i-1 (merge the shards with vgic-emu merge)' },
   { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs (piscina pool, one seed per task)' },
-  { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run' },
+  { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run (or by --record)' },
+  { name: 'record', kind: 'string', help: 'chaos mode: record the order in which the threads passed their schedule points (the failing run, else the first) and write it to this file as a schedule that --replay replays exactly' },
   { name: 'minimise', kind: 'boolean', help: 'on a controlled-mode failure, delta-debug the schedule to the fewest preemptions' },
   { name: 'keep-going', kind: 'boolean', help: 'do not stop at the first failure' },
   { name: 'out', kind: 'string', default: 'vgic-emu-out', help: 'where each run writes its own artefact directory (report, history, schedule)' },
@@ -188,7 +189,7 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  for (const k of ['mode', 'jobs', 'iterations', 'duration', 'minimise', 'keep-going'] as const) {
+  for (const k of ['mode', 'jobs', 'iterations', 'duration', 'minimise', 'keep-going', 'record'] as const) {
     if (given[k] !== undefined && !(k === 'mode' && given.mode === 'controlled')) throw new UsageError(`--${k} does not go with --replay (a replay is one controlled run of the file's schedule)`);
   }
   await checkScenario(sf.scenario);
@@ -208,6 +209,8 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
   const base: StressRunOptions = {
     scenario: sf.scenario, seed: sf.seed, mode: 'controlled', vcpus: sf.vcpus, gic: sf.gic, iterations: sf.size, spis: sf.spis,
     nrLr: sf.nrLr, lrPolicy: sf.lrPolicy, locking: sf.locking, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true,
+    // A schedule made from a chaos recording counts the ends of satisfied waits as steps.
+    pollPoints: sf.recordedFrom !== undefined,
   };
   if (sf.vgicEmu !== packageVersion() || sf.node !== process.version) {
     process.stderr.write(`note: ${path} was recorded by vgic-emu ${sf.vgicEmu} on Node ${sf.node}; this is ${packageVersion()} on ${process.version}\n`);
@@ -237,6 +240,7 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
 
 async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   const out = f.out as string;
+  if (f.record !== undefined && f.mode !== 'chaos') throw new UsageError('--record records a chaos run: it needs --mode chaos (a controlled run writes its schedule anyway)');
   const seed = f.seed !== undefined ? parseSeedFlag(String(f.seed)) : (Math.random() * 2 ** 32) >>> 0;
   const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
   await checkScenario(scenario);
@@ -252,9 +256,12 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     lrPolicy: f['lr-policy'] as 'mainline' | 'classic',
     bugs,
     keepHistory: true,
+    record: f.record !== undefined,
   };
 
   const t0 = performance.now();
+  // --record without a failure keeps the lowest run index's recording.
+  let firstRun = null as { index: number; r: StressRunReport } | null;
   let failuresSoFar = 0;
   let explored = 0;
   const runs = (f.iterations as number | undefined) ?? (f.duration ? undefined : 20);
@@ -283,8 +290,9 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
       keepGoing: f['keep-going'] === true,
       signal: ac.signal,
       shard,
-      onRun: (r, done) => {
+      onRun: (r, done, index) => {
         if (!r.ok) failuresSoFar++;
+        if (base.record && (!firstRun || index < firstRun.index)) firstRun = { index, r };
         if (r.schedule) explored++;
         progress.update(done, `${explored} schedules explored, ${failuresSoFar} failures`);
       },
@@ -312,6 +320,8 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     }
     files.push(...writeArtifacts(claimDir(out, artefactName(report!)), report!));
   }
+  const recorded = base.record ? await writeChaosRecording(f.record as string, base, failed ?? firstRun?.r ?? null) : null;
+  if (recorded) files.push(recorded.file);
   const filesOf = new Map<number, string[]>(failed ? [[failed.seed, files]] : []);
   if (f.junit) {
     // One testcase per seed, in campaign order; each failure carries its repro line and files.
@@ -336,7 +346,8 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     schedulePointsPerSecond: campaign.schedulePoints / seconds,
     seconds,
     repro,
-    replay: replay ? `npx vgic-emu stress --replay ${replay}` : null,
+    replay: recorded ? `npx vgic-emu stress --replay ${recorded.file}` : replay ? `npx vgic-emu stress --replay ${replay}` : null,
+    ...(recorded ? { recording: recorded } : {}),
     files,
     ...(failed ? { failure: { seed: formatSeed(failed.seed), confirmed: failed.confirmed ?? null, findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
     // What `vgic-emu merge` combines: the configuration, this shard, every run and every failure.
@@ -351,17 +362,50 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else if (!failed) {
     const what = campaign.aborted ? `interrupted after ${campaign.runs} runs` : `${campaign.runs} runs`;
-    process.stdout.write(`ok: ${what} of ${base.scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
+    process.stdout.write(`ok: ${what} of ${base.scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${recorded ? `\n${recordingLine(recorded)}` : ''}${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
   } else {
     const lines = [describeFailure(failed)];
     if (minimised) lines.push(minimised);
     lines.push(`repro: ${repro}${reproNote(failed)}`);
+    if (recorded) lines.push(recordingLine(recorded), `   or: npx vgic-emu stress --replay ${recorded.file}`);
     if (replay) lines.push(`   or: npx vgic-emu stress --replay ${replay}`);
     lines.push(`wrote ${files.join(', ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   }
   if (failed) return 1;
   return campaign.aborted ? 130 : 0;
+}
+
+interface ChaosRecordingSummary {
+  file: string;
+  seed: string;
+  points: number;
+  chaosFailed: boolean;
+  replayFailed: boolean;
+  replayFindings: string[];
+}
+
+/**
+ * --record: replay the chosen chaos run's recorded order once under the controlled scheduler and
+ * write that replay's schedule (plus the recording) to `file`. From then on the file replays
+ * exactly, like any controlled schedule; whether it fails as the chaos run did is said here.
+ */
+async function writeChaosRecording(file: string, base: CampaignOptions['base'], r: StressRunReport | null): Promise<ChaosRecordingSummary | null> {
+  if (!r?.recording) return null;
+  const { strategy: _s, record: _r, ...rest } = base;
+  const rep = await runStress({ ...rest, mode: 'controlled', seed: r.seed, replayOrder: r.recording.order });
+  const sf = toScheduleFile(scheduleConfig(rep), rep.schedule!.switches);
+  sf.recordedFrom = {
+    mode: 'chaos', chaosFailed: !r.ok, replayFailed: !rep.ok, points: r.recording.order.length, truncated: r.recording.truncated,
+    reordered: rep.order?.reordered ?? 0, leftAt: rep.order?.leftAt ?? null, order: encodeOrder(r.recording.order),
+  };
+  writeScheduleFile(file, sf);
+  return { file, seed: formatSeed(r.seed), points: sf.recordedFrom.points, chaosFailed: !r.ok, replayFailed: !rep.ok, replayFindings: rep.findings.map((x) => `${x.kind}: ${x.message}`) };
+}
+
+function recordingLine(c: ChaosRecordingSummary): string {
+  const verdict = c.replayFailed ? `fails under the controlled scheduler too (${c.replayFindings[0] ?? 'failed'})` : c.chaosFailed ? 'passes under the controlled scheduler: the recorded order did not reproduce the failure' : 'passes under the controlled scheduler';
+  return `recorded: ${c.points} schedule points of seed ${c.seed} in ${c.file}; replayed in that order, it ${verdict}`;
 }
 
 function parseSeedFlag(s: string): number {

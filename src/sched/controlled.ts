@@ -16,17 +16,19 @@
  * is a deadlock (or a lost wake-up): the run fails with that finding and switches to free-running
  * so every thread can be stopped.
  */
-import { setSchedHook } from '../sync/sched.js';
+import { SchedPoint, setSchedHook } from '../sync/sched.js';
+import { polling, setPollEndHook } from './poll-scope.js';
 import { setWaitHooks } from '../sync/wait-hooks.js';
 import { TeardownError } from '../sync/lock.js';
 import { NS_PER_STEP, setScheduleClock } from '../kvm/timer/counter.js';
 import { MAX_SCHED_THREADS, REC_WORDS, SCHED } from './sched-layout.js';
-import { Decision, randomWalk, STRATEGIES, STRATEGY_REPLAY } from './strategies/index.js';
+import { Decision, randomWalk, STRATEGIES, STRATEGY_ORDER, STRATEGY_REPLAY } from './strategies/index.js';
+import { initOrder, orderWords } from './strategies/order.js';
 import { initPct } from './strategies/pct.js';
 import { replayBase } from './strategies/replay.js';
 
 export { MAX_PCT_DEPTH, MAX_SCHED_THREADS, SCHED } from './sched-layout.js';
-export { STRATEGY_DEFAULT, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY } from './strategies/index.js';
+export { STRATEGY_DEFAULT, STRATEGY_ORDER, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY } from './strategies/index.js';
 
 export const FREE = -2;
 export const FAIL_NONE = 0;
@@ -65,6 +67,13 @@ export interface SchedConfig {
   maxSteps?: number;
   /** Replay these switches (strategy REPLAY). */
   replay?: readonly Switch[];
+  /** Replay this order of schedule points, the thread slot of each (strategy ORDER). */
+  order?: readonly number[];
+  /**
+   * The end of each satisfied wait is a schedule point (poll-scope.ts). Always so for an order
+   * replay, and for the replay of a schedule an order replay made (its steps count those points).
+   */
+  pollPoints?: boolean;
   recordCapacity?: number;
 }
 
@@ -73,7 +82,9 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   if (c.threads > MAX_SCHED_THREADS) throw new Error(`controlled mode supports at most ${MAX_SCHED_THREADS} threads`);
   const cap = c.recordCapacity ?? 1 << 18;
   const replay = c.replay ?? [];
-  const sab = new SharedArrayBuffer((SCHED.size + cap * REC_WORDS + replay.length * REC_WORDS) * 4);
+  const order = c.order ?? [];
+  const orderAt = SCHED.size + cap * REC_WORDS + replay.length * REC_WORDS;
+  const sab = new SharedArrayBuffer((orderAt + orderWords(order.length)) * 4);
   const s = new Int32Array(sab);
   const o = SCHED.off;
   s[o.turn] = -1;
@@ -94,6 +105,8 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   // PCT: distinct random initial priorities (>= depth) and d-1 change points in [1, k].
   initPct(s, c.seed, c.depth ?? 3, c.pctSteps ?? 20000);
   for (let t = 0; t < MAX_SCHED_THREADS; t++) s[o.waitUntil + t] = -1;
+  initOrder(s, orderAt, order);
+  s[o.pollPoints] = c.pollPoints || c.strategy === STRATEGY_ORDER ? 1 : 0;
   return sab;
 }
 
@@ -124,7 +137,7 @@ export function describeSched(sab: SharedArrayBuffer, names: readonly string[] =
 }
 
 /** The recorded switches of a finished run. */
-export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number; divergedAt: number | null } {
+export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number; divergedAt: number | null; reordered: number; orderLeftAt: number | null } {
   const s = new Int32Array(sab);
   const o = SCHED.off;
   const n = Math.min(s[o.recCount]!, s[o.recCap]!);
@@ -137,7 +150,7 @@ export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; step
   const rb = replayBase(s);
   const unreached = s[o.replayPos]! < s[o.replayCount]! ? s[rb + s[o.replayPos]! * REC_WORDS]! : -1;
   const divergedAt = s[o.diverged] ? s[o.diverged]! - 1 : unreached >= 0 ? unreached : null;
-  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]!, divergedAt };
+  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]!, divergedAt, reordered: s[o.reordered]!, orderLeftAt: s[o.orderLeft] ? s[o.orderLeft]! - 1 : null };
 }
 
 // Spin briefly before parking: with more participants than the 2 cores, long spinning waiters
@@ -180,10 +193,14 @@ export class ControlledThread {
       },
       yield: () => this.yieldTurn(),
     });
+    // An order replay passes the end of a satisfied wait as the point its recording took there
+    // (poll-scope.ts); other runs make no decision there, unless they replay an order replay's.
+    if (this.s[this.o.pollPoints]) setPollEndHook(() => this.point(SchedPoint.Wake));
   }
 
   uninstall(): void {
     setSchedHook(null);
+    setPollEndHook(null);
     setScheduleClock(null);
     setWaitHooks({ lockWait: null, wordWait: null, yield: null });
   }
@@ -258,6 +275,8 @@ export class ControlledThread {
     // thread (the current one if it is enabled again and not yielding). A schedule records every
     // decision that differs from it, so a replay (which follows the default elsewhere) is exact.
     const d = this.d;
+    d.stopped = Atomics.load(this.vm, this.stopIdx) !== 0;
+    d.polling = polling();
     d.step = step;
     d.cur = cur;
     d.curCan = curCan;
@@ -270,7 +289,8 @@ export class ControlledThread {
     const dflt = d.dflt;
     // A yield goes to the random walk under every strategy but replay (random.ts says why).
     const strategy = s[o.strategy]!;
-    const next = (excludeCur && strategy !== STRATEGY_REPLAY ? randomWalk : STRATEGIES[strategy]!).next(d);
+    // (An order replay decides yields itself: the recording says who passed the next point.)
+    const next = (excludeCur && strategy !== STRATEGY_REPLAY && strategy !== STRATEGY_ORDER ? randomWalk : STRATEGIES[strategy]!).next(d);
     if (curCan && next !== cur) s[o.preemptions]!++;
     s[o.runLen] = next === cur ? s[o.runLen]! + 1 : 0;
     if (next !== dflt) {

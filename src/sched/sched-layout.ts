@@ -38,6 +38,12 @@ export const SCHED = defineLayout('sched', [
   { name: 'replayCount', doc: 'switches in the replay schedule (0: not replaying)' },
   { name: 'replayPos', doc: 'next replay entry' },
   { name: 'diverged', doc: 'replay: 1 + the first step whose recorded decision could not be followed (0: none)' },
+  { name: 'orderCount', doc: 'order replay: schedule points in the recorded order (0: none)' },
+  { name: 'orderBase', doc: 'order replay: word index of the order (thread per point), then of nextSame (next point of the same thread)' },
+  { name: 'cursor', words: MAX_SCHED_THREADS, doc: 'order replay: per slot, index of its next recorded point; -1 none left' },
+  { name: 'reordered', doc: 'order replay: points passed while a blocked thread held an earlier one' },
+  { name: 'pollPoints', doc: '1: the end of each satisfied wait is a schedule point (order replays, and replays of their schedules)' },
+  { name: 'orderLeft', doc: 'order replay: 1 + the first step at which a thread passed a point the recording does not have (0: none)' },
 ]);
 
 /** Words per recorded switch: step, thread, forced. */

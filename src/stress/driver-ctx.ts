@@ -9,6 +9,7 @@ import { KvmError } from '../uapi/errno.js';
 import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import type { Prng } from '../sched/prng.js';
 import { yieldHook } from '../sync/wait-hooks.js';
+import { pollBegin, pollEnd } from '../sched/poll-scope.js';
 import { D, type Host } from '../vgic/host.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { SRAM } from './ram.js';
@@ -97,7 +98,15 @@ export class DriverCtx {
     const end = performance.now() + this.waitBudget;
     let lonely = 0;
     for (let i = 0; ; i++) {
-      if (pred()) return true;
+      // How often the condition is polled is timing: not part of a recorded interleaving.
+      let ok = false;
+      pollBegin();
+      try {
+        ok = pred();
+      } finally {
+        pollEnd(ok);
+      }
+      if (ok) return true;
       const outOfBudget = this.controlled ? i > this.waitBudget : performance.now() > end;
       if (outOfBudget || lonely > 2) {
         this.stalls.push(`driver gave up waiting for ${what}${lonely > 2 ? ' (every other thread is blocked)' : ''}; ${this.diagnose()}`);

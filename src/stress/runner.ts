@@ -13,7 +13,7 @@ import { scenarioHash } from './schedule-file.js';
 import { injectorSchedSlot } from './thread-config.js';
 import { buildVm } from './run/build-vm.js';
 import { checkRun } from './run/check-run.js';
-import { planRun, planSched } from './run/plan.js';
+import { planRecording, planRun, planSched } from './run/plan.js';
 import { runReport } from './run/report.js';
 import { runThreads, stopRunThreads, type RunThreads } from './run/run-threads.js';
 import { isBuiltinScenario, loadScenario } from './run/scenario-module.js';
@@ -27,6 +27,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const { url, mod } = await loadScenario(o.scenario);
   const p = planRun(o, mod.info);
   const sched = planSched(o, p);
+  const recording = planRecording(o, p);
   const maxVcpus = Math.max(p.vcpus, 1);
   const history = createHistory(1 + maxVcpus + EXTRA_THREAD_SLOTS, 1 << 17);
   const { nrLr, lrPolicy, locking } = p;
@@ -38,7 +39,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     locking,
     lockdep: true,
     bugs: o.bugs ?? [],
-    stress: { history, sched, chaos: p.controlled ? null : { seed: p.seed }, injectorSlot: injectorSchedSlot(p.vcpus) },
+    stress: { history, sched, chaos: p.controlled ? null : { seed: p.seed, record: recording }, injectorSlot: injectorSchedSlot(p.vcpus) },
   });
   const findings: Finding[] = [];
   const threads: RunThreads = { driverWorker: null, watchdog: null, schedPoll: null };
@@ -47,7 +48,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     await runThreads(vm, p, o, url, sched, findings, threads);
     const { events, truncated } = checkRun(vm, p, mod, history, findings);
     const id = { scenario: mod.info.name, scenarioRef: builtin ? o.scenario : fileURLToPath(url), scenarioHash: scenarioHash(url, builtin) };
-    return runReport(o, p, id, sched, findings, events, truncated, performance.now() - t0);
+    return runReport(o, p, id, sched, recording, findings, events, truncated, performance.now() - t0);
   } finally {
     stopRunThreads(threads);
     await vm.destroy();

@@ -37,7 +37,7 @@ export function installStressHooks(c: StressThreadConfig | null | undefined, h: 
     ct.install();
     return ct;
   }
-  if (c.chaos) installChaos(c.chaos, schedSlot);
+  if (c.chaos) installChaos(c.chaos, schedSlot, { vm: h.m, stopIdx: D.stop });
   return null;
 }
 

@@ -12,6 +12,7 @@ export const STRATEGY_DEFAULT = 0; // continue the current thread; when it block
 export const STRATEGY_RANDOM = 1;
 export const STRATEGY_PCT = 2;
 export const STRATEGY_REPLAY = 3;
+export const STRATEGY_ORDER = 4;
 
 /**
  * What is known at a schedule point. One per participating thread, refilled at every decision
@@ -39,6 +40,10 @@ export class Decision {
   lowest = -1;
   /** The default continuation (what a replay follows where its schedule records nothing). */
   dflt = -1;
+  /** The VM is being stopped (its stop word is set): teardown, which no recording covers. */
+  stopped = false;
+  /** The point is inside a poll (poll-scope.ts): no recording has it. */
+  polling = false;
 
   constructor(s: Int32Array, private readonly isEnabled: (t: number) => boolean) {
     this.s = s;

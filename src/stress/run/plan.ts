@@ -2,7 +2,8 @@
  * Step 0 of a stress run: the configuration it runs with, resolved from the options and the
  * scenario's defaults, and (controlled mode) the scheduler's shared buffer.
  */
-import { createSchedBuffer, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY } from '../../sched/controlled.js';
+import { createSchedBuffer, STRATEGY_ORDER, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY } from '../../sched/controlled.js';
+import { createChaosRecording } from '../../sched/chaos-record.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
 import type { Strategy, StressRunOptions } from './types.js';
 
@@ -30,7 +31,7 @@ export function planRun(o: StressRunOptions, info: ScenarioInfo): RunPlan {
       seed: o.seed >>> 0,
     },
     controlled,
-    strategy: controlled ? (o.replay ? 'replay' : (o.strategy ?? 'random')) : null,
+    strategy: controlled ? (o.replay || o.replayOrder ? 'replay' : (o.strategy ?? 'random')) : null,
     nrLr: o.nrLr ?? info.nrLr ?? 4,
     lrPolicy: o.lrPolicy ?? 'mainline',
     locking: o.locking ?? 'fine',
@@ -44,9 +45,16 @@ export function planSched(o: StressRunOptions, p: RunPlan): SharedArrayBuffer | 
   return createSchedBuffer({
     seed: p.seed,
     threads: 2 + p.vcpus,
-    strategy: o.replay ? STRATEGY_REPLAY : p.strategy === 'pct' ? STRATEGY_PCT : STRATEGY_RANDOM,
+    strategy: o.replayOrder ? STRATEGY_ORDER : o.replay ? STRATEGY_REPLAY : p.strategy === 'pct' ? STRATEGY_PCT : STRATEGY_RANDOM,
     p: o.p,
     depth: o.depth,
     replay: o.replay,
+    order: o.replayOrder,
+    pollPoints: o.pollPoints,
   });
+}
+
+/** Chaos mode with `record`: the buffer the threads take their tickets in. */
+export function planRecording(o: StressRunOptions, p: RunPlan): SharedArrayBuffer | null {
+  return !p.controlled && o.record ? createChaosRecording() : null;
 }

@@ -1,6 +1,7 @@
 /** Step 4 of a stress run: its report (what ran, what was found, the schedule that ran). */
 import type { HistoryEvent } from '../../check/events.js';
 import { readSchedule } from '../../sched/controlled.js';
+import { readChaosRecording } from '../../sched/chaos-record.js';
 import type { Finding } from '../findings.js';
 import { historyHash, scheduleHash } from '../hashing.js';
 import type { RunPlan } from './plan.js';
@@ -12,7 +13,7 @@ export interface RunIdentity {
   scenarioHash: string | null;
 }
 
-export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sched: SharedArrayBuffer | null, findings: Finding[], events: HistoryEvent[], truncated: boolean, durationMs: number): StressRunReport {
+export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sched: SharedArrayBuffer | null, recording: SharedArrayBuffer | null, findings: Finding[], events: HistoryEvent[], truncated: boolean, durationMs: number): StressRunReport {
   const sch = sched ? readSchedule(sched) : null;
   return {
     ...id,
@@ -32,6 +33,8 @@ export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sche
     historyHash: historyHash(events),
     schedule: sch ? { steps: sch.steps, preemptions: sch.preemptions, switches: sch.switches, hash: scheduleHash(sch.switches) } : null,
     divergedAt: o.replay && sch ? sch.divergedAt : null,
+    ...(o.replayOrder && sch ? { order: { points: o.replayOrder.length, reordered: sch.reordered, leftAt: sch.orderLeftAt } } : {}),
+    ...(recording ? { recording: readChaosRecording(recording) } : {}),
     history: o.keepHistory ? events : undefined,
     args: p.args,
     vcpus: p.vcpus,

@@ -28,6 +28,12 @@ export interface StressRunOptions {
   bugs?: readonly string[];
   /** Controlled mode: replay these switches instead of the strategy. */
   replay?: readonly Switch[];
+  /** Controlled mode: replay this order of schedule points (thread slot per point: a chaos recording). */
+  replayOrder?: readonly number[];
+  /** Controlled mode: the end of each satisfied wait is a schedule point (replaying a schedule an order replay made). */
+  pollPoints?: boolean;
+  /** Chaos mode: record the order in which the threads pass their schedule points. */
+  record?: boolean;
   /** Overall bound on the run (ms). Default 30000. */
   timeoutMs?: number;
   /** Chaos mode: how long a liveness condition must persist (ms). Default 1000. */
@@ -58,6 +64,10 @@ export interface StressRunReport {
   truncated: boolean;
   historyHash: string;
   schedule: { steps: number; preemptions: number; switches: Switch[]; hash: string } | null;
+  /** Chaos mode with `record`: the order in which the threads passed their schedule points. */
+  recording?: { order: number[]; truncated: boolean };
+  /** An order replay: how closely it followed the recording (strategies/order.ts). */
+  order?: { points: number; reordered: number; leftAt: number | null };
   /** A replay that could not follow its recorded schedule: the first step where it left it. */
   divergedAt: number | null;
   /**
