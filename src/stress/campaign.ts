@@ -81,10 +81,11 @@ export const MIX: readonly { strategy: Strategy; depth?: number }[] = [
 
 /**
  * Run i's strategy in a mixed campaign: from (campaign seed, i) alone, so it is the same whatever
- * --jobs or --shard runs it.
+ * --jobs or --shard runs it. Run 0 (whose seed is the campaign seed) takes the random walk, so
+ * that `--seed S --iterations 1` is the plain run of seed S.
  */
 export function runStrategy(campaignSeed: number, i: number): { strategy: Strategy; depth?: number } {
-  return MIX[decide(campaignSeed | 0, i, 0x5a) % MIX.length]!;
+  return i === 0 ? MIX[0]! : MIX[decide(campaignSeed | 0, i, 0x5a) % MIX.length]!;
 }
 
 /** The options of run i: its seed and, in a mixed controlled campaign, its strategy. */
