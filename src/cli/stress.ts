@@ -21,7 +21,7 @@ import { formatEvent } from '../check/events.js';
 import { toJUnitXml, type JUnitCase } from '../check/report-junit.js';
 
 export const STRESS_FLAGS: FlagSpec[] = [
-  { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; default: the bug's scenario, else spi-storm` },
+  { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; several, comma-separated, or all: the budget goes to each by what it finds and covers; default: the bug's scenario, else spi-storm` },
   { name: 'mode', kind: 'string', choices: ['controlled', 'chaos'], default: 'controlled', help: 'controlled: one thread at a time, exactly replayable; chaos: real parallelism plus seeded delays' },
   { name: 'strategy', kind: 'string', choices: ['mix', 'random', 'pct'], default: 'mix', help: 'controlled-mode strategy; mix: each run its own, random walk or PCT at depth 1-4, from the campaign seed and the run index' },
   { name: 'depth', kind: 'number', integer: true, min: 1, max: 64, default: 3, help: 'PCT depth' },
@@ -242,10 +242,14 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   const out = f.out as string;
   if (f.record !== undefined && f.mode !== 'chaos') throw new UsageError('--record records a chaos run: it needs --mode chaos (a controlled run writes its schedule anyway)');
   const seed = f.seed !== undefined ? parseSeedFlag(String(f.seed)) : (Math.random() * 2 ** 32) >>> 0;
-  const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
-  await checkScenario(scenario);
+  const asked = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
+  // Several scenarios (`all`, or a comma-separated list): the budget is spread by what each finds.
+  const scenarios = asked === 'all' ? [...BUILTIN_SCENARIOS] : asked.split(',').filter(Boolean);
+  if (scenarios.length === 0) throw new UsageError('--scenario: no scenario given');
+  for (const sc of scenarios) await checkScenario(sc);
+  const scenario = scenarios.join(',');
   const base: CampaignOptions['base'] = {
-    scenario,
+    scenario: scenarios[0]!,
     mode: f.mode as 'controlled' | 'chaos',
     strategy: f.strategy as CampaignStrategy,
     depth: f.depth as number,
@@ -290,6 +294,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
       keepGoing: f['keep-going'] === true,
       signal: ac.signal,
       shard,
+      scenarios: scenarios.length > 1 ? scenarios : undefined,
       onRun: (r, done, index) => {
         if (!r.ok) failuresSoFar++;
         if (base.record && (!firstRun || index < firstRun.index)) firstRun = { index, r };
@@ -311,7 +316,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
       const mp = new Progress({ label: 'minimising', suffix: `seed ${formatSeed(failed.seed)}` });
       // The failing run's own strategy (a mixed campaign gives each run its own).
       const strategy = failed.strategy === 'pct' || failed.strategy === 'random' ? failed.strategy : undefined;
-      const m = await minimiseSchedule({ ...base, seed: failed.seed, strategy, depth: failed.depth }, failed, {
+      const m = await minimiseSchedule({ ...base, scenario: failed.scenarioRef, seed: failed.seed, strategy, depth: failed.depth }, failed, {
         onTrial: (t, n, bad) => mp.update(t, `trial ${t}: ${n} switches, ${bad ? 'still fails' : 'passes'}`),
       });
       mp.done();
@@ -328,7 +333,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     const bySeed = new Map(campaign.failures.map((r) => [r.seed, r]));
     const cases: JUnitCase[] = campaign.results.map((x) => {
       const r = bySeed.get(x.seed);
-      return { name: `${scenario} seed ${formatSeed(x.seed)}`, timeSec: x.durationMs / 1000, failure: r ? failureCase(r === failed ? report! : r, filesOf.get(x.seed) ?? []) : x.ok ? undefined : { message: 'failed (see the campaign report)', details: '' } };
+      return { name: `${x.scenario} seed ${formatSeed(x.seed)}`, timeSec: x.durationMs / 1000, failure: r ? failureCase(r === failed ? report! : r, filesOf.get(x.seed) ?? []) : x.ok ? undefined : { message: 'failed (see the campaign report)', details: '' } };
     });
     writeFileSync(f.junit as string, toJUnitXml('vgic-emu stress', cases));
     files.push(f.junit as string);
@@ -336,7 +341,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   const repro = failed ? `${reproLine(failed)}` : null;
   const replay = files.find((p) => p.endsWith('schedule.json'));
   const summary = {
-    scenario: base.scenario,
+    scenario,
     mode: base.mode,
     campaignSeed: formatSeed(seed),
     runs: campaign.runs,
@@ -353,16 +358,20 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     // What `vgic-emu merge` combines: the configuration, this shard, every run and every failure.
     config: { strategy: base.strategy, depth: base.depth, vcpus: base.vcpus ?? null, size: base.iterations ?? null, gic: base.gic ?? null, locking: base.locking, lrPolicy: base.lrPolicy, bugs: base.bugs },
     shard: shard ? `${shard.index + 1}/${shard.count}` : null,
-    results: campaign.results.map((x) => ({ index: x.index, seed: formatSeed(x.seed), ok: x.ok, durationMs: Math.round(x.durationMs) })),
+    results: campaign.results.map((x) => ({ index: x.index, seed: formatSeed(x.seed), ...(scenarios.length > 1 ? { scenario: x.scenario } : {}), ok: x.ok, durationMs: Math.round(x.durationMs) })),
+    ...(campaign.budget ? { budget: campaign.budget } : {}),
     failureList: campaign.failures.map((r) => ({
       index: campaign.results.find((x) => x.seed === r.seed)?.index ?? -1, seed: formatSeed(r.seed), repro: reproLine(r), confirmed: r.confirmed ?? null,
       findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })), files: filesOf.get(r.seed) ?? [],
     })),
   };
+  if (!f.json && campaign.budget) {
+    process.stdout.write(`budget: ${campaign.budget.map((b) => `${b.scenario} ${b.runs} runs (${b.covered} transitions${b.findings.length ? `, found ${b.findings.join('+')}` : ''})`).join('; ')}\n`);
+  }
   if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else if (!failed) {
     const what = campaign.aborted ? `interrupted after ${campaign.runs} runs` : `${campaign.runs} runs`;
-    process.stdout.write(`ok: ${what} of ${base.scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${recorded ? `\n${recordingLine(recorded)}` : ''}${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
+    process.stdout.write(`ok: ${what} of ${scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${recorded ? `\n${recordingLine(recorded)}` : ''}${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
   } else {
     const lines = [describeFailure(failed)];
     if (minimised) lines.push(minimised);
@@ -393,7 +402,7 @@ interface ChaosRecordingSummary {
 async function writeChaosRecording(file: string, base: CampaignOptions['base'], r: StressRunReport | null): Promise<ChaosRecordingSummary | null> {
   if (!r?.recording) return null;
   const { strategy: _s, record: _r, ...rest } = base;
-  const rep = await runStress({ ...rest, mode: 'controlled', seed: r.seed, replayOrder: r.recording.order });
+  const rep = await runStress({ ...rest, scenario: r.scenarioRef, mode: 'controlled', seed: r.seed, replayOrder: r.recording.order });
   const sf = toScheduleFile(scheduleConfig(rep), rep.schedule!.switches);
   sf.recordedFrom = {
     mode: 'chaos', chaosFailed: !r.ok, replayFailed: !rep.ok, points: r.recording.order.length, truncated: r.recording.truncated,

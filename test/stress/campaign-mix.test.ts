@@ -49,6 +49,12 @@ describe('failure confirmation', () => {
     expect((await confirmed(failing, async () => ({ ...failing, historyHash: 'bb' }))).confirmed).toBe(false);
   });
 
+  it("a campaign's reported controlled failure is run again and confirmed", async () => {
+    const c = await runCampaign({ base: { scenario: 'spi-storm', mode: 'controlled', bugs: ['wfiNoRecheck'], timeoutMs: 20_000 }, seed: 1, runs: 1 });
+    expect(c.failures).toHaveLength(1);
+    expect(c.failures[0]!.confirmed).toBe(true);
+  });
+
   it('passing runs, chaos runs and replays are not run again', async () => {
     const never = async (): Promise<StressRunReport> => {
       throw new Error('ran again');

@@ -4,6 +4,7 @@ import { readSchedule } from '../../sched/controlled.js';
 import { readChaosRecording } from '../../sched/chaos-record.js';
 import type { Finding } from '../findings.js';
 import { historyHash, scheduleHash } from '../hashing.js';
+import { historySignature } from '../signature.js';
 import type { RunPlan } from './plan.js';
 import type { StressRunOptions, StressRunReport } from './types.js';
 
@@ -31,6 +32,7 @@ export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sche
     events: events.length,
     truncated,
     historyHash: historyHash(events),
+    signature: historySignature(events),
     schedule: sch ? { steps: sch.steps, preemptions: sch.preemptions, switches: sch.switches, hash: scheduleHash(sch.switches) } : null,
     divergedAt: o.replay && sch ? sch.divergedAt : null,
     ...(o.replayOrder && sch ? { order: { points: o.replayOrder.length, reordered: sch.reordered, leftAt: sch.orderLeftAt } } : {}),

@@ -64,6 +64,8 @@ export interface StressRunReport {
   truncated: boolean;
   historyHash: string;
   schedule: { steps: number; preemptions: number; switches: Switch[]; hash: string } | null;
+  /** The lifecycle transitions the history shows (signature.ts): what this run covered. */
+  signature: number[];
   /** Chaos mode with `record`: the order in which the threads passed their schedule points. */
   recording?: { order: number[]; truncated: boolean };
   /** An order replay: how closely it followed the recording (strategies/order.ts). */
