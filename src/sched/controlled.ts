@@ -2,9 +2,10 @@
  * Controlled scheduling: exactly one participating thread runs at a time; the baton passes only
  * at schedule points (lock operations, flag publications, kicks, guest instruction boundaries)
  * and whenever the running thread blocks. Which thread runs next is decided by a strategy
- * (strategies/: random walk, PCT, replay, default) from (seed, step) alone, so the same seed and scenario give the same schedule, hence the same
- * history. Every switch is recorded; a recorded schedule can be replayed exactly, and a schedule
- * can be given as a short list of preemptions (the minimiser's output).
+ * (strategies/: random walk, PCT, replay, order replay, default) from (seed, step) alone, so the
+ * same seed and scenario give the same schedule, hence the same history. Every switch is
+ * recorded; a recorded schedule can be replayed exactly, and a schedule can be given as a short
+ * list of preemptions (the minimiser's output).
  *
  * Shared state: one SharedArrayBuffer (SCHED layout). Only the baton holder writes the decision
  * fields, so they need no lock; the baton itself is `turn`, and each thread sleeps on its own

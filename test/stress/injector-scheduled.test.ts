@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { runStress, type StressRunOptions } from '../../src/stress/runner.js';
 
 const workItem = fileURLToPath(new URL('./fixtures/irqfd-work-item.mjs', import.meta.url));
+const deviceThread = fileURLToPath(new URL('./fixtures/device-thread.mjs', import.meta.url));
 
 describe('controlled mode schedules the irqfd injector', () => {
   it('a driver waiting for work only the injector can do never reports a give-up', async () => {
@@ -28,6 +29,11 @@ describe('controlled mode schedules the irqfd injector', () => {
     expect(b.historyHash).toBe(a.historyHash);
     expect(c.divergedAt).toBeNull();
     expect(c.historyHash).toBe(a.historyHash);
+  });
+
+  it('a device thread (outside the scheduler) that is still raising its line is accounted for: no give-up', async () => {
+    const r = await runStress({ scenario: deviceThread, seed: 1, mode: 'controlled', timeoutMs: 20_000 });
+    expect(r.findings).toEqual([]);
   });
 
   it('irqfd-shared, seed 0x7f9da037 (the false alarm): clean, and the same history twice', async () => {
