@@ -109,6 +109,8 @@ for (const b of values['rates-only'] ? [] : BUG_INFO) {
       base: { scenario: b.scenario, mode: 'controlled', strategy: 'random', bugs: [b.name], timeoutMs: Math.min(30_000, CAP_MS) },
       seed: k,
       durationMs: CAP_MS,
+      // Time to detection: the confirming second run of the failure is not part of it.
+      confirm: false,
     });
     const f = c.failures[0];
     const found = f !== undefined && c.durationMs <= CAP_MS;
