@@ -70,9 +70,18 @@ interface Known {
 /** Inject every unit handed over on a live irqfd; false when there was none. */
 function serveAll(known: Map<number, Known>): boolean {
   let did = false;
-  for (const k of known.values()) {
+  for (const [slot, k] of known) {
     const e = irqfdOff(g, k.msg.slot);
-    if ((Atomics.load(m, e + IRQFD.off.gen) & GEN_MASK) !== k.msg.gen || k.fd.closed) continue;
+    if ((Atomics.load(m, e + IRQFD.off.gen) & GEN_MASK) !== k.msg.gen) {
+      known.delete(slot); // reassigned: its new generation's message follows
+      continue;
+    }
+    if (k.fd.closed) {
+      // POLLHUP, as the free-running poller handles it: mark it for the VMM thread to reap.
+      Atomics.compareExchange(m, e + IRQFD.off.state, IRQFD_ACTIVE, IRQFD_HUP);
+      known.delete(slot);
+      continue;
+    }
     const n = k.fd.takeWork();
     if (n > 0) did = true;
     for (let i = n; i > 0 && irqfdInjectWork(h, k.msg.slot, k.msg.gen, k.fd); i--);
@@ -88,7 +97,7 @@ function serveAll(known: Map<number, Known>): boolean {
  * receiveMessageOnPort), and it sleeps on the VM's irqfdWork word, which every hand-over bumps
  * after adding its unit (irqfd-path.ts handToInjector). The word is read before the scan, so a
  * hand-over after the scan changes it and the wait ends ("work handed over while the injector
- * goes to sleep"). A hangup needs nothing from it: the fast path's handler marks the irqfd.
+ * goes to sleep").
  */
 function controlledLoop(stress: StressThreadConfig): void {
   const ct = installStressHooks(stress, h, stress.injectorSlot!);
