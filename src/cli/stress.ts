@@ -10,10 +10,10 @@ import { pathToFileURL } from 'node:url';
 import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec, type Flags } from './args.js';
 import { packageVersion } from '../version.js';
 import { Progress } from './progress.js';
-import { runCampaign, type CampaignResult } from '../stress/campaign.js';
+import { runCampaign, type CampaignOptions, type CampaignResult, type CampaignStrategy } from '../stress/campaign.js';
 import { loadScenario, runStress, type StressRunOptions, type StressRunReport } from '../stress/runner.js';
 import { minimiseSchedule } from '../stress/minimise.js';
-import { fileSwitches, readScheduleFile, scenarioHash, scheduleMismatch, toScheduleFile, writeScheduleFile, type ScheduleConfig, type ScheduleFile } from '../stress/schedule-file.js';
+import { encodeOrder, fileSwitches, readScheduleFile, scenarioHash, scheduleMismatch, toScheduleFile, writeScheduleFile, type ScheduleConfig, type ScheduleFile } from '../stress/schedule-file.js';
 import { BUILTIN_SCENARIOS } from '../stress/scenarios/index.js';
 import { BUG, BUG_INFO } from '../vgic/bugs.js';
 import { formatSeed, parseSeed } from '../sched/prng.js';
@@ -21,9 +21,9 @@ import { formatEvent } from '../check/events.js';
 import { toJUnitXml, type JUnitCase } from '../check/report-junit.js';
 
 export const STRESS_FLAGS: FlagSpec[] = [
-  { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; default: the bug's scenario, else spi-storm` },
+  { name: 'scenario', kind: 'string', help: `built-in (${BUILTIN_SCENARIOS.join(', ')}) or a module path; several, comma-separated, or all: the budget goes to each by what it finds and covers; default: the bug's scenario, else spi-storm` },
   { name: 'mode', kind: 'string', choices: ['controlled', 'chaos'], default: 'controlled', help: 'controlled: one thread at a time, exactly replayable; chaos: real parallelism plus seeded delays' },
-  { name: 'strategy', kind: 'string', choices: ['random', 'pct'], default: 'random', help: 'controlled-mode strategy' },
+  { name: 'strategy', kind: 'string', choices: ['mix', 'random', 'pct'], default: 'mix', help: 'controlled-mode strategy; mix: each run its own, random walk or PCT at depth 1-4, from the campaign seed and the run index' },
   { name: 'depth', kind: 'number', integer: true, min: 1, max: 64, default: 3, help: 'PCT depth' },
   { name: 'seed', kind: 'string', help: 'campaign seed (decimal or 0x hex); run i uses a seed derived from it; default: random' },
   { name: 'iterations', kind: 'number', integer: true, min: 1, help: 'number of runs (default 20, or unbounded with --duration)' },
@@ -36,7 +36,8 @@ export const STRESS_FLAGS: FlagSpec[] = [
   { name: 'lr-policy', kind: 'string', choices: ['mainline', 'classic'], default: 'mainline', help: 'LR overflow handling (createVm lrPolicy)' },
   { name: 'shard', kind: 'string', help: 'i/n: run only the campaign runs k with k % n = i-1 (merge the shards with vgic-emu merge)' },
   { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs (piscina pool, one seed per task)' },
-  { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run' },
+  { name: 'replay', kind: 'string', help: 'replay a schedule file written by a failing controlled run (or by --record)' },
+  { name: 'record', kind: 'string', help: 'chaos mode: record the order in which the threads passed their schedule points (the failing run, else the first) and write it to this file as a schedule that --replay replays exactly' },
   { name: 'minimise', kind: 'boolean', help: 'on a controlled-mode failure, delta-debug the schedule to the fewest preemptions' },
   { name: 'keep-going', kind: 'boolean', help: 'do not stop at the first failure' },
   { name: 'out', kind: 'string', default: 'vgic-emu-out', help: 'where each run writes its own artefact directory (report, history, schedule)' },
@@ -135,13 +136,14 @@ function failureCase(r: StressRunReport, files: string[]): JUnitCase['failure'] 
   const findings = r.findings.map((f) => `${f.kind}: ${f.message}\n${f.details ?? ''}`).join('\n\n');
   const replay = files.find((p) => p.endsWith('schedule.json'));
   return {
-    message: r.findings[0]?.message ?? 'failed',
+    message: `${r.confirmed === false ? '(unconfirmed: does not replay) ' : ''}${r.findings[0]?.message ?? 'failed'}`,
     details: [`repro: ${reproLine(r)}${reproNote(r)}`, ...(replay ? [`replay: npx vgic-emu stress --replay ${replay}`] : []), ...(files.length ? [`artefacts: ${files.join(', ')}`] : []), '', findings].join('\n'),
   };
 }
 
 function describeFailure(r: StressRunReport): string {
   const lines = [`FAIL ${r.scenario} seed ${formatSeed(r.seed)} (${r.mode}${r.strategy ? `, ${r.strategy}` : ''}${r.bugs.length ? `, bugs ${r.bugs.join(',')}` : ''}):`];
+  if (r.confirmed === false) lines.push(`  UNCONFIRMED: a second controlled run of this seed gave another history; this report does not replay`);
   for (const f of r.findings.slice(0, 8)) {
     lines.push(`  ${f.kind}: ${f.message}`);
     if (f.details) lines.push(...f.details.split('\n').slice(0, 24).map((l) => `      ${l}`));
@@ -187,7 +189,7 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  for (const k of ['mode', 'jobs', 'iterations', 'duration', 'minimise', 'keep-going'] as const) {
+  for (const k of ['mode', 'jobs', 'iterations', 'duration', 'minimise', 'keep-going', 'record'] as const) {
     if (given[k] !== undefined && !(k === 'mode' && given.mode === 'controlled')) throw new UsageError(`--${k} does not go with --replay (a replay is one controlled run of the file's schedule)`);
   }
   await checkScenario(sf.scenario);
@@ -207,6 +209,8 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
   const base: StressRunOptions = {
     scenario: sf.scenario, seed: sf.seed, mode: 'controlled', vcpus: sf.vcpus, gic: sf.gic, iterations: sf.size, spis: sf.spis,
     nrLr: sf.nrLr, lrPolicy: sf.lrPolicy, locking: sf.locking, bugs: sf.bugs, replay: fileSwitches(sf), keepHistory: true,
+    // A schedule made from a chaos recording counts the ends of satisfied waits as steps.
+    pollPoints: sf.recordedFrom !== undefined,
   };
   if (sf.vgicEmu !== packageVersion() || sf.node !== process.version) {
     process.stderr.write(`note: ${path} was recorded by vgic-emu ${sf.vgicEmu} on Node ${sf.node}; this is ${packageVersion()} on ${process.version}\n`);
@@ -236,13 +240,18 @@ async function replayCommand(f: Flags, given: Flags, bugs: string[]): Promise<nu
 
 async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   const out = f.out as string;
+  if (f.record !== undefined && f.mode !== 'chaos') throw new UsageError('--record records a chaos run: it needs --mode chaos (a controlled run writes its schedule anyway)');
   const seed = f.seed !== undefined ? parseSeedFlag(String(f.seed)) : (Math.random() * 2 ** 32) >>> 0;
-  const scenario = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
-  await checkScenario(scenario);
-  const base: Omit<StressRunOptions, 'seed'> = {
-    scenario,
+  const asked = (f.scenario as string | undefined) ?? (bugs.length ? BUG_INFO.find((b) => b.name === bugs[0])!.scenario : 'spi-storm');
+  // Several scenarios (`all`, or a comma-separated list): the budget is spread by what each finds.
+  const scenarios = asked === 'all' ? [...BUILTIN_SCENARIOS] : asked.split(',').filter(Boolean);
+  if (scenarios.length === 0) throw new UsageError('--scenario: no scenario given');
+  for (const sc of scenarios) await checkScenario(sc);
+  const scenario = scenarios.join(',');
+  const base: CampaignOptions['base'] = {
+    scenario: scenarios[0]!,
     mode: f.mode as 'controlled' | 'chaos',
-    strategy: f.strategy as 'random' | 'pct',
+    strategy: f.strategy as CampaignStrategy,
     depth: f.depth as number,
     vcpus: f.vcpus as number | undefined,
     iterations: f.size as number | undefined,
@@ -251,9 +260,12 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     lrPolicy: f['lr-policy'] as 'mainline' | 'classic',
     bugs,
     keepHistory: true,
+    record: f.record !== undefined,
   };
 
   const t0 = performance.now();
+  // --record without a failure keeps the lowest run index's recording.
+  let firstRun = null as { index: number; r: StressRunReport } | null;
   let failuresSoFar = 0;
   let explored = 0;
   const runs = (f.iterations as number | undefined) ?? (f.duration ? undefined : 20);
@@ -282,8 +294,10 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
       keepGoing: f['keep-going'] === true,
       signal: ac.signal,
       shard,
-      onRun: (r, done) => {
+      scenarios: scenarios.length > 1 ? scenarios : undefined,
+      onRun: (r, done, index) => {
         if (!r.ok) failuresSoFar++;
+        if (base.record && (!firstRun || index < firstRun.index)) firstRun = { index, r };
         if (r.schedule) explored++;
         progress.update(done, `${explored} schedules explored, ${failuresSoFar} failures`);
       },
@@ -300,7 +314,9 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   if (failed) {
     if (f.minimise && failed.schedule && !campaign.aborted) {
       const mp = new Progress({ label: 'minimising', suffix: `seed ${formatSeed(failed.seed)}` });
-      const m = await minimiseSchedule({ ...base, seed: failed.seed }, failed, {
+      // The failing run's own strategy (a mixed campaign gives each run its own).
+      const strategy = failed.strategy === 'pct' || failed.strategy === 'random' ? failed.strategy : undefined;
+      const m = await minimiseSchedule({ ...base, scenario: failed.scenarioRef, seed: failed.seed, strategy, depth: failed.depth }, failed, {
         onTrial: (t, n, bad) => mp.update(t, `trial ${t}: ${n} switches, ${bad ? 'still fails' : 'passes'}`),
       });
       mp.done();
@@ -309,13 +325,15 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     }
     files.push(...writeArtifacts(claimDir(out, artefactName(report!)), report!));
   }
+  const recorded = base.record ? await writeChaosRecording(f.record as string, base, failed ?? firstRun?.r ?? null) : null;
+  if (recorded) files.push(recorded.file);
   const filesOf = new Map<number, string[]>(failed ? [[failed.seed, files]] : []);
   if (f.junit) {
     // One testcase per seed, in campaign order; each failure carries its repro line and files.
     const bySeed = new Map(campaign.failures.map((r) => [r.seed, r]));
     const cases: JUnitCase[] = campaign.results.map((x) => {
       const r = bySeed.get(x.seed);
-      return { name: `${scenario} seed ${formatSeed(x.seed)}`, timeSec: x.durationMs / 1000, failure: r ? failureCase(r === failed ? report! : r, filesOf.get(x.seed) ?? []) : x.ok ? undefined : { message: 'failed (see the campaign report)', details: '' } };
+      return { name: `${x.scenario} seed ${formatSeed(x.seed)}`, timeSec: x.durationMs / 1000, failure: r ? failureCase(r === failed ? report! : r, filesOf.get(x.seed) ?? []) : x.ok ? undefined : { message: 'failed (see the campaign report)', details: '' } };
     });
     writeFileSync(f.junit as string, toJUnitXml('vgic-emu stress', cases));
     files.push(f.junit as string);
@@ -323,7 +341,7 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
   const repro = failed ? `${reproLine(failed)}` : null;
   const replay = files.find((p) => p.endsWith('schedule.json'));
   const summary = {
-    scenario: base.scenario,
+    scenario,
     mode: base.mode,
     campaignSeed: formatSeed(seed),
     runs: campaign.runs,
@@ -333,32 +351,70 @@ async function campaignCommand(f: Flags, bugs: string[]): Promise<number> {
     schedulePointsPerSecond: campaign.schedulePoints / seconds,
     seconds,
     repro,
-    replay: replay ? `npx vgic-emu stress --replay ${replay}` : null,
+    replay: recorded ? `npx vgic-emu stress --replay ${recorded.file}` : replay ? `npx vgic-emu stress --replay ${replay}` : null,
+    ...(recorded ? { recording: recorded } : {}),
     files,
-    ...(failed ? { failure: { seed: formatSeed(failed.seed), findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
+    ...(failed ? { failure: { seed: formatSeed(failed.seed), confirmed: failed.confirmed ?? null, findings: failed.findings.map((x) => ({ kind: x.kind, message: x.message })) } } : {}),
     // What `vgic-emu merge` combines: the configuration, this shard, every run and every failure.
     config: { strategy: base.strategy, depth: base.depth, vcpus: base.vcpus ?? null, size: base.iterations ?? null, gic: base.gic ?? null, locking: base.locking, lrPolicy: base.lrPolicy, bugs: base.bugs },
     shard: shard ? `${shard.index + 1}/${shard.count}` : null,
-    results: campaign.results.map((x) => ({ index: x.index, seed: formatSeed(x.seed), ok: x.ok, durationMs: Math.round(x.durationMs) })),
+    results: campaign.results.map((x) => ({ index: x.index, seed: formatSeed(x.seed), ...(scenarios.length > 1 ? { scenario: x.scenario } : {}), ok: x.ok, durationMs: Math.round(x.durationMs) })),
+    ...(campaign.budget ? { budget: campaign.budget } : {}),
     failureList: campaign.failures.map((r) => ({
-      index: campaign.results.find((x) => x.seed === r.seed)?.index ?? -1, seed: formatSeed(r.seed), repro: reproLine(r),
+      index: campaign.results.find((x) => x.seed === r.seed)?.index ?? -1, seed: formatSeed(r.seed), repro: reproLine(r), confirmed: r.confirmed ?? null,
       findings: r.findings.map((x) => ({ kind: x.kind, message: x.message })), files: filesOf.get(r.seed) ?? [],
     })),
   };
+  if (!f.json && campaign.budget) {
+    process.stdout.write(`budget: ${campaign.budget.map((b) => `${b.scenario} ${b.runs} runs (${b.covered} transitions${b.findings.length ? `, found ${b.findings.join('+')}` : ''})`).join('; ')}\n`);
+  }
   if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else if (!failed) {
     const what = campaign.aborted ? `interrupted after ${campaign.runs} runs` : `${campaign.runs} runs`;
-    process.stdout.write(`ok: ${what} of ${base.scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
+    process.stdout.write(`ok: ${what} of ${scenario} (${base.mode}), campaign seed ${summary.campaignSeed}, no violation${recorded ? `\n${recordingLine(recorded)}` : ''}${files.length ? `\nwrote ${files.join(', ')}` : ''}\n`);
   } else {
     const lines = [describeFailure(failed)];
     if (minimised) lines.push(minimised);
     lines.push(`repro: ${repro}${reproNote(failed)}`);
+    if (recorded) lines.push(recordingLine(recorded), `   or: npx vgic-emu stress --replay ${recorded.file}`);
     if (replay) lines.push(`   or: npx vgic-emu stress --replay ${replay}`);
     lines.push(`wrote ${files.join(', ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   }
   if (failed) return 1;
   return campaign.aborted ? 130 : 0;
+}
+
+interface ChaosRecordingSummary {
+  file: string;
+  seed: string;
+  points: number;
+  chaosFailed: boolean;
+  replayFailed: boolean;
+  replayFindings: string[];
+}
+
+/**
+ * --record: replay the chosen chaos run's recorded order once under the controlled scheduler and
+ * write that replay's schedule (plus the recording) to `file`. From then on the file replays
+ * exactly, like any controlled schedule; whether it fails as the chaos run did is said here.
+ */
+async function writeChaosRecording(file: string, base: CampaignOptions['base'], r: StressRunReport | null): Promise<ChaosRecordingSummary | null> {
+  if (!r?.recording) return null;
+  const { strategy: _s, record: _r, ...rest } = base;
+  const rep = await runStress({ ...rest, scenario: r.scenarioRef, mode: 'controlled', seed: r.seed, replayOrder: r.recording.order });
+  const sf = toScheduleFile(scheduleConfig(rep), rep.schedule!.switches);
+  sf.recordedFrom = {
+    mode: 'chaos', chaosFailed: !r.ok, replayFailed: !rep.ok, points: r.recording.order.length, truncated: r.recording.truncated,
+    reordered: rep.order?.reordered ?? 0, leftAt: rep.order?.leftAt ?? null, order: encodeOrder(r.recording.order),
+  };
+  writeScheduleFile(file, sf);
+  return { file, seed: formatSeed(r.seed), points: sf.recordedFrom.points, chaosFailed: !r.ok, replayFailed: !rep.ok, replayFindings: rep.findings.map((x) => `${x.kind}: ${x.message}`) };
+}
+
+function recordingLine(c: ChaosRecordingSummary): string {
+  const verdict = c.replayFailed ? `fails under the controlled scheduler too (${c.replayFindings[0] ?? 'failed'})` : c.chaosFailed ? 'passes under the controlled scheduler: the recorded order did not reproduce the failure' : 'passes under the controlled scheduler';
+  return `recorded: ${c.points} schedule points of seed ${c.seed} in ${c.file}; replayed in that order, it ${verdict}`;
 }
 
 function parseSeedFlag(s: string): number {

@@ -40,13 +40,31 @@ export function installVmWakeups(h: Host, fds: FdCache | null, onIrqfdHangup?: (
     const slot = cookie & 0xff;
     const gen = (cookie >>> 8) & GEN_MASK;
     if (kind === WAKE_IRQFD) {
-      if (!hup || !onIrqfdHangup) return irqfdWakeup(h, slot, gen, efd, hup);
+      if (!hup || !onIrqfdHangup) {
+        if (irqfdWakeup(h, slot, gen, efd, hup)) return true;
+        // -EWOULDBLOCK: irqfd_wakeup schedules the inject work itself, here in the VM's own
+        // memory too, so that the injector is a thread the controlled scheduler can see waking.
+        handToInjector(h, efd, 1);
+        return true;
+      }
       efd.unbindWakeup(token);
       onIrqfdHangup(slot, gen);
     } else if (kind === WAKE_VIRQFD) virqfdWakeup(h, slot, gen, efd, hup);
     return true;
   });
   if (h.selfVcpu >= 0) h.onAckedSpi = (pin) => resamplerAck(h, pin, fds);
+}
+
+/**
+ * schedule_work(&irqfd->inject): `n` units for the injector on `efd`'s work word, then a ring of
+ * the VM's irqfdWork word. In that order: the controlled-mode injector reads irqfdWork before it
+ * scans the work words and sleeps only while irqfdWork is unchanged, so work added after its scan
+ * always changes the word it sleeps on ("work handed over while the injector goes to sleep").
+ */
+export function handToInjector(h: Host, efd: EventFd, n: number): void {
+  efd.scheduleWork(n);
+  Atomics.add(h.m, D.irqfdWork, 1);
+  Atomics.notify(h.m, D.irqfdWork);
 }
 
 /** Enter irqfd `slot` of generation `gen` if it is still active. Pair with irqfdExit. */

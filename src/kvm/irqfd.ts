@@ -15,6 +15,7 @@ import { kvmErr } from '../uapi/errno.js';
 import { FdChannel } from './fd-channel.js';
 import { GEN_MASK, makeCookie, WAKE_IRQFD } from './wake-cookie.js';
 import { irqBypass, type IrqBypassConsumer } from './irq-bypass.js';
+import { handToInjector } from './irqfd-path.js';
 import { KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE } from '../uapi/kvm.js';
 
 /** struct kvm_irqfd. */
@@ -115,7 +116,7 @@ export class Irqfds {
     // schedules the inject work when the eventfd is already readable. The load comes after the
     // ACTIVE store, so a signal either sees ACTIVE or its count is seen here (SC Dekker pair).
     const pending = fd.value;
-    if (pending !== 0n) fd.scheduleWork(fd.flags & EFD_SEMAPHORE ? Number(pending > 0x3fffffffn ? 0x3fffffffn : pending) : 1);
+    if (pending !== 0n) handToInjector(h, fd, fd.flags & EFD_SEMAPHORE ? Number(pending > 0x3fffffffn ? 0x3fffffffn : pending) : 1);
     const s: Slot = { gen, fd, resamplefd: rfd, gsi: a.gsi, consumer: null };
     this.slots[slot] = s;
     // irq bypass: a failure to connect is not an irqfd failure (spec §8.3: only logged).

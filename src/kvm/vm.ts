@@ -122,7 +122,7 @@ export class Vm {
 
   private spawnInjector(port: MessagePort): Worker {
     return new Worker(distPath('workers/irqfd-injector.js'), {
-      workerData: { buffers: this.buffers, cfg: this.cfg, history: this.stress?.history ?? null, port },
+      workerData: { buffers: this.buffers, cfg: this.cfg, history: this.stress?.history ?? null, stress: this.stress, port },
       transferList: [port],
     });
   }

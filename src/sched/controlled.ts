@@ -1,10 +1,11 @@
 /**
  * Controlled scheduling: exactly one participating thread runs at a time; the baton passes only
  * at schedule points (lock operations, flag publications, kicks, guest instruction boundaries)
- * and whenever the running thread blocks. Which thread runs next is decided by a strategy from
- * (seed, step) alone, so the same seed and scenario give the same schedule, hence the same
- * history. Every switch is recorded; a recorded schedule can be replayed exactly, and a schedule
- * can be given as a short list of preemptions (the minimiser's output).
+ * and whenever the running thread blocks. Which thread runs next is decided by a strategy
+ * (strategies/: random walk, PCT, replay, order replay, default) from (seed, step) alone, so the
+ * same seed and scenario give the same schedule, hence the same history. Every switch is
+ * recorded; a recorded schedule can be replayed exactly, and a schedule can be given as a short
+ * list of preemptions (the minimiser's output).
  *
  * Shared state: one SharedArrayBuffer (SCHED layout). Only the baton holder writes the decision
  * fields, so they need no lock; the baton itself is `turn`, and each thread sleeps on its own
@@ -16,56 +17,21 @@
  * is a deadlock (or a lost wake-up): the run fails with that finding and switches to free-running
  * so every thread can be stopped.
  */
-import { defineLayout } from '../shm/layout.js';
-import { setSchedHook } from '../sync/sched.js';
+import { SchedPoint, setSchedHook } from '../sync/sched.js';
+import { polling, setPollEndHook } from './poll-scope.js';
 import { setWaitHooks } from '../sync/wait-hooks.js';
 import { TeardownError } from '../sync/lock.js';
-import { decide } from './hash.js';
-import { SchedPoint } from '../sync/sched.js';
 import { NS_PER_STEP, setScheduleClock } from '../kvm/timer/counter.js';
+import { MAX_SCHED_THREADS, REC_WORDS, SCHED } from './sched-layout.js';
+import { Decision, randomWalk, STRATEGIES, STRATEGY_ORDER, STRATEGY_REPLAY } from './strategies/index.js';
+import { initOrder, orderWords } from './strategies/order.js';
+import { initPct } from './strategies/pct.js';
+import { replayBase } from './strategies/replay.js';
 
-export const MAX_SCHED_THREADS = 16;
-export const MAX_PCT_DEPTH = 16;
-const PCT_SLICE = 2_000;
-
-export const SCHED = defineLayout('sched', [
-  { name: 'turn', doc: 'slot holding the baton; -1 before start; FREE when free-running' },
-  { name: 'nThreads', doc: 'participants expected before the start' },
-  { name: 'joined', doc: 'participants joined' },
-  { name: 'step', doc: 'schedule points so far' },
-  { name: 'seed', doc: 'run seed' },
-  { name: 'strategy', doc: 'STRATEGY_*' },
-  { name: 'pMicro', doc: 'random walk: switch probability x 1e6 at each point' },
-  { name: 'pHotMicro', doc: 'random walk: the same at publication/kick/wake points (race windows)' },
-  { name: 'pctDepth', doc: 'PCT: bug depth d (d-1 priority change points)' },
-  { name: 'pctSteps', doc: 'PCT: expected number of steps k' },
-  { name: 'maxSteps', doc: 'budget; exceeding it is reported as a livelock' },
-  { name: 'failure', doc: 'FAIL_*' },
-  { name: 'failStep', doc: 'step at which the failure was found' },
-  { name: 'preemptions', doc: 'switches away from a thread that could have continued' },
-  { name: 'lowPrio', doc: 'PCT: next priority to give a demoted thread (decreasing)' },
-  { name: 'runLen', doc: 'consecutive steps of the running thread (PCT time slice)' },
-  { name: 'skip', doc: 'steps of virtual time skipped while every thread waited for a timer' },
-  { name: 'state', words: MAX_SCHED_THREADS, doc: 'per slot: T_*' },
-  { name: 'waitWord', words: MAX_SCHED_THREADS, doc: 'per slot: word index it is blocked on' },
-  { name: 'waitVal', words: MAX_SCHED_THREADS, doc: 'per slot: blocked while vm[waitWord] === waitVal' },
-  { name: 'waitUntil', words: MAX_SCHED_THREADS, doc: 'per slot: a word wait also ends at this clock step (step + skip); -1 none' },
-  { name: 'bell', words: MAX_SCHED_THREADS, doc: 'per slot doorbell: 1 when handed the baton' },
-  { name: 'parked', words: MAX_SCHED_THREADS, doc: 'per slot: sleeping on its doorbell' },
-  { name: 'prio', words: MAX_SCHED_THREADS, doc: 'PCT priorities (higher runs first)' },
-  { name: 'changeAt', words: MAX_PCT_DEPTH, doc: 'PCT: steps at which the running thread is demoted' },
-  { name: 'recCount', doc: 'recorded switches' },
-  { name: 'recCap', doc: 'capacity of the record array' },
-  { name: 'replayCount', doc: 'switches in the replay schedule (0: not replaying)' },
-  { name: 'replayPos', doc: 'next replay entry' },
-  { name: 'diverged', doc: 'replay: 1 + the first step whose recorded decision could not be followed (0: none)' },
-]);
+export { MAX_PCT_DEPTH, MAX_SCHED_THREADS, SCHED } from './sched-layout.js';
+export { STRATEGY_DEFAULT, STRATEGY_ORDER, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY } from './strategies/index.js';
 
 export const FREE = -2;
-export const STRATEGY_DEFAULT = 0; // continue the current thread; when it blocks, the lowest enabled slot
-export const STRATEGY_RANDOM = 1;
-export const STRATEGY_PCT = 2;
-export const STRATEGY_REPLAY = 3;
 export const FAIL_NONE = 0;
 export const FAIL_DEADLOCK = 1;
 export const FAIL_BUDGET = 2;
@@ -83,7 +49,6 @@ export interface Switch {
   forced: boolean;
 }
 
-const REC_WORDS = 3;
 
 export interface SchedConfig {
   seed: number;
@@ -103,6 +68,13 @@ export interface SchedConfig {
   maxSteps?: number;
   /** Replay these switches (strategy REPLAY). */
   replay?: readonly Switch[];
+  /** Replay this order of schedule points, the thread slot of each (strategy ORDER). */
+  order?: readonly number[];
+  /**
+   * The end of each satisfied wait is a schedule point (poll-scope.ts). Always so for an order
+   * replay, and for the replay of a schedule an order replay made (its steps count those points).
+   */
+  pollPoints?: boolean;
   recordCapacity?: number;
 }
 
@@ -111,7 +83,9 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   if (c.threads > MAX_SCHED_THREADS) throw new Error(`controlled mode supports at most ${MAX_SCHED_THREADS} threads`);
   const cap = c.recordCapacity ?? 1 << 18;
   const replay = c.replay ?? [];
-  const sab = new SharedArrayBuffer((SCHED.size + cap * REC_WORDS + replay.length * REC_WORDS) * 4);
+  const order = c.order ?? [];
+  const orderAt = SCHED.size + cap * REC_WORDS + replay.length * REC_WORDS;
+  const sab = new SharedArrayBuffer((orderAt + orderWords(order.length)) * 4);
   const s = new Int32Array(sab);
   const o = SCHED.off;
   s[o.turn] = -1;
@@ -120,8 +94,6 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
   s[o.strategy] = c.strategy;
   s[o.pMicro] = Math.round((c.p ?? 0.05) * 1e6);
   s[o.pHotMicro] = Math.round((c.pHot ?? 0.5) * 1e6);
-  s[o.pctDepth] = Math.min(MAX_PCT_DEPTH, Math.max(1, c.depth ?? 3));
-  s[o.pctSteps] = c.pctSteps ?? 20000;
   s[o.maxSteps] = c.maxSteps ?? 2_000_000;
   s[o.recCap] = cap;
   s[o.replayCount] = replay.length;
@@ -132,30 +104,41 @@ export function createSchedBuffer(c: SchedConfig): SharedArrayBuffer {
     s[rb + i * REC_WORDS + 2] = sw.forced ? 1 : 0;
   });
   // PCT: distinct random initial priorities (>= depth) and d-1 change points in [1, k].
-  for (let t = 0; t < MAX_SCHED_THREADS; t++) s[o.prio + t] = s[o.pctDepth]! + 1 + (decide(c.seed, -1 - t, 7) % 1_000_000);
-  for (let i = 0; i < s[o.pctDepth]! - 1; i++) s[o.changeAt + i] = 1 + (decide(c.seed, -100 - i, 11) % s[o.pctSteps]!);
-  s[o.lowPrio] = s[o.pctDepth]!;
+  initPct(s, c.seed, c.depth ?? 3, c.pctSteps ?? 20000);
   for (let t = 0; t < MAX_SCHED_THREADS; t++) s[o.waitUntil + t] = -1;
+  initOrder(s, orderAt, order);
+  s[o.pollPoints] = c.pollPoints || c.strategy === STRATEGY_ORDER ? 1 : 0;
   return sab;
 }
 
-/** The scheduler's view of each thread, for failure reports. */
-export function describeSched(sab: SharedArrayBuffer): string {
+/**
+ * A participant that will never join (the run's VM started no irqfd injector): count it as joined
+ * and gone, so the start does not wait for it. Only before the others join: the last joiner
+ * starts the run, and that must be a real thread.
+ */
+export function markAbsent(sab: SharedArrayBuffer, slot: number): void {
+  const s = new Int32Array(sab);
+  Atomics.store(s, SCHED.off.state + slot, T_EXITED);
+  if (Atomics.add(s, SCHED.off.joined, 1) + 1 >= s[SCHED.off.nThreads]!) throw new Error(`scheduler slot ${slot} marked absent after every other participant joined`);
+}
+
+/** The scheduler's view of each thread, for failure reports (`names`: per slot). */
+export function describeSched(sab: SharedArrayBuffer, names: readonly string[] = []): string {
   const s = new Int32Array(sab);
   const o = SCHED.off;
-  const names = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
+  const states = ['absent', 'runnable', 'blocked on lock', 'blocked on word', 'exited'];
   const lines = [`scheduler: step ${s[o.step]} (clock step ${s[o.step]! + s[o.skip]!}), turn ${s[o.turn]}, preemptions ${s[o.preemptions]}`];
   for (let t = 0; t < s[o.nThreads]!; t++) {
     const st = s[o.state + t]!;
     const until = st === T_WORD && s[o.waitUntil + t]! >= 0 ? `, or until clock step ${s[o.waitUntil + t]}` : '';
     const w = st === T_LOCK || st === T_WORD ? ` (word ${s[o.waitWord + t]}${st === T_WORD ? ` while == ${s[o.waitVal + t]}${until}` : ''})` : '';
-    lines.push(`  thread ${t}${t === 0 ? ' (driver)' : ` (vcpu${t - 1})`}: ${names[st] ?? st}${w}, priority ${s[o.prio + t]}`);
+    lines.push(`  thread ${t} (${names[t] ?? (t === 0 ? 'driver' : `vcpu${t - 1}`)}): ${states[st] ?? st}${w}, priority ${s[o.prio + t]}`);
   }
   return lines.join('\n');
 }
 
 /** The recorded switches of a finished run. */
-export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number; divergedAt: number | null } {
+export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number; divergedAt: number | null; reordered: number; orderLeftAt: number | null } {
   const s = new Int32Array(sab);
   const o = SCHED.off;
   const n = Math.min(s[o.recCount]!, s[o.recCap]!);
@@ -165,10 +148,10 @@ export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; step
     switches.push({ step: s[b]!, to: s[b + 1]!, forced: s[b + 2] === 1 });
   }
   // A replay also diverged if it ended before reaching every recorded decision.
-  const rb = SCHED.size + s[o.recCap]! * REC_WORDS;
+  const rb = replayBase(s);
   const unreached = s[o.replayPos]! < s[o.replayCount]! ? s[rb + s[o.replayPos]! * REC_WORDS]! : -1;
   const divergedAt = s[o.diverged] ? s[o.diverged]! - 1 : unreached >= 0 ? unreached : null;
-  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]!, divergedAt };
+  return { switches, steps: s[o.step]!, preemptions: s[o.preemptions]!, failure: s[o.failure]!, failStep: s[o.failStep]!, divergedAt, reordered: s[o.reordered]!, orderLeftAt: s[o.orderLeft] ? s[o.orderLeft]! - 1 : null };
 }
 
 // Spin briefly before parking: with more participants than the 2 cores, long spinning waiters
@@ -184,12 +167,16 @@ export class ControlledThread {
   private readonly stopIdx: number;
   private readonly o = SCHED.off;
 
+  /** Filled at each decision for the strategy (one per thread: no allocation per point). */
+  private readonly d: Decision;
+
   constructor(sab: SharedArrayBuffer, vm: Int32Array, slot: number, stopIdx: number) {
     if (slot >= MAX_SCHED_THREADS) throw new Error(`thread slot ${slot} beyond the controlled scheduler's ${MAX_SCHED_THREADS}`);
     this.s = new Int32Array(sab);
     this.vm = vm;
     this.slot = slot;
     this.stopIdx = stopIdx;
+    this.d = new Decision(this.s, (t) => this.enabled(t));
   }
 
   /** Install this thread's hooks (schedule points, lock/word waits, yields). */
@@ -207,10 +194,14 @@ export class ControlledThread {
       },
       yield: () => this.yieldTurn(),
     });
+    // An order replay passes the end of a satisfied wait as the point its recording took there
+    // (poll-scope.ts); other runs make no decision there, unless they replay an order replay's.
+    if (this.s[this.o.pollPoints]) setPollEndHook(() => this.point(SchedPoint.Wake));
   }
 
   uninstall(): void {
     setSchedHook(null);
+    setPollEndHook(null);
     setScheduleClock(null);
     setWaitHooks({ lockWait: null, wordWait: null, yield: null });
   }
@@ -284,42 +275,23 @@ export class ControlledThread {
     // The default continuation: the current thread goes on if it can; otherwise the lowest enabled
     // thread (the current one if it is enabled again and not yielding). A schedule records every
     // decision that differs from it, so a replay (which follows the default elsewhere) is exact.
-    const dflt = curCan && !excludeCur ? cur : !excludeCur && cur >= 0 && this.enabled(cur) ? cur : lowest;
-    let next: number;
-    const strategy = s[o.strategy];
-    if (strategy === STRATEGY_REPLAY) {
-      const rb = SCHED.size + s[o.recCap]! * REC_WORDS;
-      const pos = s[o.replayPos]!;
-      if (pos < s[o.replayCount]! && s[rb + pos * REC_WORDS] === step) {
-        s[o.replayPos] = pos + 1;
-        const want = s[rb + pos * REC_WORDS + 1]!;
-        const can = want >= 0 && want < n && this.enabled(want) && !(excludeCur && want === cur);
-        // The recording chose a thread that cannot run here: this run is no longer the recorded
-        // one (another build, a changed scenario, an edited file). Say so, never "no violation".
-        if (!can && s[o.diverged] === 0) s[o.diverged] = step + 1;
-        next = can ? want : dflt;
-      } else next = dflt;
-    } else if (strategy === STRATEGY_RANDOM || excludeCur) {
-      // Random walk; and, under every strategy, a yield: a seeded random other thread, so two
-      // threads polling each other cannot starve a third (PCT would keep picking the same pair).
-      const seed = s[o.seed]!;
-      const p = (kind >= SchedPoint.PublishMode && kind <= SchedPoint.Block) || kind === SchedPoint.RcuRead ? s[o.pHotMicro]! : s[o.pMicro]!;
-      if (!curCan || excludeCur || decide(seed, step, 1) < p * 4294.967296) {
-        let k = decide(seed, step, 2) % count;
-        next = lowest;
-        for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && k-- === 0) next = t;
-      } else next = cur;
-    } else if (strategy === STRATEGY_PCT) {
-      for (let i = 0; i < s[o.pctDepth]! - 1; i++) {
-        if (s[o.changeAt + i] === step && cur >= 0) s[o.prio + cur] = --s[o.lowPrio]!;
-      }
-      // A time slice: PCT assumes every thread terminates, but a vCPU in an interrupt storm (a
-      // level line held high by a lower-priority device thread) never would. The OS would preempt
-      // it; so do we, by demoting a thread that ran PCT_SLICE steps in a row.
-      if (cur >= 0 && s[o.runLen]! > PCT_SLICE) s[o.prio + cur] = --s[o.lowPrio]!;
-      next = lowest;
-      for (let t = 0; t < n; t++) if (this.enabled(t) && !(excludeCur && t === cur) && s[o.prio + t]! > s[o.prio + next]!) next = t;
-    } else next = dflt;
+    const d = this.d;
+    d.stopped = Atomics.load(this.vm, this.stopIdx) !== 0;
+    d.polling = polling();
+    d.step = step;
+    d.cur = cur;
+    d.curCan = curCan;
+    d.excludeCur = excludeCur;
+    d.kind = kind;
+    d.n = n;
+    d.count = count;
+    d.lowest = lowest;
+    d.dflt = curCan && !excludeCur ? cur : !excludeCur && cur >= 0 && this.enabled(cur) ? cur : lowest;
+    const dflt = d.dflt;
+    // A yield goes to the random walk under every strategy but replay (random.ts says why).
+    const strategy = s[o.strategy]!;
+    // (An order replay decides yields itself: the recording says who passed the next point.)
+    const next = (excludeCur && strategy !== STRATEGY_REPLAY && strategy !== STRATEGY_ORDER ? randomWalk : STRATEGIES[strategy]!).next(d);
     if (curCan && next !== cur) s[o.preemptions]!++;
     s[o.runLen] = next === cur ? s[o.runLen]! + 1 : 0;
     if (next !== dflt) {

@@ -161,6 +161,7 @@ export const DIST = defineLayout('vgic_dist', [
   { name: 'vmToken', doc: "this VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0" },
   { name: 'irqfdHiwater', doc: 'irqfd slots ever used (scans stop here)' },
   { name: 'irqfdResamplers', doc: 'active resampling irqfds: 0 lets the ack path skip its scan' },
+  { name: 'irqfdWork', doc: 'atomic counter: bumped after each work item handed to the irqfd injector (its controlled-mode doorbell)' },
   { name: 'lpiLock', kind: 'lock', words: 2, doc: 'the LPI table lock (dist->lpi_xa): LPI allocation and release' },
   { name: 'propbaserLo', doc: 'GICR_PROPBASER [31:0] (one VM-wide value, as KVM keeps it)' },
   { name: 'propbaserHi', doc: 'GICR_PROPBASER [63:32]' },

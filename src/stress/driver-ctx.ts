@@ -9,17 +9,20 @@ import { KvmError } from '../uapi/errno.js';
 import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import type { Prng } from '../sched/prng.js';
 import { yieldHook } from '../sync/wait-hooks.js';
+import { pollBegin, pollEnd } from '../sched/poll-scope.js';
 import { D, type Host } from '../vgic/host.js';
 import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { SRAM } from './ram.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 import { irqRecord } from '../vgic/irq.js';
-import { irqfdOff, irqOff, vcpuOff } from '../shm/vm-memory.js';
-import { IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { irqfdOff, irqOff, physOff, vcpuOff } from '../shm/vm-memory.js';
+import { DEV_RUNNING, IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, NR_PHYS_IRQS, PHYS_IRQ, VCPU } from '../shm/layouts.js';
 import { lockIrq, unlockIrq } from '../vgic/locks.js';
 import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
 
 const nap = new Int32Array(new SharedArrayBuffer(4));
+/** How long a driver whose scheduled peers are all blocked waits for a running device thread. */
+const OUTSIDE_WAIT_MS = 5000;
 
 export class DriverCtx {
   readonly ram: Int32Array;
@@ -101,15 +104,48 @@ export class DriverCtx {
   waitFor(pred: () => boolean, what: string): boolean {
     const end = performance.now() + this.waitBudget;
     let lonely = 0;
+    let outsideSince = -1;
     for (let i = 0; ; i++) {
-      if (pred()) return true;
+      // How often the condition is polled is timing: not part of a recorded interleaving.
+      let ok = false;
+      pollBegin();
+      try {
+        ok = pred();
+      } finally {
+        pollEnd(ok);
+      }
+      if (ok) return true;
       const outOfBudget = this.controlled ? i > this.waitBudget : performance.now() > end;
+      if (!outOfBudget && lonely > 2 && this.deviceThreadRuns()) {
+        // Every scheduled thread is blocked, but a device thread runs outside the scheduler and
+        // may still raise a line: not "every other thread is blocked". Give it real time.
+        const now = performance.now();
+        if (outsideSince < 0) outsideSince = now;
+        if (now - outsideSince < OUTSIDE_WAIT_MS) {
+          Atomics.wait(nap, 0, 0, 1);
+          lonely = 0;
+          continue;
+        }
+      }
       if (outOfBudget || lonely > 2) {
         this.stalls.push(`driver gave up waiting for ${what}${lonely > 2 ? ' (every other thread is blocked)' : ''}; ${this.diagnose()}`);
         return false;
       }
       lonely = this.relax(i) ? 0 : lonely + 1;
     }
+  }
+
+  /**
+   * A VFIO-like device thread (workers/device.ts) runs: it raises its lines on its own schedule,
+   * outside the controlled scheduler (the irqfd injector, by contrast, is a scheduled thread).
+   */
+  private deviceThreadRuns(): boolean {
+    const m = this.h.m;
+    for (let i = 0; i < NR_PHYS_IRQS; i++) {
+      const p = physOff(this.h.g, i);
+      if (Atomics.load(m, p + PHYS_IRQ.off.used) !== 0 && Atomics.load(m, p + PHYS_IRQ.off.devState) === DEV_RUNNING) return true;
+    }
+    return false;
   }
 
   /**

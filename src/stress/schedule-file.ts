@@ -40,6 +40,42 @@ export interface ScheduleFile {
   preemptions: number;
   /** [step, thread, forced (1) or preemptive (0)] */
   switches: [number, number, number][];
+  /**
+   * A schedule made from a chaos run's recording (`--mode chaos --record`): the recorded order of
+   * schedule points (run-length pairs [thread, count]), how its controlled replay followed it, and
+   * whether that replay failed as the chaos run did. `switches` are the replay's, so that the file
+   * replays exactly like any other.
+   */
+  recordedFrom?: ChaosOrigin;
+}
+
+export interface ChaosOrigin {
+  mode: 'chaos';
+  /** Whether the chaos run failed, and whether its controlled replay did. */
+  chaosFailed: boolean;
+  replayFailed: boolean;
+  points: number;
+  truncated: boolean;
+  reordered: number;
+  leftAt: number | null;
+  order: [number, number][];
+}
+
+/** A recorded order (thread per point) as run-length pairs. */
+export function encodeOrder(order: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const t of order) {
+    const last = out[out.length - 1];
+    if (last && last[0] === t) last[1]++;
+    else out.push([t, 1]);
+  }
+  return out;
+}
+
+export function decodeOrder(pairs: readonly [number, number][]): number[] {
+  const out: number[] = [];
+  for (const [t, n] of pairs) for (let i = 0; i < n; i++) out.push(t);
+  return out;
 }
 
 /** The run configuration a schedule file pins (what a replay must match). */

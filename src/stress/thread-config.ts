@@ -13,10 +13,21 @@ export interface StressThreadConfig {
   sched: SharedArrayBuffer | null;
   /** Chaos mode: seeded perturbation at schedule points. */
   chaos: ChaosConfig | null;
+  /** Controlled mode: the injector's scheduler slot (injectorSchedSlot). */
+  injectorSlot?: number;
 }
 
 /** Scheduler slot of the stress driver thread; vCPU i is 1 + i. */
 export const DRIVER_SCHED_SLOT = 0;
+
+/**
+ * Scheduler slot of the irqfd injector worker, after the vCPUs: it makes progress of its own
+ * (work handed over by the irqfd fast path), so in controlled mode it is a participant like the
+ * others. A run whose VM never started an injector counts the slot as gone (markAbsent).
+ */
+export function injectorSchedSlot(vcpus: number): number {
+  return 1 + vcpus;
+}
 
 /** Install this thread's hooks. Returns the controlled-mode handle, to join() and leave(). */
 export function installStressHooks(c: StressThreadConfig | null | undefined, h: Host, schedSlot: number): ControlledThread | null {
@@ -26,6 +37,11 @@ export function installStressHooks(c: StressThreadConfig | null | undefined, h: 
     ct.install();
     return ct;
   }
-  if (c.chaos) installChaos(c.chaos, schedSlot);
+  if (c.chaos) installChaos(c.chaos, schedSlot, { vm: h.m, stopIdx: D.stop });
   return null;
+}
+
+/** Each scheduler slot's thread, by name (failure reports). */
+export function schedThreadNames(vcpus: number): string[] {
+  return ['driver', ...Array.from({ length: vcpus }, (_, i) => `vcpu${i}`), 'irqfd-injector'];
 }

@@ -262,4 +262,25 @@ describe('vgic-emu stress', () => {
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(/another campaign/);
   });
+
+  it('--mode chaos --record writes a schedule that --replay replays exactly; --record needs chaos mode', async () => {
+    const rec = join(dir, 'chaos-record.json');
+    const bad = await cli(['stress', '--scenario', 'spi-storm', '--iterations', '1', '--record', rec], dir);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--record .*--mode chaos/);
+    const r = await cli(['stress', '--scenario', 'spi-storm', '--mode', 'chaos', '--iterations', '1', '--size', '20', '--seed', '5', '--record', rec, '--out', join(dir, 'rec')], dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^recorded: \d+ schedule points of seed 0x00000005 in /m);
+    const sf = readScheduleFile(rec);
+    expect(sf.recordedFrom?.mode).toBe('chaos');
+    expect(sf.recordedFrom!.points).toBeGreaterThan(0);
+    type J = { ok: boolean; divergedAt: number | null; schedule: string };
+    const replays = await Promise.all([1, 2].map(async () => {
+      const x = await cli(['stress', '--replay', rec, '--json', '--out', join(dir, 'rec')], dir);
+      expect(x.code, x.stderr).toBe(0);
+      return JSON.parse(x.stdout) as J;
+    }));
+    expect(replays[0]!.divergedAt).toBeNull();
+    expect(replays[1]).toEqual({ ...replays[0], files: (replays[1] as unknown as { files: string[] }).files });
+  });
 });

@@ -134,17 +134,13 @@ export function driver(d: DriverCtx, a: ScenarioArgs): void {
   if (!w) throw new Error('its-churn: setup() did not wire the irqfd');
   const fd = EventFd.from(w.fd);
   if (!waitReady(d)) return d.stopVm();
-  // Controlled mode: the irqfd injector worker (a cache miss hands it the MSI) is not one of the
-  // scheduled threads, so the driver's step-bounded wait cannot tell "slow" from "stuck"; both
-  // events use KVM_SIGNAL_MSI there until the injector is scheduled too.
-  const viaIrqfd = !d.controlled;
   const acks = (e: number): number => Atomics.load(d.ram, ACKS + e);
   // One MSI per event outstanding: its outcome (acknowledged, or dropped by the ITS) is awaited
   // before the next, so the totals are exact whatever the commands did to the mapping meanwhile.
   const fire = (e: number): boolean => {
     const before = acks(e);
-    if (e === 0 || !viaIrqfd) {
-      const r = d.msi(DOORBELL, DEV, e);
+    if (e === 0) {
+      const r = d.msi(DOORBELL, DEV, 0);
       if (r !== 1) {
         Atomics.add(d.ram, DROPPED + e, 1);
         return true;

@@ -1,0 +1,52 @@
+/** Naming what went wrong in a stress run: error classes, the vCPUs' state, deadlock and livelock kinds. */
+import { EXIT_REASONS, IRQ, VCPU, VCPU_COUNTERS } from '../../shm/layouts.js';
+import { irqOff, vcpuOff, type VmGeometry } from '../../shm/vm-memory.js';
+import { LockOrderError } from '../../sync/lockdep.js';
+import { D } from '../../vgic/host.js';
+import type { Finding } from '../findings.js';
+
+export function classifyError(e: unknown): Finding {
+  const err = e as Error & { vcpu?: number; report?: string };
+  const where = err.vcpu !== undefined && err.vcpu >= 0 ? ` on vCPU ${err.vcpu}` : '';
+  if (e instanceof LockOrderError) return { kind: 'lock-order', message: `lock order violation${where}`, details: err.report };
+  if (/invariant violated: bounded delivery/.test(err.message)) return { kind: 'bounded-delivery', message: `${err.message}${where}`, details: err.stack };
+  if (/invariant violated/.test(err.message)) return { kind: 'invariant', message: `${err.message}${where}`, details: err.stack };
+  return { kind: 'fault', message: `${err.name}: ${err.message}${where}`, details: err.stack };
+}
+
+const MODES = ['OUTSIDE', 'IN_GUEST', 'EXITING'];
+
+export function vcpuStates(m: Int32Array, g: VmGeometry, n: number): string {
+  const lines: string[] = ['vCPU states:'];
+  for (let v = 0; v < n; v++) {
+    const vb = vcpuOff(g, v);
+    const list: number[] = [];
+    for (let r = m[vb + VCPU.off.apHead]!, k = 0; r >= 0 && k < 64; k++) {
+      list.push(m[irqOff(g, r) + IRQ.off.intid]!);
+      r = m[irqOff(g, r) + IRQ.off.next]!;
+    }
+    const ctr = VCPU_COUNTERS.map((c, i) => `${c}=${m[vb + VCPU.off.counters + i]}`).join(' ');
+    const ex = EXIT_REASONS.map((c, i) => `${c}=${m[vb + VCPU.off.exits + i]}`).join(' ');
+    lines.push(`  vcpu${v}: ${ctr}; exits ${ex}`);
+    lines.push(`  vcpu${v}: mode=${MODES[m[vb + VCPU.off.mode]!]} requests=0x${m[vb + VCPU.off.requests]!.toString(16)} blocked=${m[vb + VCPU.off.blocked]} wake=${m[vb + VCPU.off.wake]} ap_list=[${list.join(',')}] usedLrs=${m[vb + VCPU.off.usedLrs]}`);
+  }
+  return lines.join('\n');
+}
+
+/** Everyone blocked: a vCPU asleep in WFI with a deliverable IRQ queued is a lost wake-up. */
+export function classifyDeadlock(m: Int32Array, g: VmGeometry, n: number): Finding['kind'] {
+  for (let v = 0; v < n; v++) {
+    const vb = vcpuOff(g, v);
+    if (m[vb + VCPU.off.blocked] && m[vb + VCPU.off.apHead]! >= 0 && m[D.enabled]) return 'lost-wakeup';
+  }
+  return 'deadlock';
+}
+
+/** Out of steps with a vCPU in guest mode holding an unserved request: the kick was lost. */
+export function classifyLivelock(m: Int32Array, g: VmGeometry, n: number): Finding['kind'] {
+  for (let v = 0; v < n; v++) {
+    const vb = vcpuOff(g, v);
+    if (m[vb + VCPU.off.mode] === 1 && m[vb + VCPU.off.requests] !== 0) return 'lost-kick';
+  }
+  return 'livelock';
+}
