@@ -32,6 +32,7 @@ import { EXTRA_THREAD_SLOTS, irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { D } from '../vgic/host.js';
 import { irqRecord } from '../vgic/irq.js';
 import { LockOrderError } from '../sync/lockdep.js';
+import { takeAccessFindings } from '../check/lockset/index.js';
 import { reviveRunError } from '../kvm/run-outcome.js';
 import type { DriverOutcome, DriverWorkerApi } from '../../workers/driver.js';
 import type { Finding } from './findings.js';
@@ -168,6 +169,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     lrPolicy,
     locking,
     lockdep: true,
+    checkAccess: true,
     bugs: o.bugs ?? [],
     stress: { history, sched, chaos: controlled ? null : { seed: o.seed >>> 0 } },
   });
@@ -266,6 +268,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       }
     }
 
+    findings.push(...takeAccessFindings(h));
     // Quiescent: record the end state, then check the history.
     const w = h.hist!;
     w.record(EventKind.QUIESCE, -1, -1, 0, 0);

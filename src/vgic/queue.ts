@@ -96,7 +96,7 @@ export function kickVcpu(h: Host, v: number): void {
   }
   if (v === h.selfVcpu) {
     // Only the IN_GUEST -> EXITING transition can race, and not with ourselves (spec §12.23).
-    if (m[vb + VCPU.off.mode] === IN_GUEST_MODE) Atomics.store(m, vb + VCPU.off.mode, EXITING_GUEST_MODE);
+    if (Atomics.load(m, vb + VCPU.off.mode) === IN_GUEST_MODE) Atomics.store(m, vb + VCPU.off.mode, EXITING_GUEST_MODE);
     return;
   }
   Atomics.compareExchange(m, vb + VCPU.off.mode, IN_GUEST_MODE, EXITING_GUEST_MODE);
