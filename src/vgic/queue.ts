@@ -189,7 +189,11 @@ export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, 
       unlockIrq(h, r);
       return;
     }
-    m[b + IRQ.off.pendingLatch] = 1;
+    if (h.bugs & BUG.unlockedPendingWrite) {
+      unlockIrq(h, r);
+      m[b + IRQ.off.pendingLatch] = 1;
+      lockIrq(h, r);
+    } else m[b + IRQ.off.pendingLatch] = 1;
     if (h.hist) tracePend(h, r);
   }
   schedPoint(SchedPoint.PublishLatch, r);
