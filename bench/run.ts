@@ -72,12 +72,27 @@ say(table(['ipi', 'median', 'runs ns', "vs 'fine'"], [
 ]));
 for (const e of failures([ipiGlobal])) say(e);
 say();
+
+// Last: a checking VM wraps this thread's Atomics for the rest of the process (check/lockset/view.ts).
+say(`## 5. Lockset checking (checkAccess) overhead, same run; ${micro.iters / 8} iterations, median of ${REPS}`);
+const checkOpts = { ...micro, iters: micro.iters / 8 };
+const checkRows: string[][] = [];
+const checkResults: MicroResult[] = [];
+for (const n of ['eoi', 'ipi'] as const) {
+  const off = await runMicro(n, 'fine', checkOpts);
+  const on = await runMicro(n, 'fine', { ...checkOpts, checkAccess: true });
+  checkResults.push(off, on);
+  checkRows.push([n, off.ns === null ? 'FAILED' : ns(off.ns), on.ns === null ? 'FAILED' : ns(on.ns), off.ns !== null && on.ns !== null ? ratio(on.ns / off.ns) : '-']);
+}
+say(table(['micro', 'checking off', 'checking on', 'on / off'], checkRows));
+for (const e of failures(checkResults)) say(e);
+say();
 const elapsed = (performance.now() - t0) / 1000;
 say(`total ${elapsed.toFixed(1)} s`);
 
 if (values.json) {
-  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, reference: REFERENCE };
+  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, checkAccess: checkResults, reference: REFERENCE };
   writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
   say(`results written to ${values.json}`);
 }
-process.exitCode = [...results, ipiGlobal].some((r) => r.error) ? 1 : 0;
+process.exitCode = [...results, ipiGlobal, ...checkResults].some((r) => r.error) ? 1 : 0;

@@ -10,7 +10,7 @@ import { BUG } from './bugs.js';
 import type { Host } from './host.js';
 import { dw } from './host.js';
 import { EDGE, LEVEL, resetRecord } from './irq.js';
-import { lockConfig, unlockConfig } from './locks.js';
+import { lockConfig, tryLockConfig, unlockConfig } from './locks.js';
 import { vgicV3CheckBase } from './rdist.js';
 
 export const NR_SPIS_DEFAULT = 256 - 32;
@@ -148,9 +148,12 @@ export { DIST };
  * records. The records themselves stay readable for post-mortem statistics.
  */
 export function vgicDestroy(h: Host): void {
-  // No config_lock: every thread that takes it (the vCPUs) is gone by now, and a lock a dead or
-  // deadlocked thread left held (a stress run's ABBA) must not block the teardown.
+  // kvm_vgic_destroy holds config_lock. Every thread that takes it (the vCPUs) is gone by now, so
+  // it is free, unless a dead or deadlocked thread left it held (a stress run's ABBA): that must
+  // not block the teardown, so only try it (and then the lockset check reports the writes).
+  const locked = tryLockConfig(h);
   Atomics.store(h.m, dw(h, 'ready'), 0);
   Atomics.store(h.m, dw(h, 'initialized'), 0);
   Atomics.store(h.m, dw(h, 'nrSpis'), 0);
+  if (locked) unlockConfig(h);
 }

@@ -37,6 +37,9 @@ export function unlockApList(h: Host, v: number): void {
 export function lockConfig(h: Host): void {
   acquire(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock, -1, SPIN_LIMIT_MUTEX);
 }
+export function tryLockConfig(h: Host): boolean {
+  return tryAcquire(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock, -1);
+}
 export function unlockConfig(h: Host): void {
   release(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock);
 }
