@@ -32,6 +32,16 @@ export function checkedViews(g: VmGeometry, cfg: SharedVmConfig, access: SharedA
   return { m: checkedView(m, ctx), f: checkedView(f, ctx) };
 }
 
+/**
+ * A record is (re)allocated: the kernel would kzalloc a fresh one (an SPI table at vgic_init, an
+ * LPI, a device's line); nobody else can reach it until it is published, so its words start
+ * exclusive to this thread again (Eraser's state of new memory). Init paths only; free when off.
+ */
+export function accessRecycled(h: Host, first: number, words: number): void {
+  if (!h.buf.access) return;
+  new Int32Array(h.buf.access, 0, h.g.stateWords).fill(h.t.slot + 1, first, first + words);
+}
+
 /** Every violation recorded so far on any thread of the VM (null: checking is off). */
 export function accessViolations(h: Host): AccessViolations | null {
   return h.buf.access ? readReports(h.buf.access, h.g) : null;
