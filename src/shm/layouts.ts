@@ -3,9 +3,16 @@
  * ([state, owner], see sync/lock.ts).
  */
 import { vmLayout } from './layout.js';
-import { ATOMIC, atomicRacyRead, initUnder, locked, lockedRacyRead, STATS, VCPU_OWNER, vcpuOwnerRacyRead } from './protection.js';
+import { ATOMIC, atomicRacyRead, initUnder, locked, lockedRacyRead, STATS, VCPU_OWNER, vcpuOwnerRacyRead, type Protection } from './protection.js';
 
 const IRQ_LOCKED = locked('irq_lock');
+const ITS_LOCKED = locked('its_lock');
+/** Fixed once configured: set under config_lock (vgic configuration) or kvm->lock (vCPU/VM creation). */
+const CONFIG_INIT = initUnder('config_lock');
+const KVM_INIT = initUnder('kvm->lock');
+/** Written under its_lock / kvm->lock with a sequence count odd meanwhile, read lock-free. */
+const ITS_SEQLOCK: Protection = { by: 'seqlock', writer: 'its_lock' };
+const ROUTING_SEQLOCK: Protection = { by: 'seqlock', writer: 'kvm->lock' };
 
 /** One interrupt record (struct vgic_irq). All mutable fields are guarded by `lock` (irq_lock). */
 export const IRQ = vmLayout('vgic_irq', [
@@ -84,7 +91,7 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'apLock', kind: 'lock', words: 2, doc: 'ap_list_lock (spin)' },
   { name: 'apHead', prot: lockedRacyRead('list_empty() peeks (vgic_flush_hwstate, kvm_vgic_sync_hwstate bail out without the lock): an injector links, then kicks, so the vCPU looks again', 'ap_list_lock'), doc: 'ap_list head record index, -1 if empty' },
   { name: 'apTail', prot: locked('ap_list_lock'), doc: 'ap_list tail record index, -1 if empty' },
-  { name: 'created', prot: initUnder('kvm->lock'), doc: '1 once KVM_CREATE_VCPU finished' },
+  { name: 'created', prot: KVM_INIT, doc: '1 once KVM_CREATE_VCPU finished' },
   { name: 'mode', prot: ATOMIC, doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
   { name: 'entering', prot: ATOMIC, doc: '1 from the request check before a flush until IN_GUEST_MODE (halt waits for it)' },
   { name: 'requests', prot: ATOMIC, doc: 'KVM_REQ_* bitmap' },
@@ -94,11 +101,11 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'pause', prot: ATOMIC, doc: 'kvm_arm_halt_guest: paused' },
   { name: 'signal', prot: ATOMIC, doc: 'signal for the vCPU thread: 0 none, 1 pending, 2 KVM_RUN returned -EINTR and the thread waits in userspace for resume (SIG_*)' },
   { name: 'ranOnce', prot: VCPU_OWNER, doc: 'has entered KVM_RUN once' },
-  { name: 'vcpuId', prot: initUnder('kvm->lock'), doc: "vcpu_id: the id userspace chose at KVM_CREATE_VCPU (this record's index is vcpu_idx, the creation order)" },
-  { name: 'mpidr', prot: initUnder('kvm->lock'), doc: 'affinity Aff2.Aff1.Aff0, from vcpu_id (reset_mpidr)' },
+  { name: 'vcpuId', prot: KVM_INIT, doc: "vcpu_id: the id userspace chose at KVM_CREATE_VCPU (this record's index is vcpu_idx, the creation order)" },
+  { name: 'mpidr', prot: KVM_INIT, doc: 'affinity Aff2.Aff1.Aff0, from vcpu_id (reset_mpidr)' },
   { name: 'irqLine', prot: ATOMIC, doc: 'KVM_IRQ_LINE CPU type: virtual IRQ line' },
   { name: 'fiqLine', prot: ATOMIC, doc: 'KVM_IRQ_LINE CPU type: virtual FIQ line' },
-  { name: 'nrLr', prot: initUnder('kvm->lock'), doc: 'number of list registers' },
+  { name: 'nrLr', prot: KVM_INIT, doc: 'number of list registers' },
   { name: 'usedLrs', prot: vcpuOwnerRacyRead('kvm_arm_halt_guest polls it (Atomics.load, halt.ts isHalted): non-zero inside KVM_RUN means an entry is not yet folded'), doc: 'LRs populated at the last flush' },
   { name: 'uie', prot: VCPU_OWNER, doc: 'underflow maintenance requested at the last flush' },
   { name: 'npie', prot: VCPU_OWNER, doc: 'mainline: no-pending maintenance (more pending IRQs than LRs) at the last flush' },
@@ -116,10 +123,10 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'ap0r', prot: VCPU_OWNER, doc: 'group 0 active priorities, one bit per preemption level' },
   { name: 'ap1r', prot: VCPU_OWNER, doc: 'group 1 active priorities' },
   { name: 'eoiCount', prot: VCPU_OWNER, doc: 'ICH_HCR.EOIcount' },
-  { name: 'rdRegion', prot: initUnder('config_lock'), doc: 'v3: index of the redistributor region holding this vCPU, -1' },
-  { name: 'rdIndex', prot: initUnder('config_lock'), doc: 'v3: slot within that region' },
+  { name: 'rdRegion', prot: CONFIG_INIT, doc: 'v3: index of the redistributor region holding this vCPU, -1' },
+  { name: 'rdIndex', prot: CONFIG_INIT, doc: 'v3: slot within that region' },
   { name: 'gicrCtlr', prot: ATOMIC, doc: 'v3: GICR_CTLR shadow' },
-  { name: 'rdBase', prot: initUnder('config_lock'), kind: 'f64', doc: 'v3: redistributor frame base, -1 if not placed' },
+  { name: 'rdBase', prot: CONFIG_INIT, kind: 'f64', doc: 'v3: redistributor frame base, -1 if not placed' },
   { name: 'pendbaserLo', prot: ATOMIC, doc: 'v3: GICR_PENDBASER [31:0]' },
   { name: 'pendbaserHi', prot: ATOMIC, doc: 'v3: GICR_PENDBASER [63:32]' },
   { name: 'lr', elem: LR, words: 16 * 8, doc: 'list registers (LR layout x 16)' },
@@ -135,10 +142,10 @@ export const MAX_RDIST_REGIONS = 8;
 
 /** One v3 redistributor region (KVM_VGIC_V3_ADDR_TYPE_REDIST[_REGION]). */
 export const RDIST_REGION = vmLayout('rdist_region', [
-  { name: 'base', prot: initUnder('config_lock'), kind: 'f64', doc: 'guest physical base' },
-  { name: 'count', prot: initUnder('config_lock'), doc: 'number of redistributors it can hold (0 = legacy: as many as vCPUs)' },
-  { name: 'freeIndex', prot: initUnder('config_lock'), doc: 'next free redistributor slot' },
-  { name: 'index', prot: initUnder('config_lock'), doc: 'region index' },
+  { name: 'base', prot: CONFIG_INIT, kind: 'f64', doc: 'guest physical base' },
+  { name: 'count', prot: CONFIG_INIT, doc: 'number of redistributors it can hold (0 = legacy: as many as vCPUs)' },
+  { name: 'freeIndex', prot: CONFIG_INIT, doc: 'next free redistributor slot' },
+  { name: 'index', prot: CONFIG_INIT, doc: 'region index' },
 ]);
 
 /** Distributor and VM-wide state (struct vgic_dist plus the kvm fields the vgic uses). */
@@ -148,37 +155,37 @@ export const DIST = vmLayout('vgic_dist', [
   { name: 'distLock', kind: 'lock', words: 2, doc: "2014 design's dist->lock; used in locking: 'global'" },
   { name: 'stop', prot: ATOMIC, doc: 'teardown: non-zero once the VM is being destroyed' },
   { name: 'dead', prot: atomicRacyRead('kvm->vm_dead is read plainly at KVM_RUN entry, as kvm_vcpu_ioctl does: a stale 0 lets one more call in, which teardown stops anyway'), doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
-  { name: 'model', prot: initUnder('config_lock'), doc: '0 = none, 2 = GICv2, 3 = GICv3' },
-  { name: 'inKernel', prot: initUnder('config_lock'), doc: 'a vgic device was created' },
-  { name: 'initialized', prot: initUnder('config_lock'), doc: 'vgic_init done' },
-  { name: 'ready', prot: initUnder('config_lock'), doc: 'kvm_vgic_map_resources done' },
+  { name: 'model', prot: CONFIG_INIT, doc: '0 = none, 2 = GICv2, 3 = GICv3' },
+  { name: 'inKernel', prot: CONFIG_INIT, doc: 'a vgic device was created' },
+  { name: 'initialized', prot: CONFIG_INIT, doc: 'vgic_init done' },
+  { name: 'ready', prot: CONFIG_INIT, doc: 'kvm_vgic_map_resources done' },
   // Writes are Atomics everywhere; v3 also takes config_lock (vgic_mmio_write_v3_misc), v2 does
   // not (vgic_mmio_write_v2_misc): so the rule is 'atomic', not config_lock.
   { name: 'enabled', prot: atomicRacyRead('the pending oracle reads dist->enabled without a lock (vgic_target_oracle, vgic_kick_vcpus): enabling kicks every vCPU with work queued, so a stale 0 is redone'), doc: 'distributor enable (GICD_CTLR)' },
   { name: 'activeSpis', prot: ATOMIC, doc: 'mainline: SPIs in flight (dist->active_spis); non-zero sets TDIR everywhere' },
-  { name: 'nrSpis', prot: initUnder('config_lock'), doc: 'number of SPIs (NR_IRQS - 32), 0 until chosen' },
-  { name: 'implRev', prot: initUnder('config_lock'), doc: 'GICD_IIDR revision' },
-  { name: 'v2GroupsUserWritable', prot: initUnder('config_lock'), doc: 'IIDR was written by userspace (v2)' },
+  { name: 'nrSpis', prot: CONFIG_INIT, doc: 'number of SPIs (NR_IRQS - 32), 0 until chosen' },
+  { name: 'implRev', prot: CONFIG_INIT, doc: 'GICD_IIDR revision' },
+  { name: 'v2GroupsUserWritable', prot: CONFIG_INIT, doc: 'IIDR was written by userspace (v2)' },
   { name: 'onlineVcpus', prot: atomicRacyRead('atomic_read(&kvm->online_vcpus) is a relaxed read in the kernel too: the count only grows, under kvm->lock, once the vCPU is complete'), doc: 'vCPUs fully created' },
   { name: 'createdVcpus', prot: lockedRacyRead('vgic_init compares it with online_vcpus holding only config_lock, as the kernel does with kvm->created_vcpus: a creation in flight makes them differ and init refuses (EBUSY)', 'kvm->lock'), doc: 'vCPUs whose creation has started' },
-  { name: 'nrRdistRegions', prot: initUnder('config_lock'), doc: 'number of redistributor regions' },
-  { name: 'rdistStyle', prot: initUnder('config_lock'), doc: '0 unset, 1 legacy REDIST, 2 REDIST_REGION' },
+  { name: 'nrRdistRegions', prot: CONFIG_INIT, doc: 'number of redistributor regions' },
+  { name: 'rdistStyle', prot: CONFIG_INIT, doc: '0 unset, 1 legacy REDIST, 2 REDIST_REGION' },
   { name: 'vmToken', prot: initUnder(), doc: "this VM's identity as an eventfd wake-up owner (eventfd/wakeup.ts), > 0" },
   { name: 'irqfdHiwater', prot: ATOMIC, doc: 'irqfd slots ever used (scans stop here)' },
   { name: 'irqfdResamplers', prot: ATOMIC, doc: 'active resampling irqfds: 0 lets the ack path skip its scan' },
   { name: 'lpiLock', kind: 'lock', words: 2, doc: 'the LPI table lock (dist->lpi_xa): LPI allocation and release' },
   { name: 'propbaserLo', prot: ATOMIC, doc: 'GICR_PROPBASER [31:0] (one VM-wide value, as KVM keeps it)' },
   { name: 'propbaserHi', prot: ATOMIC, doc: 'GICR_PROPBASER [63:32]' },
-  { name: 'nrIts', prot: initUnder('kvm->lock'), doc: 'ITS devices created (instances 0 .. nrIts-1)' },
-  { name: 'nrRoutes', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'entries in the GSI routing table; -1 = the default table (GSI n -> SPI n+32)' },
+  { name: 'nrIts', prot: KVM_INIT, doc: 'ITS devices created (instances 0 .. nrIts-1)' },
+  { name: 'nrRoutes', prot: ROUTING_SEQLOCK, doc: 'entries in the GSI routing table; -1 = the default table (GSI n -> SPI n+32)' },
   { name: 'routeSeq', prot: ATOMIC, doc: 'seqlock of the routing table: odd while KVM_SET_GSI_ROUTING rewrites it' },
-  { name: 'distBase', prot: initUnder('config_lock'), kind: 'f64', doc: 'distributor base, -1 = VGIC_ADDR_UNDEF' },
-  { name: 'cpuBase', prot: initUnder('config_lock'), kind: 'f64', doc: 'v2 CPU interface base, -1 = undef' },
-  { name: 'timerPpis', prot: initUnder('config_lock'), words: 4, doc: 'arch timer PPIs, VM-wide, by KVM_ARM_VCPU_TIMER_IRQ_* (kvm->arch.timer_data.ppi)' },
+  { name: 'distBase', prot: CONFIG_INIT, kind: 'f64', doc: 'distributor base, -1 = VGIC_ADDR_UNDEF' },
+  { name: 'cpuBase', prot: CONFIG_INIT, kind: 'f64', doc: 'v2 CPU interface base, -1 = undef' },
+  { name: 'timerPpis', prot: CONFIG_INIT, words: 4, doc: 'arch timer PPIs, VM-wide, by KVM_ARM_VCPU_TIMER_IRQ_* (kvm->arch.timer_data.ppi)' },
   { name: 'timerPpisImmutable', prot: locked('config_lock'), doc: 'KVM_ARCH_FLAG_TIMER_PPIS_IMMUTABLE: a vCPU has run, the PPIs are fixed' },
   { name: 'timerClock', prot: initUnder(), doc: '0: the counter follows the host monotonic clock; 1: the controlled schedule' },
-  { name: 'timerVoffset', prot: initUnder('kvm->lock'), kind: 'f64', doc: 'CNTVOFF: virtual counter = physical counter - this (VM-wide)' },
-  { name: 'timerPoffset', prot: initUnder('kvm->lock'), kind: 'f64', doc: 'physical timer offset (0 unless userspace wrote KVM_REG_ARM_PTIMER_CNT)' },
+  { name: 'timerVoffset', prot: KVM_INIT, kind: 'f64', doc: 'CNTVOFF: virtual counter = physical counter - this (VM-wide)' },
+  { name: 'timerPoffset', prot: KVM_INIT, kind: 'f64', doc: 'physical timer offset (0 unless userspace wrote KVM_REG_ARM_PTIMER_CNT)' },
   { name: 'regions', elem: RDIST_REGION, words: MAX_RDIST_REGIONS * RDIST_REGION.size, doc: 'redistributor regions' },
   { name: 'waitingOn', prot: ATOMIC, words: 80, doc: 'per thread slot: lock word+1 it is parked on (watchdog)' },
 ]);
@@ -254,27 +261,27 @@ export const MAX_LPIS = 1024;
 
 /** One ITS device (struct its_device). */
 export const ITS_DEVICE = vmLayout('its_device', [
-  { name: 'valid', prot: locked('its_lock'), doc: '1 while mapped (MAPD V=1)' },
-  { name: 'deviceId', prot: locked('its_lock'), doc: 'DeviceID' },
-  { name: 'ittLo', prot: locked('its_lock'), doc: 'ITT address [31:0]' },
-  { name: 'ittHi', prot: locked('its_lock'), doc: 'ITT address [51:32]' },
-  { name: 'eventBits', prot: locked('its_lock'), doc: 'num_eventid_bits (MAPD size + 1)' },
-  { name: 'iteHead', prot: locked('its_lock'), doc: 'first ITE slot of this device, -1 if none' },
+  { name: 'valid', prot: ITS_LOCKED, doc: '1 while mapped (MAPD V=1)' },
+  { name: 'deviceId', prot: ITS_LOCKED, doc: 'DeviceID' },
+  { name: 'ittLo', prot: ITS_LOCKED, doc: 'ITT address [31:0]' },
+  { name: 'ittHi', prot: ITS_LOCKED, doc: 'ITT address [51:32]' },
+  { name: 'eventBits', prot: ITS_LOCKED, doc: 'num_eventid_bits (MAPD size + 1)' },
+  { name: 'iteHead', prot: ITS_LOCKED, doc: 'first ITE slot of this device, -1 if none' },
 ]);
 /** One interrupt translation entry (struct its_ite). */
 export const ITS_ITE = vmLayout('its_ite', [
-  { name: 'valid', prot: locked('its_lock'), doc: '1 while mapped' },
-  { name: 'dev', prot: locked('its_lock'), doc: 'device slot' },
-  { name: 'eventId', prot: locked('its_lock'), doc: 'EventID' },
-  { name: 'icid', prot: locked('its_lock'), doc: 'collection ID' },
-  { name: 'lpi', prot: locked('its_lock'), doc: 'LPI INTID (the record holds one reference for this ITE)' },
-  { name: 'next', prot: locked('its_lock'), doc: "next ITE slot of the same device, -1 at the end" },
+  { name: 'valid', prot: ITS_LOCKED, doc: '1 while mapped' },
+  { name: 'dev', prot: ITS_LOCKED, doc: 'device slot' },
+  { name: 'eventId', prot: ITS_LOCKED, doc: 'EventID' },
+  { name: 'icid', prot: ITS_LOCKED, doc: 'collection ID' },
+  { name: 'lpi', prot: ITS_LOCKED, doc: 'LPI INTID (the record holds one reference for this ITE)' },
+  { name: 'next', prot: ITS_LOCKED, doc: "next ITE slot of the same device, -1 at the end" },
 ]);
 /** One collection (struct its_collection). */
 export const ITS_COLLECTION = vmLayout('its_collection', [
-  { name: 'valid', prot: locked('its_lock'), doc: '1 while it exists' },
-  { name: 'icid', prot: locked('its_lock'), doc: 'collection ID' },
-  { name: 'target', prot: locked('its_lock'), doc: 'target vCPU id (GITS_TYPER.PTA = 0), -1 = COLLECTION_NOT_MAPPED' },
+  { name: 'valid', prot: ITS_LOCKED, doc: '1 while it exists' },
+  { name: 'icid', prot: ITS_LOCKED, doc: 'collection ID' },
+  { name: 'target', prot: ITS_LOCKED, doc: 'target vCPU id (GITS_TYPER.PTA = 0), -1 = COLLECTION_NOT_MAPPED' },
 ]);
 /**
  * One translation-cache entry: (DeviceID, EventID) -> LPI record, holding a reference. Written
@@ -282,11 +289,11 @@ export const ITS_COLLECTION = vmLayout('its_collection', [
  */
 export const ITS_CACHE = vmLayout('its_cache_entry', [
   { name: 'seq', prot: ATOMIC, doc: 'seqlock: odd while being written' },
-  { name: 'valid', prot: { by: 'seqlock', writer: 'its_lock' }, doc: '1 if it holds a translation' },
-  { name: 'deviceId', prot: { by: 'seqlock', writer: 'its_lock' }, doc: 'DeviceID' },
-  { name: 'eventId', prot: { by: 'seqlock', writer: 'its_lock' }, doc: 'EventID' },
-  { name: 'record', prot: { by: 'seqlock', writer: 'its_lock' }, doc: 'LPI record index' },
-  { name: 'gen', prot: { by: 'seqlock', writer: 'its_lock' }, doc: "the record's lpiGen when cached" },
+  { name: 'valid', prot: ITS_SEQLOCK, doc: '1 if it holds a translation' },
+  { name: 'deviceId', prot: ITS_SEQLOCK, doc: 'DeviceID' },
+  { name: 'eventId', prot: ITS_SEQLOCK, doc: 'EventID' },
+  { name: 'record', prot: ITS_SEQLOCK, doc: 'LPI record index' },
+  { name: 'gen', prot: ITS_SEQLOCK, doc: "the record's lpiGen when cached" },
 ]);
 export const MAX_ITS = 4;
 export const NR_ITS_DEVICES = 64;
@@ -298,21 +305,21 @@ export const NR_ITS_CACHE = 64;
 export const ITS = vmLayout('vgic_its', [
   { name: 'cmdLock', kind: 'lock', words: 2, doc: 'its->cmd_lock (mutex): CBASER/CREADR/CWRITER and command processing' },
   { name: 'itsLock', kind: 'lock', words: 2, doc: 'its->its_lock (mutex): devices, ITEs, collections, translation' },
-  { name: 'created', prot: initUnder('kvm->lock'), doc: '1 once KVM_CREATE_DEVICE made it' },
-  { name: 'initialized', prot: initUnder('kvm->lock'), doc: 'its CTRL_INIT was done (it is registered at its frame)' },
+  { name: 'created', prot: KVM_INIT, doc: '1 once KVM_CREATE_DEVICE made it' },
+  { name: 'initialized', prot: KVM_INIT, doc: 'its CTRL_INIT was done (it is registered at its frame)' },
   // Written under cmd_lock (vgic_mmio_write_its_ctlr), read under its_lock by the MSI path.
   { name: 'enabled', prot: lockedRacyRead('vgic_its_trigger_msi reads it holding its_lock, not cmd_lock, as the kernel does: a translation racing a disable ends as if before or after it, and the disable then invalidates the cache', 'cmd_lock'), doc: 'GITS_CTLR.Enabled' },
-  { name: 'abiRev', prot: initUnder('kvm->lock'), doc: 'table ABI revision (GITS_IIDR.Revision)' },
+  { name: 'abiRev', prot: KVM_INIT, doc: 'table ABI revision (GITS_IIDR.Revision)' },
   { name: 'cbaserLo', prot: locked('cmd_lock'), doc: 'GITS_CBASER [31:0]' },
   { name: 'cbaserHi', prot: locked('cmd_lock'), doc: 'GITS_CBASER [63:32]' },
   { name: 'creadr', prot: locked('cmd_lock'), doc: 'GITS_CREADR offset' },
   { name: 'cwriter', prot: locked('cmd_lock'), doc: 'GITS_CWRITER offset' },
-  { name: 'baser0Lo', prot: locked('its_lock'), doc: 'GITS_BASER0 (device table) [31:0]' },
-  { name: 'baser0Hi', prot: locked('its_lock'), doc: 'GITS_BASER0 [63:32]' },
-  { name: 'baser1Lo', prot: locked('its_lock'), doc: 'GITS_BASER1 (collection table) [31:0]' },
-  { name: 'baser1Hi', prot: locked('its_lock'), doc: 'GITS_BASER1 [63:32]' },
-  { name: 'cacheHand', prot: locked('its_lock'), doc: 'next translation-cache slot to replace (round robin)' },
-  { name: 'base', prot: initUnder('kvm->lock'), kind: 'f64', doc: 'frame base (128 KiB), -1 = undefined' },
+  { name: 'baser0Lo', prot: ITS_LOCKED, doc: 'GITS_BASER0 (device table) [31:0]' },
+  { name: 'baser0Hi', prot: ITS_LOCKED, doc: 'GITS_BASER0 [63:32]' },
+  { name: 'baser1Lo', prot: ITS_LOCKED, doc: 'GITS_BASER1 (collection table) [31:0]' },
+  { name: 'baser1Hi', prot: ITS_LOCKED, doc: 'GITS_BASER1 [63:32]' },
+  { name: 'cacheHand', prot: ITS_LOCKED, doc: 'next translation-cache slot to replace (round robin)' },
+  { name: 'base', prot: KVM_INIT, kind: 'f64', doc: 'frame base (128 KiB), -1 = undefined' },
   { name: 'devices', elem: ITS_DEVICE, words: NR_ITS_DEVICES * ITS_DEVICE.size, doc: 'device table' },
   { name: 'ites', elem: ITS_ITE, words: NR_ITES * ITS_ITE.size, doc: 'ITE pool' },
   { name: 'collections', elem: ITS_COLLECTION, words: NR_COLLECTIONS * ITS_COLLECTION.size, doc: 'collections' },
@@ -321,13 +328,13 @@ export const ITS = vmLayout('vgic_its', [
 
 /** One GSI routing entry (struct kvm_irq_routing_entry). */
 export const ROUTE = vmLayout('irq_route', [
-  { name: 'gsi', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'GSI' },
-  { name: 'type', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'KVM_IRQ_ROUTING_IRQCHIP (1) or KVM_IRQ_ROUTING_MSI (2)' },
-  { name: 'pin', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'irqchip: pin (SPI INTID - 32)' },
-  { name: 'addrLo', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'msi: doorbell address [31:0]' },
-  { name: 'addrHi', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'msi: doorbell address [63:32]' },
-  { name: 'data', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'msi: data (EventID)' },
-  { name: 'flags', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'msi: KVM_MSI_VALID_DEVID' },
-  { name: 'devid', prot: { by: 'seqlock', writer: 'kvm->lock' }, doc: 'msi: DeviceID' },
+  { name: 'gsi', prot: ROUTING_SEQLOCK, doc: 'GSI' },
+  { name: 'type', prot: ROUTING_SEQLOCK, doc: 'KVM_IRQ_ROUTING_IRQCHIP (1) or KVM_IRQ_ROUTING_MSI (2)' },
+  { name: 'pin', prot: ROUTING_SEQLOCK, doc: 'irqchip: pin (SPI INTID - 32)' },
+  { name: 'addrLo', prot: ROUTING_SEQLOCK, doc: 'msi: doorbell address [31:0]' },
+  { name: 'addrHi', prot: ROUTING_SEQLOCK, doc: 'msi: doorbell address [63:32]' },
+  { name: 'data', prot: ROUTING_SEQLOCK, doc: 'msi: data (EventID)' },
+  { name: 'flags', prot: ROUTING_SEQLOCK, doc: 'msi: KVM_MSI_VALID_DEVID' },
+  { name: 'devid', prot: ROUTING_SEQLOCK, doc: 'msi: DeviceID' },
 ]);
 export const NR_ROUTES = 256;
