@@ -268,7 +268,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       }
     }
 
-    findings.push(...takeAccessFindings(h));
+    const lockset = takeAccessFindings(h);
     // Quiescent: record the end state, then check the history.
     const w = h.hist!;
     w.record(EventKind.QUIESCE, -1, -1, 0, 0);
@@ -282,6 +282,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     // A run cut short (timeout, scheduler failure, fault) is not quiescent: its "lost" verdicts
     // would only repeat the finding that cut it short.
     const cutShort = findings.length > 0;
+    findings.push(...lockset); // a lockset report does not cut the run short: its other checks still hold
     for (const v of checkHistory(events, { gicVersion: gic === 'v3' ? 3 : 2, resampleSpis: info.resample ? args.spis : [], discardable: info.discardsLpis ? (i) => i >= LPI_BASE : undefined })) {
       if (cutShort && (v.kind === 'lost' || v.kind === 'level-not-represented')) continue;
       findings.push({ kind: v.kind, message: v.message, details: formatViolation(v) });
