@@ -8,14 +8,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createVm, type Vm } from '../../src/index.js';
+import { createVm, guestFromFunction, type GuestCpu, type Vm } from '../../src/index.js';
 import { accessViolations, AccessViolationError, isChecked, type AccessViolation } from '../../src/check/lockset/index.js';
 import { describeLayout } from '../../src/shm/layout.js';
 import { DIST, IRQ, IRQFD, ITS, PHYS_IRQ, ROUTE, VCPU } from '../../src/shm/layouts.js';
 import { driverSlot, irqOff, vcpuOff } from '../../src/shm/vm-memory.js';
 import { makeHost } from '../../src/vgic/host.js';
 import { lockIrq, unlockIrq } from '../../src/vgic/locks.js';
-import { expectErrno, within } from '../helpers.js';
+import { build, expectErrno, runAll, within } from '../helpers.js';
 
 const WORKER_URL = new URL('./lockset-worker.mjs', import.meta.url);
 
@@ -170,6 +170,22 @@ describe('lockset checking', () => {
     expect(err).toBeInstanceOf(AccessViolationError);
     expect((err as Error).message).toMatch(/lockset: 1 access violation\(s\):\n {2}write of vgic_irq\[INTID 46\]\.enabled by lockset-worker holding \[\]: irq_lock: a write must hold irq_lock/);
     expect(vm.teardownLog).toContain('vgic');
+  });
+
+  // Regressions: what the checker found in the model (each fails destroy() without its fix).
+  it.each([2, 3] as const)('GICv%i: a VM whose vCPUs ran tears down clean (kvm_vgic_destroy holds config_lock; vgic_init re-initialises records and vCPU interfaces before publishing them)', async (model) => {
+    const guest = guestFromFunction((cpu: GuestCpu) => {
+      cpu.initCpuInterface();
+      return cpu.id;
+    });
+    // v2 initialises lazily, on the first vCPU's first run: it writes every record and the other
+    // vCPU's interface, which the main thread touched at creation.
+    const { vm } = build(model, { vcpus: 2, guest, vm: { checkAccess: true, maxVcpus: 2 } });
+    vms.push(vm);
+    const res = await runAll(vm);
+    expect(res.map((r) => r.result)).toEqual([0, 1]);
+    await expect(vm.destroy()).resolves.toBeUndefined();
+    expect(accessViolations(vm.host)!.count).toBe(0);
   });
 
   it('off: h.m and h.f are the raw typed arrays the locks use (no Proxy on the hot path)', () => {
