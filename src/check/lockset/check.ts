@@ -39,8 +39,8 @@ export interface AccessCtx {
 }
 
 export function checkAccess(c: AccessCtx, word: number, acc: Access): void {
-  const id = c.table.fid[word]!;
-  if (id < 0) return;
+  const id = c.table.fid[word];
+  if (!(id! >= 0)) return; // unmapped, or outside the state (undefined), as the typed array reads it
   const f = c.table.fields[id]!;
   if (f.rule === Rule.Stats) return;
   const me = c.t.slot + 1;
