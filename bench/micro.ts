@@ -42,6 +42,8 @@ export interface MicroOptions {
   reps: number;
   warmupRuns: number;
   timeoutMs: number;
+  /** Lockset checking (VmOptions.checkAccess); default off. */
+  checkAccess?: boolean;
 }
 
 const guestUrl = (file: string): string => new URL(`./guests/${file}`, import.meta.url).href;
@@ -79,8 +81,8 @@ function spec(name: MicroName, iters: number): { guest: GuestRef; args: unknown;
   }
 }
 
-function makeGicV3Vm(locking: Locking, guest: GuestRef, args: unknown, its = false): Vm {
-  const vm = createVm({ maxVcpus: 2, locking, lockdep: false, lockStats: 'counts', ramBytes: its ? 4 << 20 : undefined });
+function makeGicV3Vm(locking: Locking, guest: GuestRef, args: unknown, its = false, checkAccess = false): Vm {
+  const vm = createVm({ maxVcpus: 2, locking, lockdep: false, lockStats: 'counts', ramBytes: its ? 4 << 20 : undefined, checkAccess });
   try {
     for (let id = 0; id < 2; id++) vm.createVcpu(id, { guest, args });
     const gic = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_V3);
@@ -120,7 +122,7 @@ export async function runMicro(name: MicroName, locking: Locking, o: MicroOption
   let vm: Vm | null = null;
   let runs = 0;
   try {
-    vm = makeGicV3Vm(locking, s.guest, s.args, s.its);
+    vm = makeGicV3Vm(locking, s.guest, s.args, s.its, o.checkAccess);
     for (let r = 0; r < o.warmupRuns + o.reps; r++) {
       s.beforeRun?.(vm);
       runs++;

@@ -95,13 +95,27 @@ say(table(['path', 'p50', 'p99', 'max', 'p50 vs raw wake', 'goal', 'samples'], l
   r.name, r.p50 === null ? 'FAILED' : us(r.p50), us(r.p99), us(r.max), r.p50 === null ? '-' : ratio(r.p50 / wake.p50Us), goal[r.name], String(r.samples),
 ])));
 for (const r of lat) if (r.error) say(`FAILED latency ${r.name}: ${r.error}`);
+
+// Last: a checking VM wraps this thread's Atomics for the rest of the process (check/lockset/view.ts).
+say(`## 6. Lockset checking (checkAccess) overhead, same run; ${micro.iters / 8} iterations, median of ${REPS}`);
+const checkOpts = { ...micro, iters: micro.iters / 8 };
+const checkRows: string[][] = [];
+const checkResults: MicroResult[] = [];
+for (const n of ['eoi', 'ipi'] as const) {
+  const off = await runMicro(n, 'fine', checkOpts);
+  const on = await runMicro(n, 'fine', { ...checkOpts, checkAccess: true });
+  checkResults.push(off, on);
+  checkRows.push([n, off.ns === null ? 'FAILED' : ns(off.ns), on.ns === null ? 'FAILED' : ns(on.ns), off.ns !== null && on.ns !== null ? ratio(on.ns / off.ns) : '-']);
+}
+say(table(['micro', 'checking off', 'checking on', 'on / off'], checkRows));
+for (const e of failures(checkResults)) say(e);
 say();
 const elapsed = (performance.now() - t0) / 1000;
 say(`total ${elapsed.toFixed(1)} s`);
 
 if (values.json) {
-  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, reference: REFERENCE, dataplane: { throughput: dp, wakeLatency: wake, irqfdLatency: lat } };
+  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, checkAccess: checkResults, reference: REFERENCE, dataplane: { throughput: dp, wakeLatency: wake, irqfdLatency: lat } };
   writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
   say(`results written to ${values.json}`);
 }
-process.exitCode = [...results, ipiGlobal, ...dp, ...lat].some((r) => r.error) ? 1 : 0;
+process.exitCode = [...results, ipiGlobal, ...dp, ...lat, ...checkResults].some((r) => r.error) ? 1 : 0;

@@ -6,7 +6,7 @@
  * guest RAM (written by the guest with cpu.store/add) or for `vm.run()`, always with a deadline that
  * fails the test with a message naming what was awaited.
  */
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import {
   createVm, KvmError, ERRNO, type Vm, type VmOptions, type VcpuOptions, type KvmDevice, type VcpuRunResult,
   type ErrnoName,
@@ -227,3 +227,21 @@ export class VmTracker {
 }
 
 export { KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3 };
+
+/**
+ * Lockset checking (VmOptions.checkAccess, check/lockset) for every VM this test file creates: on
+ * for the files whose threads race on purpose; the whole suite cannot afford the Proxy per access
+ * (concurrency.test.ts's 100 000 SPIs would miss their deadline). A violation fails vm.destroy().
+ * Unlocked peeks a test makes at the shared state go through `unchecked(vm.host.m)`.
+ * VGIC_EMU_CHECK_ACCESS=0 keeps it off (to measure what it costs).
+ */
+export function useAccessChecking(): void {
+  const was = process.env.VGIC_EMU_CHECK_ACCESS;
+  beforeAll(() => {
+    if (was !== '0') process.env.VGIC_EMU_CHECK_ACCESS = '1';
+  });
+  afterAll(() => {
+    if (was === undefined) delete process.env.VGIC_EMU_CHECK_ACCESS;
+    else process.env.VGIC_EMU_CHECK_ACCESS = was;
+  });
+}

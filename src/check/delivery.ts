@@ -16,10 +16,12 @@ import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from '../vgic/host.js';
 import { irqIsPending } from '../vgic/irq.js';
 import { runningPriority } from '../vgic/cpu-interface.js';
+import { unchecked } from './lockset/view.js';
 
 /** A record deliverable to vCPU v and not in an LR while an LR is free, or -1. */
 export function stuckDeliverable(h: Host, v: number): number {
-  const m = h.m;
+  const m = unchecked(h.m); // a lock-free sample by design (above), not the model's access
+
   const vb = vcpuOff(h.g, v);
   if (m[vb + VCPU.off.usedLrs]! >= m[vb + VCPU.off.nrLr]!) return -1; // no room: not a flush's fault
   const pmr = m[vb + VCPU.off.pmr]!;

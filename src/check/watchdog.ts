@@ -14,6 +14,7 @@ import { irqOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
 import { LockClass, lockClassName } from '../sync/lock-classes.js';
 import { slotName } from '../sync/lockdep.js';
 import { irqIsPending } from '../vgic/irq.js';
+import { unchecked } from './lockset/view.js';
 
 export interface WatchdogFinding {
   kind: 'wfi-lost-wakeup' | 'lost-kick' | 'stuck-on-lock' | 'deadlock';
@@ -52,6 +53,7 @@ const MODES = ['OUTSIDE_GUEST_MODE', 'IN_GUEST_MODE', 'EXITING_GUEST_MODE'];
 
 /** A textual wait-for graph of the current state. */
 export function waitForGraph(m: Int32Array, g: VmGeometry): string {
+  m = unchecked(m); // a diagnostic snapshot, lock-free by design
   const online = m[g.distBase + DIST.off.onlineVcpus]!;
   const locks = allLocks(g, online);
   const byWord = new Map(locks.map((l) => [l.word, l.label]));
@@ -125,12 +127,17 @@ export class Watchdog {
   private readonly since = new Map<string, number>();
   finding: WatchdogFinding | null = null;
 
+  /** The raw array: the watchdog samples without locks on purpose (not a lockset violation). */
+  private readonly m: Int32Array;
+
   constructor(
-    private readonly m: Int32Array,
+    m: Int32Array,
     private readonly g: VmGeometry,
     private readonly onFinding: (f: WatchdogFinding) => void,
     private readonly opts: WatchdogOptions = {},
-  ) {}
+  ) {
+    this.m = unchecked(m);
+  }
 
   start(): void {
     const period = this.opts.periodMs ?? 50;

@@ -66,9 +66,11 @@ type WaitAsyncResult =
   | { async: true; value: Promise<'ok' | 'timed-out'> };
 
 /** Atomics.waitAsync exists in Node 20 but is typed only from lib ES2024; we compile for ES2022. */
-export const waitAsync = (Atomics as unknown as {
+// Looked up at each call, not captured at load: lockset checking (check/lockset/view.ts) may
+// replace the Atomics functions later in the thread's life.
+export const waitAsync = (ta: Int32Array, index: number, value: number, timeout?: number): WaitAsyncResult => (Atomics as unknown as {
   waitAsync(ta: Int32Array, index: number, value: number, timeout?: number): WaitAsyncResult;
-}).waitAsync;
+}).waitAsync(ta, index, value, timeout);
 
 /**
  * Register as a waiter on (seqW, waitW), re-check, then sleep at most one slice.

@@ -41,11 +41,17 @@ export interface VmOptions {
    * the kernel, whose arm64 code never forwards SPIs.
    */
   irqBypass?: boolean;
+  /**
+   * Lockset checking: every access to the shared VM state is checked against the protection its
+   * field declares (shm/layouts.ts, check/lockset); violations are stress findings and make
+   * destroy() throw. Slow (a Proxy per access). Default: on when VGIC_EMU_CHECK_ACCESS=1 (tests).
+   */
+  checkAccess?: boolean;
 }
 
 export type ResolvedVmOptions = Required<Omit<VmOptions, 'bugs' | 'stress'>> & { bugs: readonly string[] };
 
-const KEYS: readonly (keyof VmOptions)[] = ['maxVcpus', 'nrLr', 'ramBytes', 'ipaBits', 'locking', 'lrPolicy', 'lockdep', 'lockStats', 'bugs', 'stress', 'irqBypass'];
+const KEYS: readonly (keyof VmOptions)[] = ['maxVcpus', 'nrLr', 'ramBytes', 'ipaBits', 'locking', 'lrPolicy', 'lockdep', 'lockStats', 'bugs', 'stress', 'irqBypass', 'checkAccess'];
 
 function int(o: VmOptions, k: keyof VmOptions, dflt: number, lo: number, hi: number, extra?: (v: number) => boolean, rule = `an integer ${lo}..${hi}`): number {
   const v = o[k] ?? dflt;
@@ -94,6 +100,7 @@ export function resolveVmOptions(o: unknown): ResolvedVmOptions & { stress: Stre
     lockStats: oneOf<LockStatsMode>(opts, 'lockStats', 'counts', ['off', 'counts', 'timed']),
     bugs: [...bugs],
     irqBypass: bool(opts, 'irqBypass', false),
+    checkAccess: bool(opts, 'checkAccess', process.env.VGIC_EMU_CHECK_ACCESS === '1'),
     stress: opts.stress ?? null,
   };
 }

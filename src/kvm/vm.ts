@@ -40,6 +40,7 @@ import { KvmVfioDevice } from './vfio/kvm-vfio-device.js';
 import { ItsDevice, itsCreate } from './its-device.js';
 import { setGsiRouting, type RoutingEntry } from '../vgic/irq-routing.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
+import { throwOnAccessViolations } from '../check/lockset/index.js';
 
 export type { VmOptions } from './vm-options.js';
 
@@ -86,11 +87,11 @@ export class Vm {
 
   constructor(o?: VmOptions) {
     const { stress, ...opts } = resolveVmOptions(o);
-    const { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs } = opts;
+    const { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs, checkAccess } = opts;
     this.options = opts;
-    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs: bugMask(bugs) };
+    this.cfg = { maxVcpus, nrLr, ramBytes, ipaBits, locking, lrPolicy, lockdep, lockStats, bugs: bugMask(bugs), checkAccess };
     this.geometry = computeGeometry(this.cfg);
-    this.buffers = allocateBuffers(this.geometry);
+    this.buffers = allocateBuffers(this.geometry, checkAccess);
     this.stress = stress;
     this.host = makeHost(this.geometry, this.cfg, this.buffers, 0, 'main', -1, this.stress?.history ?? null);
     const m = this.host.m;
@@ -429,6 +430,8 @@ export class Vm {
       await t.fn();
       this.teardownLog.push(t.name);
     }
+    // Checking mode: a lockset violation on any thread fails the VM's user (a stress run reads them as findings).
+    if (!this.stress) throwOnAccessViolations(this.host);
   }
 
   /**

@@ -10,6 +10,7 @@
  */
 import { NR_LOCK_CLASSES } from '../sync/lock-classes.js';
 import { STATS_CLOCK_BASE, statsBufferSize, type LockStatsMode } from '../sync/thread.js';
+import { accessBufferBytes } from '../check/lockset/reports.js';
 import { DIST, IRQ, IRQFD, ITS, MAX_ITS, MAX_LPIS, MAX_THREAD_SLOTS, NR_IRQFDS, NR_PHYS_IRQS, NR_ROUTES, PHYS_IRQ, ROUTE, VCPU } from './layouts.js';
 
 /** INTIDs 32..1019: the most SPIs any configuration can have. */
@@ -77,6 +78,8 @@ export interface VmBuffers {
   readonly ram: SharedArrayBuffer;
   /** The default KVM_EXIT_MMIO handler's register file (kvm/user-mmio.ts). */
   readonly userMmio: SharedArrayBuffer;
+  /** Checking mode (VmOptions.checkAccess): Eraser state and lockset reports (check/lockset). */
+  readonly access?: SharedArrayBuffer;
 }
 
 /**
@@ -85,11 +88,12 @@ export interface VmBuffers {
  */
 export const USER_MMIO_SLOTS = 65536;
 
-export function allocateBuffers(g: VmGeometry): VmBuffers {
+export function allocateBuffers(g: VmGeometry, checkAccess = false): VmBuffers {
   const stats = new SharedArrayBuffer(g.statsWords * 8);
   // The clock every thread's lock trace is expressed on (each thread has its own timeOrigin).
   new Float64Array(stats)[STATS_CLOCK_BASE] = performance.timeOrigin;
   return {
+    ...(checkAccess ? { access: new SharedArrayBuffer(accessBufferBytes(g)) } : {}),
     state: new SharedArrayBuffer(g.stateWords * 4),
     stats,
     ram: new SharedArrayBuffer(g.ramBytes),

@@ -18,6 +18,7 @@ import { irqRecord } from '../vgic/irq.js';
 import { irqfdOff, irqOff, physOff, vcpuOff } from '../shm/vm-memory.js';
 import { DEV_RUNNING, IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, NR_PHYS_IRQS, PHYS_IRQ, VCPU } from '../shm/layouts.js';
 import { lockIrq, unlockIrq } from '../vgic/locks.js';
+import { unchecked } from '../check/lockset/view.js';
 import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
 
 const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -215,9 +216,11 @@ export class DriverCtx {
       // Every LR, not just usedLrs: a flush publishes usedLrs only after populating, and LRs
       // beyond it are cleared, so a stale one can only make this answer 'busy'.
       const nrLr = m[vcpuOff(h.g, v) + VCPU.off.nrLr]!;
+      // data_race(): the harness peeks at other vCPUs' LR shadows (their owners' state).
+      const lrs = unchecked(m);
       for (let i = 0; i < nrLr; i++) {
         const lb = lrOff(h, v, i);
-        if (m[lb + LR.off.intid] === intid && m[lb + LR.off.state]! & mask) busy = true;
+        if (lrs[lb + LR.off.intid] === intid && lrs[lb + LR.off.state]! & mask) busy = true;
       }
     }
     unlockIrq(h, r);

@@ -2,7 +2,7 @@
 export type FindingKind =
   | 'lost' | 'duplicate' | 'spurious' | 'priority' | 'level-not-represented' | 'resample-missing' | 'resample-doubled'
   | 'accounting' | 'invariant' | 'lock-order' | 'deadlock' | 'lost-wakeup' | 'lost-kick' | 'livelock' | 'stall'
-  | 'fault' | 'timeout' | 'audit' | 'bounded-delivery';
+  | 'fault' | 'timeout' | 'audit' | 'bounded-delivery' | 'lockset';
 
 export interface Finding {
   kind: FindingKind;

@@ -31,6 +31,8 @@ export const BUG = {
   haltIgnoresEntry: 1 << 12,
   /** vgic_queue_irq_unlock links the IRQ but neither makes KVM_REQ_IRQ_PENDING nor kicks the target. */
   queueNoKick: 1 << 13,
+  /** Edge injection stores the pending latch with irq_lock dropped around the store (lockset must report it). */
+  unlockedPendingWrite: 1 << 14,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -140,5 +142,11 @@ export const BUG_INFO: readonly BugInfo[] = [
     what: 'a newly queued interrupt is linked onto the target\'s ap_list, but the target is neither sent KVM_REQ_IRQ_PENDING nor kicked: a vCPU running guest code takes it only at its next exit for another reason, however long that is',
     history: 'vgic_queue_irq_unlock ends with kvm_make_request(KVM_REQ_IRQ_PENDING) and kvm_vcpu_kick for the target (spec §3.6, §3.7); without them delivery waits "until some other event"',
     scenario: 'spin-storm',
+  },
+  {
+    name: 'unlockedPendingWrite',
+    what: 'kvm_vgic_inject_irq drops irq_lock around its store of the edge pending latch: an acknowledgement on a vCPU can clear the latch between the store and the queueing, and the lockset checker reports the unprotected write',
+    history: 'every field of struct vgic_irq is written under irq->irq_lock (the locking comment at the top of arch/arm64/kvm/vgic/vgic.c); the seed is the classic lockset violation KCSAN exists to find',
+    scenario: 'spi-storm',
   },
 ];

@@ -9,6 +9,7 @@ import type { LockStatsMode, SyncThread } from '../sync/thread.js';
 import { makeSyncThread, statsBaseOf } from '../sync/thread.js';
 import { setVcpuSlotCount } from '../sync/lock.js';
 import { HistoryWriter, type HistoryBuffers } from '../check/history.js';
+import { checkedViews } from '../check/lockset/index.js';
 
 export type LockingMode = 'fine' | 'global';
 
@@ -32,6 +33,8 @@ export interface SharedVmConfig {
   readonly lrPolicy: LrPolicy;
   /** Bitmask of enabled bug seeds (stress testing); 0 in a correct model. */
   readonly bugs: number;
+  /** Lockset checking of every shared-state access (check/lockset); off when absent. */
+  readonly checkAccess?: boolean;
 }
 
 export interface Host {
@@ -71,12 +74,15 @@ export function makeHost(g: VmGeometry, cfg: SharedVmConfig, buf: VmBuffers, slo
     edgeBase: g.edgeBase,
     lockdep: cfg.lockdep,
   });
+  const f = new Float64Array(buf.state);
+  // Checking mode: h.m / h.f are checked views; the locks (t.m) keep the raw array.
+  const views = cfg.checkAccess && buf.access ? checkedViews(g, cfg, buf.access, t, selfVcpu, m, f) : null;
   return {
     g,
     cfg,
     buf,
-    m,
-    f: new Float64Array(buf.state),
+    m: views ? views.m : m,
+    f: views ? views.f : f,
     ram: new Uint8Array(buf.ram),
     ramView: new DataView(buf.ram),
     t,

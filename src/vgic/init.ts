@@ -2,6 +2,7 @@
  * vgic initialisation stages (kernel vgic-init.c; spec §7.2, §1.6): vgic_init (explicit CTRL_INIT
  * or lazy for GICv2), the defaults it establishes, and kvm_vgic_map_resources at first run.
  */
+import { accessRecycled } from '../check/lockset/index.js';
 import { kvmErr } from '../uapi/errno.js';
 import { KVM_REQ_VM_DEAD, KVM_VGIC_IMP_REV_LATEST, KVM_VGIC_V2_CPU_SIZE, KVM_VGIC_V2_DIST_SIZE, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
@@ -10,7 +11,7 @@ import { BUG } from './bugs.js';
 import type { Host } from './host.js';
 import { dw } from './host.js';
 import { EDGE, LEVEL, resetRecord } from './irq.js';
-import { lockConfig, unlockConfig } from './locks.js';
+import { lockConfig, tryLockConfig, unlockConfig } from './locks.js';
 import { vgicV3CheckBase } from './rdist.js';
 
 export const NR_SPIS_DEFAULT = 256 - 32;
@@ -39,6 +40,9 @@ export function initPrivateIrqs(h: Host, v: number): void {
 export function resetCpuInterface(h: Host, v: number): void {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
+  // vgic_init (re)initialises every vCPU's interface state under config_lock before the vgic is
+  // usable (v2: lazily, on the first vCPU's first run): fresh state, as if allocated.
+  accessRecycled(h, vb + VCPU.off.nrLr, VCPU.off.eoiCount + 1 - VCPU.off.nrLr);
   for (const f of ['pmr', 'bpr0', 'bpr1', 'eng0', 'eng1', 'eoiMode', 'cbpr', 'ackCtl', 'fiqEn', 'ap0r', 'ap1r', 'eoiCount', 'usedLrs', 'uie', 'npie', 'lrenpie', 'tdir'] as const) {
     m[vb + VCPU.off[f]] = 0;
   }
@@ -148,9 +152,12 @@ export { DIST };
  * records. The records themselves stay readable for post-mortem statistics.
  */
 export function vgicDestroy(h: Host): void {
-  // No config_lock: every thread that takes it (the vCPUs) is gone by now, and a lock a dead or
-  // deadlocked thread left held (a stress run's ABBA) must not block the teardown.
+  // kvm_vgic_destroy holds config_lock. Every thread that takes it (the vCPUs) is gone by now, so
+  // it is free, unless a dead or deadlocked thread left it held (a stress run's ABBA): that must
+  // not block the teardown, so only try it (and then the lockset check reports the writes).
+  const locked = tryLockConfig(h);
   Atomics.store(h.m, dw(h, 'ready'), 0);
   Atomics.store(h.m, dw(h, 'initialized'), 0);
   Atomics.store(h.m, dw(h, 'nrSpis'), 0);
+  if (locked) unlockConfig(h);
 }

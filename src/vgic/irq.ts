@@ -3,6 +3,7 @@
  * Record indices: private IRQs of vCPU v are v*32 + intid; SPIs follow at spiRecordBase, LPIs at
  * lpiRecordBase.
  */
+import { accessRecycled } from '../check/lockset/index.js';
 import { VGIC_NR_PRIVATE_IRQS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { IRQ, LPI_BASE, MAX_LPIS } from '../shm/layouts.js';
 import { irqOff } from '../shm/vm-memory.js';
@@ -56,6 +57,8 @@ export function irqLrCount(h: Host, b: number): number {
 export function resetRecord(h: Host, r: number): void {
   const b = irqOff(h.g, r);
   const m = h.m;
+  // vgic_init allocates and initialises these without their locks: not reachable yet.
+  accessRecycled(h, b, IRQ.size);
   for (const f of IRQ.fields) {
     if (f.name === 'lock') continue;
     for (let i = 0; i < f.words; i++) m[b + f.offset + i] = 0;

@@ -40,6 +40,9 @@ export function unlockApList(h: Host, v: number): void {
 export function lockConfig(h: Host, site: LockSite = LockSite.Other): void {
   acquire(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock, -1, SPIN_LIMIT_MUTEX, false, site);
 }
+export function tryLockConfig(h: Host): boolean {
+  return tryAcquire(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock, -1);
+}
 export function unlockConfig(h: Host): void {
   release(h.t, h.g.distBase + DIST.off.configLock, LockClass.ConfigLock);
 }

@@ -97,7 +97,7 @@ export function kickVcpu(h: Host, v: number): void {
   }
   if (v === h.selfVcpu) {
     // Only the IN_GUEST -> EXITING transition can race, and not with ourselves (spec §12.23).
-    if (m[vb + VCPU.off.mode] === IN_GUEST_MODE) Atomics.store(m, vb + VCPU.off.mode, EXITING_GUEST_MODE);
+    if (Atomics.load(m, vb + VCPU.off.mode) === IN_GUEST_MODE) Atomics.store(m, vb + VCPU.off.mode, EXITING_GUEST_MODE);
     return;
   }
   Atomics.compareExchange(m, vb + VCPU.off.mode, IN_GUEST_MODE, EXITING_GUEST_MODE);
@@ -190,7 +190,11 @@ export function injectIrq(h: Host, vcpu: number, intid: number, level: boolean, 
       unlockIrq(h, r);
       return;
     }
-    m[b + IRQ.off.pendingLatch] = 1;
+    if (h.bugs & BUG.unlockedPendingWrite) {
+      unlockIrq(h, r);
+      m[b + IRQ.off.pendingLatch] = 1;
+      lockIrq(h, r);
+    } else m[b + IRQ.off.pendingLatch] = 1;
     if (h.hist) tracePend(h, r);
   }
   schedPoint(SchedPoint.PublishLatch, r);

@@ -9,6 +9,7 @@
  * Group arguments: 0 or 1 for a register of that group, -1 for GICv2's GICC_IAR/EOIR/HPPIR,
  * which serve either group.
  */
+import { unchecked } from '../check/lockset/view.js';
 import { VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { EventKind } from '../check/events.js';
 import { CTR, EXIT, IRQ, VCPU } from '../shm/layouts.js';
@@ -156,7 +157,8 @@ export class VcpuCpuIf {
 
   private traceDeact(value: number): void {
     const r = irqRecord(this.h, this.v, this.v2 ? value & 0x3ff : value & 0xffffff);
-    const level = r >= 0 ? this.m[irqOff(this.h.g, r) + IRQ.off.config]! : 0;
+    // data_race(): the tracer's peek at the trigger mode, not the model's (no irq_lock taken).
+    const level = r >= 0 ? unchecked(this.m)[irqOff(this.h.g, r) + IRQ.off.config]! : 0;
     this.h.hist!.record(EventKind.DEACT, value, this.v, level, 0);
   }
 }

@@ -26,7 +26,11 @@ import { irqfdOff, irqOff } from '../../src/shm/vm-memory.js';
 import { irqRecord } from '../../src/vgic/irq.js';
 import { NR_SPIS_DEFAULT } from '../../src/vgic/init.js';
 import {
-  VmTracker, build, expectErrno, startRun, waitFor, waitRam, within, type RunHandle, withRun } from '../helpers.js';
+  VmTracker, build, expectErrno, startRun, waitFor, waitRam, within, type RunHandle, withRun, useAccessChecking } from '../helpers.js';
+import { unchecked } from '../../src/check/lockset/index.js';
+
+// Real threads race here on purpose: every VM of this file checks its accesses (lockset).
+useAccessChecking();
 
 const WORKER_URL = new URL('./irqfd-writer-worker.mjs', import.meta.url);
 const DIST_EVENTFD = new URL('../../dist/src/eventfd/eventfd.js', import.meta.url);
@@ -94,7 +98,7 @@ function expectMostlyFast(c: { fastInjections: number; slowInjections: number },
 
 /** The shared-memory row of irqfd slot `slot`: readable even after deassign (until the slot is reused). */
 function raw(vm: Vm, slot: number) {
-  const m = vm.host.m;
+  const m = unchecked(vm.host.m);
   const e = irqfdOff(vm.geometry, slot);
   const f = (k: keyof typeof IRQFD.off): number => Atomics.load(m, e + IRQFD.off[k]);
   return {
@@ -113,7 +117,7 @@ function spiIdle(vm: Vm, intid: number): boolean {
   const r = irqRecord(h, -1, intid);
   if (r < 0) throw new Error(`SPI ${intid} does not exist`);
   const b = irqOff(h.g, r);
-  const f = (k: keyof typeof IRQ.off): number => Atomics.load(h.m, b + IRQ.off[k]);
+  const f = (k: keyof typeof IRQ.off): number => Atomics.load(unchecked(h.m), b + IRQ.off[k]);
   return f('vcpu') === -1 && f('pendingLatch') === 0 && f('active') === 0 && f('lineLevel') === 0 && f('onLr') === 0;
 }
 

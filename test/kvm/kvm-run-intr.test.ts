@@ -10,7 +10,10 @@ import {
   KVM_ARM_IRQ_TYPE_PPI, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_EXIT_INTR, kvmIrqLineField,
 } from '../../src/uapi/index.js';
 import { ECHO } from '../../src/guest/builtins/irq-echo.js';
-import { buildV3, expectErrno, pulseSpi, startRun, VmTracker, waitRam, within } from '../helpers.js';
+import { buildV3, expectErrno, pulseSpi, startRun, VmTracker, waitRam, within, useAccessChecking } from '../helpers.js';
+
+// Real threads race here on purpose: every VM of this file checks its accesses (lockset).
+useAccessChecking();
 
 const tracker = new VmTracker();
 afterEach(() => tracker.destroyAll());

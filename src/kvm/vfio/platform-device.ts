@@ -3,6 +3,7 @@
  * VFIO_DEVICE_GET_IRQ_INFO / VFIO_DEVICE_SET_IRQS with the uapi's flags, and the device worker
  * (workers/device.ts) that raises the interrupts. Counts are read from shared memory, live.
  */
+import { accessRecycled } from '../../check/lockset/index.js';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { EventFd } from '../../eventfd/eventfd.js';
 import { DEV_EXITED, NR_PHYS_IRQS, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED } from '../../shm/layouts.js';
@@ -115,6 +116,7 @@ export class VfioPlatformDevice {
     this.gen = nextGen;
     free.forEach((line, i) => {
       const p = physOff(h.g, line);
+      accessRecycled(h, p, PHYS_IRQ.size); // a fresh line: its former owner's thread is gone
       for (let w = 0; w < PHYS_IRQ.size; w++) Atomics.store(m, p + w, 0);
       m[p + PHYS_IRQ.off.level] = opts.irqs[i] === 'level' ? 1 : 0;
       m[p + PHYS_IRQ.off.bell] = free[0]!;

@@ -8,6 +8,7 @@ import { checkHistory, formatViolation } from '../../check/checker.js';
 import { readHistory, type HistoryBuffers } from '../../check/history.js';
 import { vmStructureProblems } from '../../check/invariants.js';
 import { eventfdsIn, quiescenceAudit } from '../../check/audits.js';
+import { takeAccessFindings } from '../../check/lockset/index.js';
 import type { Vm } from '../../kvm/vm.js';
 import { IRQ, LPI_BASE } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
@@ -20,6 +21,8 @@ export function checkRun(vm: Vm, p: RunPlan, mod: ScenarioModule, history: Histo
   const h = vm.host;
   const { args, gic, vcpus } = p;
   const info = mod.info;
+  // Taken first: it also resets the Eraser state now that the threads have stopped.
+  const lockset = takeAccessFindings(h);
   // Quiescent: record the end state, then check the history.
   const w = h.hist!;
   w.record(EventKind.QUIESCE, -1, -1, 0, 0);
@@ -33,6 +36,7 @@ export function checkRun(vm: Vm, p: RunPlan, mod: ScenarioModule, history: Histo
   // A run cut short (timeout, scheduler failure, fault) is not quiescent: its "lost" verdicts
   // would only repeat the finding that cut it short.
   const cutShort = findings.length > 0;
+  findings.push(...lockset); // a lockset report does not cut the run short: its other checks still hold
   for (const v of checkHistory(events, { gicVersion: gic === 'v3' ? 3 : 2, resampleSpis: info.resample ? args.spis : [], discardable: info.discardsLpis ? (i) => i >= LPI_BASE : undefined })) {
     if (cutShort && (v.kind === 'lost' || v.kind === 'level-not-represented')) continue;
     findings.push({ kind: v.kind, message: v.message, details: formatViolation(v) });
