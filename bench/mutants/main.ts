@@ -108,7 +108,7 @@ try {
     if (f.json) {
       const report = {
         seed: formatSeed(seed), files: f.files, count: mutants.length, sites: all.length, operators, probe, timeoutMs,
-        baselineMs: Math.round(base.ms), interrupted: ac.signal.aborted, summary: { ...s, survivors: s.survivors.map((r) => r.id) }, mutants: results,
+        baselineMs: Math.round(base.ms), interrupted: ac.signal.aborted, summary: { ...s, all: undefined, survivors: s.survivors.map((r) => r.id) }, mutants: results,
       };
       writeFileSync(String(f.json), `${JSON.stringify(report, null, 2)}\n`);
       progress(`mutants: wrote ${String(f.json)}`);

@@ -1,5 +1,5 @@
 /**
- * The mutation report: kill rate (killed, timeout and crash over every valid mutant), kills per
+ * The mutation report: kill rate (killed, timeout and crash over every valid, non-flaky mutant), kills per
  * detector (the first finding kind of the failing run), and each survivor with its .ts line, the
  * operator and the source line mutated.
  */
@@ -16,17 +16,18 @@ export interface Summary {
   /** Per operator: valid mutants and how many were killed. */
   byOperator: Record<string, { valid: number; killed: number }>;
   survivors: MutantResult[];
+  all: readonly MutantResult[];
 }
 
 const KILLED: ReadonlySet<Status> = new Set(['killed', 'timeout', 'crash']);
 
 export function summarise(results: readonly MutantResult[]): Summary {
-  const byStatus: Record<Status, number> = { killed: 0, timeout: 0, crash: 0, survived: 0, invalid: 0 };
+  const byStatus: Record<Status, number> = { killed: 0, timeout: 0, crash: 0, survived: 0, invalid: 0, flaky: 0 };
   const byDetector: Record<string, number> = {};
   const byOperator: Record<string, { valid: number; killed: number }> = {};
   for (const r of results) {
     byStatus[r.status]++;
-    if (r.status === 'invalid') continue;
+    if (r.status === 'invalid' || r.status === 'flaky') continue;
     const op = (byOperator[r.operator] ??= { valid: 0, killed: 0 });
     op.valid++;
     if (KILLED.has(r.status)) {
@@ -35,10 +36,10 @@ export function summarise(results: readonly MutantResult[]): Summary {
       byDetector[d] = (byDetector[d] ?? 0) + 1;
     }
   }
-  const valid = results.length - byStatus.invalid;
+  const valid = results.length - byStatus.invalid - byStatus.flaky;
   const killed = byStatus.killed + byStatus.timeout + byStatus.crash;
   const survivors = results.filter((r) => r.status === 'survived').sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
-  return { total: results.length, valid, byStatus, killRate: valid ? killed / valid : NaN, byDetector, byOperator, survivors };
+  return { total: results.length, valid, byStatus, killRate: valid ? killed / valid : NaN, byDetector, byOperator, survivors, all: results };
 }
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
@@ -49,7 +50,7 @@ export function formatReport(s: Summary, opts: { interrupted?: boolean; planned?
   const b = s.byStatus;
   const killed = b.killed + b.timeout + b.crash;
   if (opts.interrupted) lines.push(`interrupted: ${s.total} of ${opts.planned ?? '?'} mutants measured`);
-  lines.push(`mutants: ${s.total} (${s.valid} valid, ${b.invalid} invalid)`);
+  lines.push(`mutants: ${s.total} (${s.valid} valid, ${b.invalid} invalid, ${b.flaky} flaky: the unmutated model fails the same campaign too)`);
   lines.push(`kill rate: ${pct(s.killRate)} (${killed}/${s.valid}: ${b.killed} by a finding, ${b.timeout} timeout, ${b.crash} crash; ${b.survived} survived)`);
   lines.push('', 'kills per detector:');
   for (const [d, n] of Object.entries(s.byDetector).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))) {
@@ -58,6 +59,11 @@ export function formatReport(s: Summary, opts: { interrupted?: boolean; planned?
   lines.push('', 'per operator (killed/valid):');
   for (const [op, v] of Object.entries(s.byOperator).sort((x, y) => x[0].localeCompare(y[0]))) {
     lines.push(`  ${op.padEnd(24)} ${String(v.killed).padStart(4)}/${v.valid}`);
+  }
+  const flaky = s.all.filter((r) => r.status === 'flaky');
+  if (flaky.length) {
+    lines.push('', `flaky (excluded; the unmutated model failed the same scenario and mode):`);
+    for (const r of flaky) lines.push(`  ${r.id.padEnd(5)} ${`${r.file}:${r.line}`.padEnd(36)} ${r.scenario} ${r.mode}: ${r.message}`);
   }
   lines.push('', `survivors (${s.survivors.length}):`);
   for (const r of s.survivors) {

@@ -6,14 +6,17 @@
  *   crash     the probe died without a result, or the campaign threw (killed at load or set-up)
  *   survived  every run passed
  *   invalid   the mutated module does not parse (excluded from the kill rate)
+ *   flaky     killed, but the unmutated copy fails the same scenario and mode too: a false alarm
+ *             of the tester under load, not a kill (excluded from the kill rate)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { applyMutant, makeSlot, mutatedText, restoreSlot, type Slot } from './apply.js';
 import type { ProbeConfig, ProbeResult } from './probe.js';
 import type { Mutant } from './sampler.js';
+import type { StressMode } from '../../src/stress/runner.js';
 
-export type Status = 'killed' | 'timeout' | 'crash' | 'survived' | 'invalid';
+export type Status = 'killed' | 'timeout' | 'crash' | 'survived' | 'invalid' | 'flaky';
 
 export interface MutantResult extends Mutant {
   status: Status;
@@ -45,7 +48,8 @@ export function runProbe(slot: Slot, cfg: ProbeConfig, timeoutMs: number, signal
   const t0 = performance.now();
   return new Promise((res) => {
     const child: ChildProcess = spawn(process.execPath, [join(slot.root, 'dist/bench/mutants/probe.js'), JSON.stringify(cfg)], {
-      cwd: slot.root, stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: a Ctrl-C reaches only us, and we stop the probe (so it is not a "crash").
+      cwd: slot.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     });
     let out = '';
     let err = '';
@@ -77,8 +81,22 @@ export function runProbe(slot: Slot, cfg: ProbeConfig, timeoutMs: number, signal
   });
 }
 
-/** The outcome of one mutant in a slot (the slot is clean again afterwards). */
+/**
+ * The outcome of one mutant in a slot (the slot is clean again afterwards). A kill by a finding is
+ * confirmed: the unmutated copy runs the same scenario and mode with the same seeds, and if it
+ * fails too the kill was the tester's false alarm ("flaky").
+ */
 export async function runMutant(o: RunOptions, slot: Slot, m: Mutant): Promise<MutantResult | null> {
+  const r = await measure(o, slot, m);
+  if (r?.status !== 'killed' || !r.scenario || !r.mode) return r;
+  const again = await runProbe(slot, { ...o.probe, scenarios: [r.scenario], modes: [r.mode as StressMode] }, o.timeoutMs, o.signal);
+  if (again.aborted) return null;
+  if (again.result && !again.result.killed) return r;
+  const f = again.result?.findings?.[0];
+  return { ...r, status: 'flaky', message: `unmutated copy fails too: ${f ? `${f.kind}: ${f.message}` : again.timedOut ? 'timeout' : 'crash'}` };
+}
+
+async function measure(o: RunOptions, slot: Slot, m: Mutant): Promise<MutantResult | null> {
   const mt = mutatedText(o.root, m);
   if ('invalid' in mt) return { ...m, status: 'invalid', message: mt.invalid, ms: 0 };
   applyMutant(slot, m, mt.text);
