@@ -28,8 +28,9 @@ const FLAGS: FlagSpec[] = [
   { name: 'controlled-runs', kind: 'number', integer: true, min: 0, default: 2, help: 'controlled-mode runs per scenario' },
   { name: 'chaos-runs', kind: 'number', integer: true, min: 0, default: 1, help: 'chaos-mode runs per scenario' },
   { name: 'campaign-seed', kind: 'string', default: '1', help: 'the probe campaign seed (the same for every mutant)' },
-  { name: 'timeout', kind: 'number', min: 1, help: 'seconds per mutant before it counts as killed (timeout); default 3x the unmutated campaign, at least 30' },
+  { name: 'timeout', kind: 'number', min: 1, help: 'seconds per mutant before it counts as killed (timeout); default 4x the unmutated campaign, at least 60' },
   { name: 'json', kind: 'string', help: 'also write the full report (every mutant) as JSON to this file' },
+  { name: 'only', kind: 'string', help: 'run only these mutants of the sample, by id (m3,m17)' },
   { name: 'list', kind: 'boolean', help: 'print the sampled mutants and exit' },
   HELP_FLAG,
 ];
@@ -58,10 +59,17 @@ if (f.help) {
 }
 
 const all = enumerateMutants(PACKAGE_ROOT, join(PACKAGE_ROOT, 'dist'), String(f.files), operators);
-const mutants = sample(all, f.count as number, seed, f.sampling as Sampling);
+const sampled = sample(all, f.count as number, seed, f.sampling as Sampling);
+const only = f.only === undefined ? null : new Set(String(f.only).split(',').map((x) => x.trim()));
+const unknown = only ? [...only].filter((id) => !sampled.some((m) => m.id === id)) : [];
+if (unknown.length) {
+  process.stderr.write(`mutants: --only names ${unknown.join(', ')}, not in the sample (m0..m${sampled.length - 1})\n`);
+  process.exit(2);
+}
+const mutants = only ? sampled.filter((m) => only.has(m.id)) : sampled;
 const say = (s: string): void => void process.stdout.write(s);
 const progress = (s: string): void => void process.stderr.write(`${s}\n`);
-progress(`mutants: ${all.length} sites in ${String(f.files)}, sampled ${mutants.length} with seed ${formatSeed(seed)}`);
+progress(`mutants: ${all.length} sites in ${String(f.files)}, sampled ${sampled.length} with seed ${formatSeed(seed)}${only ? `, running ${mutants.length} of them` : ''}`);
 if (f.list) {
   for (const m of mutants) say(`${m.id.padEnd(5)} ${`${m.file}:${m.line}`.padEnd(36)} ${m.operator.padEnd(14)} ${m.description}\n`);
   process.exit(0);
@@ -89,7 +97,7 @@ try {
     progress(`mutants: the unmutated model fails the probe campaign (${base.why}); fix that first`);
     process.exitCode = 2;
   } else {
-    const timeoutMs = f.timeout !== undefined ? (f.timeout as number) * 1000 : Math.max(30_000, 3 * base.ms);
+    const timeoutMs = f.timeout !== undefined ? (f.timeout as number) * 1000 : Math.max(60_000, 4 * base.ms);
     progress(`mutants: unmutated probe campaign passes in ${(base.ms / 1000).toFixed(1)} s; timeout per mutant ${(timeoutMs / 1000).toFixed(0)} s, jobs ${String(f.jobs)}`);
     results = await runMutants(
       {

@@ -50,7 +50,7 @@ export function formatReport(s: Summary, opts: { interrupted?: boolean; planned?
   const b = s.byStatus;
   const killed = b.killed + b.timeout + b.crash;
   if (opts.interrupted) lines.push(`interrupted: ${s.total} of ${opts.planned ?? '?'} mutants measured`);
-  lines.push(`mutants: ${s.total} (${s.valid} valid, ${b.invalid} invalid, ${b.flaky} flaky: the unmutated model fails the same campaign too)`);
+  lines.push(`mutants: ${s.total} (${s.valid} valid, ${b.invalid} invalid, ${b.flaky} flaky: the unmutated model fails the same way)`);
   lines.push(`kill rate: ${pct(s.killRate)} (${killed}/${s.valid}: ${b.killed} by a finding, ${b.timeout} timeout, ${b.crash} crash; ${b.survived} survived)`);
   lines.push('', 'kills per detector:');
   for (const [d, n] of Object.entries(s.byDetector).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))) {
@@ -62,8 +62,8 @@ export function formatReport(s: Summary, opts: { interrupted?: boolean; planned?
   }
   const flaky = s.all.filter((r) => r.status === 'flaky');
   if (flaky.length) {
-    lines.push('', `flaky (excluded; the unmutated model failed the same scenario and mode):`);
-    for (const r of flaky) lines.push(`  ${r.id.padEnd(5)} ${`${r.file}:${r.line}`.padEnd(36)} ${r.scenario} ${r.mode}: ${r.message}`);
+    lines.push('', 'flaky (excluded: the unmutated model fails the same way):');
+    for (const r of flaky) lines.push(`  ${r.id.padEnd(5)} ${`${r.file}:${r.line}`.padEnd(36)} ${r.scenario ? `${r.scenario} ${r.mode}` : 'campaign'}: ${r.message}`);
   }
   lines.push('', `survivors (${s.survivors.length}):`);
   for (const r of s.survivors) {

@@ -6,8 +6,9 @@
  *   crash     the probe died without a result, or the campaign threw (killed at load or set-up)
  *   survived  every run passed
  *   invalid   the mutated module does not parse (excluded from the kill rate)
- *   flaky     killed, but the unmutated copy fails the same scenario and mode too: a false alarm
- *             of the tester under load, not a kill (excluded from the kill rate)
+ *   flaky     killed, but the unmutated copy fails the same scenario and mode too (or also runs
+ *             past the timeout): a false alarm of the tester under load, not a kill (excluded
+ *             from the kill rate)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -84,10 +85,18 @@ export function runProbe(slot: Slot, cfg: ProbeConfig, timeoutMs: number, signal
 /**
  * The outcome of one mutant in a slot (the slot is clean again afterwards). A kill by a finding is
  * confirmed: the unmutated copy runs the same scenario and mode with the same seeds, and if it
- * fails too the kill was the tester's false alarm ("flaky").
+ * fails too the kill was the tester's false alarm ("flaky"); a timeout likewise, if the unmutated
+ * copy cannot finish the campaign in that time either.
  */
 export async function runMutant(o: RunOptions, slot: Slot, m: Mutant): Promise<MutantResult | null> {
   const r = await measure(o, slot, m);
+  if (r?.status === 'timeout') {
+    // A timeout is a hang only if the unmutated model finishes the same campaign in that time:
+    // on a loaded machine a surviving mutant's campaign can just be slow.
+    const clean = await runProbe(slot, o.probe, o.timeoutMs, o.signal);
+    if (clean.aborted) return null;
+    return clean.timedOut ? { ...r, status: 'flaky', message: `the unmutated campaign also took over ${o.timeoutMs} ms (machine load)` } : r;
+  }
   if (r?.status !== 'killed' || !r.scenario || !r.mode) return r;
   const again = await runProbe(slot, { ...o.probe, scenarios: [r.scenario], modes: [r.mode as StressMode] }, o.timeoutMs, o.signal);
   if (again.aborted) return null;
