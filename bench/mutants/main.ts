@@ -4,7 +4,7 @@
  * runs a short stress campaign against each in a private copy of the package (probe.ts), and
  * prints the kill rate, the kills per detector and every survivor. A tool, not a CI step.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec, type Flags } from '../../src/cli/args.js';
@@ -15,6 +15,7 @@ import { OPERATORS, type OperatorName } from './operators.js';
 import type { ProbeConfig } from './probe.js';
 import { formatReport, summarise } from './report.js';
 import { baseline, runMutants, type MutantResult } from './runner.js';
+import { resumable } from './resume.js';
 import { enumerateMutants, sample, type Sampling } from './sampler.js';
 
 const FLAGS: FlagSpec[] = [
@@ -30,6 +31,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'campaign-seed', kind: 'string', default: '1', help: 'the probe campaign seed (the same for every mutant)' },
   { name: 'timeout', kind: 'number', min: 1, help: 'seconds per mutant before it counts as killed (timeout); default 4x the unmutated campaign, at least 60' },
   { name: 'json', kind: 'string', help: 'also write the full report (every mutant) as JSON to this file' },
+  { name: 'resume', kind: 'string', help: 'a --json report of the same sample: keep its results, run the rest (and its timeouts again)' },
   { name: 'only', kind: 'string', help: 'run only these mutants of the sample, by id (m3,m17)' },
   { name: 'list', kind: 'boolean', help: 'print the sampled mutants and exit' },
   HELP_FLAG,
@@ -66,10 +68,20 @@ if (unknown.length) {
   process.stderr.write(`mutants: --only names ${unknown.join(', ')}, not in the sample (m0..m${sampled.length - 1})\n`);
   process.exit(2);
 }
-const mutants = only ? sampled.filter((m) => only.has(m.id)) : sampled;
+const chosen = only ? sampled.filter((m) => only.has(m.id)) : sampled;
+let kept: MutantResult[] = [];
+if (f.resume !== undefined) {
+  try {
+    kept = resumable(JSON.parse(readFileSync(String(f.resume), 'utf8')) as { mutants?: MutantResult[] }, chosen);
+  } catch (e) {
+    process.stderr.write(`mutants: cannot read --resume ${String(f.resume)}: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+}
+const mutants = chosen.filter((m) => !kept.some((k) => k.id === m.id));
 const say = (s: string): void => void process.stdout.write(s);
 const progress = (s: string): void => void process.stderr.write(`${s}\n`);
-progress(`mutants: ${all.length} sites in ${String(f.files)}, sampled ${sampled.length} with seed ${formatSeed(seed)}${only ? `, running ${mutants.length} of them` : ''}`);
+progress(`mutants: ${all.length} sites in ${String(f.files)}, sampled ${sampled.length} with seed ${formatSeed(seed)}${only ? `, ${chosen.length} of them chosen` : ''}${f.resume !== undefined ? `, ${kept.length} results kept from ${String(f.resume)}` : ''}`);
 if (f.list) {
   for (const m of mutants) say(`${m.id.padEnd(5)} ${`${m.file}:${m.line}`.padEnd(36)} ${m.operator.padEnd(14)} ${m.description}\n`);
   process.exit(0);
@@ -99,7 +111,7 @@ try {
   } else {
     const timeoutMs = f.timeout !== undefined ? (f.timeout as number) * 1000 : Math.max(60_000, 4 * base.ms);
     progress(`mutants: unmutated probe campaign passes in ${(base.ms / 1000).toFixed(1)} s; timeout per mutant ${(timeoutMs / 1000).toFixed(0)} s, jobs ${String(f.jobs)}`);
-    results = await runMutants(
+    results = [...kept, ...await runMutants(
       {
         root: PACKAGE_ROOT, workDir, jobs: f.jobs as number, probe, timeoutMs, signal: ac.signal,
         onResult: (r, n) => {
@@ -108,14 +120,14 @@ try {
         },
       },
       mutants,
-    );
-    const order = new Map(mutants.map((m, i) => [m.id, i]));
+    )];
+    const order = new Map(chosen.map((m, i) => [m.id, i]));
     results.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
     const s = summarise(results);
-    say(formatReport(s, { interrupted: ac.signal.aborted, planned: mutants.length }));
+    say(formatReport(s, { interrupted: ac.signal.aborted, planned: chosen.length }));
     if (f.json) {
       const report = {
-        seed: formatSeed(seed), files: f.files, count: mutants.length, sites: all.length, operators, probe, timeoutMs,
+        seed: formatSeed(seed), files: f.files, count: chosen.length, resumedFrom: f.resume ?? null, kept: kept.length, sites: all.length, operators, probe, timeoutMs,
         baselineMs: Math.round(base.ms), interrupted: ac.signal.aborted, summary: { ...s, all: undefined, survivors: s.survivors.map((r) => r.id) }, mutants: results,
       };
       writeFileSync(String(f.json), `${JSON.stringify(report, null, 2)}\n`);

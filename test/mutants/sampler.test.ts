@@ -9,6 +9,7 @@ import { PACKAGE_ROOT } from '../../src/kvm/worker-path.js';
 import { enumerateMutants, globToRegExp, sample } from '../../bench/mutants/sampler.js';
 import { ModuleMap } from '../../bench/mutants/source-map.js';
 import { findMutations } from '../../bench/mutants/operators.js';
+import { resumable } from '../../bench/mutants/resume.js';
 
 const DIST = join(PACKAGE_ROOT, 'dist');
 
@@ -63,5 +64,21 @@ describe('mutant sampler', () => {
       expect(p.source).toBe(ts[p.line - 1]!.trim());
       expect(p.source).toContain(s.description.replace(/^drop /, '').replace(/\(.*$/, ''));
     }
+  });
+});
+
+describe('--resume', () => {
+  it('keeps the earlier results of the same mutants, except timeouts', () => {
+    const all = enumerateMutants(PACKAGE_ROOT, DIST, 'src/vgic/queue.ts');
+    const s = sample(all, 4, 3);
+    const old = {
+      mutants: [
+        { ...s[0]!, status: 'survived' as const, ms: 1 },
+        { ...s[1]!, status: 'timeout' as const, ms: 1 },
+        { ...s[2]!, status: 'killed' as const, ms: 1, line: s[2]!.line + 1 }, // another mutant under that id
+        { ...s[3]!, status: 'killed' as const, detector: 'lost', ms: 1 },
+      ],
+    };
+    expect(resumable(old, s).map((r) => r.id)).toEqual([s[0]!.id, s[3]!.id]);
   });
 });
