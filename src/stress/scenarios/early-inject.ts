@@ -41,6 +41,10 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
 }
 
 export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
+  // The distributor first: an SPI that became pending while it was disabled (GICv2's accepted
+  // early injection) is queued only by a later queue call, here the enable write; enabling the
+  // distributor afterwards only kicks vCPUs and rescans nothing (vgic_mmio_write_v2_misc).
+  if (cpu.id === 0) cpu.driver.enableDistributor();
   guestPrologue(cpu, a);
   idleForever(cpu);
 }
@@ -58,8 +62,10 @@ export function driver(d: DriverCtx, a: ScenarioArgs): void {
   // GICv2 accepts the early injection instead (kvm_vgic_inject_irq initialises a v2 vgic lazily):
   // it pends until the guest enables the SPI. Wait for it before crediting more, or the next edge
   // may coalesce with it (one acknowledgement for two accepted edges: correct, but not countable).
+  // (On GICv3 an accepted early injection is itself the bug this scenario is for: the check
+  // reports it, as it would report it dropped.)
   for (const s of a.spis) {
-    if (Atomics.load(d.ram, REFUSED + s)) continue;
+    if (d.gic !== 2 || Atomics.load(d.ram, REFUSED + s)) continue;
     if (!d.waitFor(() => Atomics.load(d.ram, SRAM.ACKS + s) >= Atomics.load(d.ram, SRAM.ACCEPTED + s), `the early SPI ${s} to be delivered`)) return d.stopVm();
   }
   for (let i = 0; i < a.iterations; i++) if (!credit(a.spis[i % a.spis.length]!)) return d.stopVm();
