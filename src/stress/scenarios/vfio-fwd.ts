@@ -71,6 +71,8 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
     // A user mask and unmask (DATA_NONE and DATA_BOOL forms), as a VMM quiescing the device.
     dev.setIrqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, i, 0, 1);
     dev.setIrqs(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK, i, 0, 1, [true]);
+    // Each schedule form, empty (the device raises nothing by itself: the driver is the hardware).
+    dev.start(i, i === 0 ? { kind: 'rate', count: 0, periodMs: 1 } : i === 1 ? { kind: 'burst', bursts: 0, size: 1, gapMs: 1 } : { kind: 'random', count: 0, meanGapMs: 1, seed: a.seed });
     lines.push(dev.line(i));
     triggers.push(trigger.share());
   });

@@ -32,7 +32,7 @@ import {
   KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_RESTORE_TABLES, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_VGIC_CTRL_INIT,
   KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
   KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_V2, KVM_DEV_TYPE_ARM_VGIC_V3,
-  KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_MSI_VALID_DEVID, KVM_VGIC_ITS_ADDR_TYPE, KVM_VGIC_V2_ADDR_TYPE_DIST,
+  KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_MSI_VALID_DEVID, KVM_VGIC_ITS_ADDR_TYPE, KVM_VGIC_V2_ADDR_TYPE_DIST,
   KVM_VGIC_V3_ADDR_TYPE_DIST,
 } from '../../uapi/kvm.js';
 import { KVM_ARM_VCPU_TIMER_CTRL, KVM_ARM_VCPU_TIMER_IRQ_PTIMER, KVM_ARM_VCPU_TIMER_IRQ_VTIMER, KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_PTIMER_CNT } from '../../uapi/timer.js';
@@ -127,6 +127,15 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
     vm.irqfd({ fd, gsi: MSI_GSI });
     w.msiFd = fd.share();
   }
+  // An irqfd assigned and deassigned again (a device unplugged before the guest ran), then the
+  // table must list exactly the scenario's.
+  const gone = new EventFd();
+  vm.irqfd({ fd: gone, gsi: a.spis.length });
+  vm.irqfd({ fd: gone, gsi: a.spis.length, flags: KVM_IRQFD_FLAG_DEASSIGN });
+  const listed = vm.irqfds().length;
+  if (listed !== w.fds.length + (v3 ? 1 : 0)) throw new Error(`vmm-ops: ${listed} irqfds listed after the deassign`);
+  for (const c of vm.vcpus) if (c.stats().exits.intr !== 0) throw new Error('vmm-ops: a vCPU was interrupted before it ran');
+  if (vm.lockStats().length === 0) throw new Error('vmm-ops: no lock classes');
   a.extra = { ...a.extra, vmmOps: w };
 }
 
