@@ -13,7 +13,8 @@
  * and after the last round one MSI per event, each acknowledged.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { enableLpis, GuestIts, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_BASER0, GITS_BASER1, invLpi, setLpiConfig, type ItsLayout, type LpiLayout } from '../../guest/its-driver.js';
+import { enableLpis, GuestIts, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_BASER0, GITS_BASER1, invLpi, setLpiConfig } from '../../guest/its-driver.js';
+import { DOORBELL, ITS_BASE, ITS_LAYOUT, ITT, LPI_LAYOUT } from './its-layout.js';
 import { GITS_IIDR, GITS_TYPER } from '../../vgic/its/mmio-its.js';
 import { GICR_INVALLR } from '../../vgic/mmio/gicr.js';
 import { KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE } from '../../uapi/kvm.js';
@@ -33,11 +34,6 @@ export const info: ScenarioInfo = {
   discardsLpis: true,
 };
 
-const ITS_BASE = 0x08080000;
-const DOORBELL = ITS_BASE + 0x10040;
-const ITS_LAYOUT: ItsLayout = { base: ITS_BASE, cmdq: 0x80000, cmdPages: 1, deviceTable: 0x90000, collectionTable: 0xa0000 };
-const LPI_LAYOUT: LpiLayout = { propTable: 0xc0000, idBits: 13, pendTables: 0xd0000 };
-const ITT = 0xb0000;
 const DEV = 3;
 const EVENTS = 4;
 const LPI = (ev: number): number => 8192 + 16 + ev;

@@ -8,7 +8,8 @@
  * making a freed LPI pending, or drives a refcount below zero: both are invariant failures.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { enableLpis, GuestIts, setLpiConfig, type ItsLayout, type LpiLayout } from '../../guest/its-driver.js';
+import { enableLpis, GuestIts, setLpiConfig } from '../../guest/its-driver.js';
+import { DOORBELL, ITS_BASE, ITS_LAYOUT, ITT, LPI_LAYOUT } from './its-layout.js';
 import { KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE } from '../../uapi/kvm.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
@@ -26,12 +27,6 @@ export const info: ScenarioInfo = {
   discardsLpis: true,
 };
 
-const ITS_BASE = 0x08080000;
-const DOORBELL = ITS_BASE + 0x10040;
-/** Tables inside the default 1 MiB of guest RAM, above the scenario words. */
-const ITS_LAYOUT: ItsLayout = { base: ITS_BASE, cmdq: 0x80000, cmdPages: 1, deviceTable: 0x90000, collectionTable: 0xa0000 };
-const LPI_LAYOUT: LpiLayout = { propTable: 0xc0000, idBits: 13, pendTables: 0xd0000 };
-const ITT = 0xb0000;
 const DEV = 1;
 const EV = 0;
 const LPIS = [8192, 8193] as const;

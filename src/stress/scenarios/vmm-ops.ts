@@ -19,7 +19,8 @@
  * every register read back as restored.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { enableLpis, GuestIts, setLpiConfig, type ItsLayout, type LpiLayout } from '../../guest/its-driver.js';
+import { enableLpis, GuestIts, setLpiConfig } from '../../guest/its-driver.js';
+import { doorbellOf, ITS_BASE, ITS_LAYOUT, ITT, LPI_LAYOUT } from './its-layout.js';
 import type { Vm } from '../../kvm/vm.js';
 import { VgicDevice } from '../../kvm/vgic-device.js';
 import { ItsDevice } from '../../kvm/its-device.js';
@@ -52,13 +53,10 @@ export const info: ScenarioInfo = {
 };
 
 const PPI = 23;
-const ITS0 = 0x08080000;
+const ITS0 = ITS_BASE;
 /** The migration target: above the redistributors of up to 8 vCPUs. */
 const ITS1 = 0x08200000;
-const DOORBELL = (base: number): number => base + 0x10040;
-const ITS_LAYOUT: ItsLayout = { base: ITS0, cmdq: 0x80000, cmdPages: 1, deviceTable: 0x90000, collectionTable: 0xa0000 };
-const LPI_LAYOUT: LpiLayout = { propTable: 0xc0000, idBits: 13, pendTables: 0xd0000 };
-const ITT = 0xb0000;
+const DOORBELL = doorbellOf;
 const DEV = 2;
 const EV = 1;
 const LPI = 8192;
