@@ -7,7 +7,8 @@
  *
  * Every built-in scenario, in both modes, on each GIC version it runs on (a scenario that pins
  * one in its info runs on that one only), N seeds each (default 1: about two minutes on two
- * cores, plus c8's report). Exit code 1 if any run has a finding (coverage of a campaign that
+ * cores, plus c8's report); then three storms under the model's other designs (classic LR
+ * overflow handling, the global lock, one LR). Exit code 1 if any run has a finding (coverage of a campaign that
  * fails measures a broken run) or if the worker threads' profiles are missing.
  */
 import { readdirSync } from 'node:fs';
@@ -62,6 +63,23 @@ for (const scenario of BUILTIN_SCENARIOS) {
     process.stderr.write(`${scenario.padEnd(width)} ${gic} done\n`);
   }
 }
+// The model's other designs (createVm options a study switches): the classic LR overflow
+// handling and the one global lock, with a single LR so that overflow happens, on storms that
+// overflow it (SGIs from several sources, SPIs moving between vCPUs).
+for (const scenario of ['spi-storm', 'ipi-storm', 'retarget']) {
+  for (const gic of gics) {
+    for (const mode of ['controlled', 'chaos'] as const) {
+      const s = runSeed(seed, 0);
+      const r = await runStress({ scenario, mode, gic, seed: s, lrPolicy: 'classic', locking: 'global', nrLr: 1 });
+      runs++;
+      if (!r.ok) {
+        failing++;
+        process.stderr.write(`${scenario} ${gic} ${mode} (classic LRs, global lock) seed ${formatSeed(s)}: ${r.findings[0]!.kind}: ${r.findings[0]!.message}\n`);
+      }
+    }
+  }
+}
+process.stderr.write('classic LR policy + global lock variants done\n');
 const dir = process.env.NODE_V8_COVERAGE;
 // The main thread's own profile is written at exit; the workers' are already there.
 const profiles = dir ? readdirSync(dir).length : 0;
