@@ -4,11 +4,12 @@
  * between two collections, MAPC re-targeting a collection (its LPIs follow), MOVALL between the
  * redistributors, INV and INVALL after rewriting the LPIs' priorities in the property table,
  * GICR_INVLPIR / INVALLR, INT (an LPI made pending by command), CLEAR, DISCARD and MAPTI again,
- * MAPD unmapping and re-mapping the whole device, SYNC; and reads the ITS registers. Every vCPU
+ * MAPD unmapping and re-mapping the whole device, SYNC, and its own LPIs disabled and enabled
+ * again (GICR_CTLR.EnableLPIs); and reads the ITS registers. Every vCPU
  * takes LPIs. Races: translations (cached or not) against retargeting and unmapping, LPIs queued
  * on one vCPU while a command moves them to the other.
  *
- * CLEAR and DISCARD drop pending LPIs, so LPIs are never reported lost (info.discardsLpis);
+ * CLEAR, DISCARD and disabling LPIs drop pending LPIs, so LPIs are never reported lost (info.discardsLpis);
  * accounting: never more LPI acknowledgements than MSIs and INTs made, every command round done,
  * and after the last round one MSI per event, each acknowledged.
  */
@@ -16,7 +17,7 @@ import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { enableLpis, GuestIts, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_BASER0, GITS_BASER1, invLpi, setLpiConfig } from '../../guest/its-driver.js';
 import { DOORBELL, ITS_BASE, ITS_LAYOUT, ITT, LPI_LAYOUT } from './its-layout.js';
 import { GITS_IIDR, GITS_TYPER } from '../../vgic/its/mmio-its.js';
-import { GICR_INVALLR } from '../../vgic/mmio/gicr.js';
+import { GICR_CTLR, GICR_INVALLR } from '../../vgic/mmio/gicr.js';
 import { KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE } from '../../uapi/kvm.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
@@ -110,7 +111,14 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
       case 5: its.clear(DEV, ev); break;
       case 6: its.discard(DEV, ev); its.mapti(DEV, ev, LPI(ev), ev & 1); break;
       case 7: its.mapd(DEV, ITT, 2, false); mapAll(its, cpu.nrVcpus); break;
-      case 8: its.sync(0); its.sync(other); break;
+      case 8:
+        its.sync(0);
+        its.sync(other);
+        // This vCPU's LPIs off and on again (GICR_CTLR.EnableLPIs, revision 3): the pending LPIs
+        // queued here are dropped, MSIs to its collections are refused meanwhile.
+        cpu.mmioWrite(cpu.gicrBase + GICR_CTLR, 0);
+        enableLpis(cpu, LPI_LAYOUT);
+        break;
       default:
         for (const o of [GITS_CTLR, GITS_IIDR, GITS_TYPER, GITS_CREADR, GITS_CWRITER, GITS_BASER0, GITS_BASER1]) cpu.mmioRead(b + o, 4);
     }
