@@ -109,7 +109,12 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
       its.setAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, BigInt(base));
       its.setAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT);
       if (its.getAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE) !== BigInt(base)) throw new Error('vmm-ops: ITS address did not stick');
+      // What QEMU probes before it relies on ITS save/restore and reset.
+      its.hasAttr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE);
+      for (const c of [KVM_DEV_ARM_ITS_CTRL_RESET, KVM_DEV_ARM_ITS_SAVE_TABLES, KVM_DEV_ARM_ITS_RESTORE_TABLES]) its.hasAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, c);
+      for (const r of [0x0, 0x4, 0x8, 0x80, 0x88, 0x90, 0x100]) its.hasAttr(KVM_DEV_ARM_VGIC_GRP_ITS_REGS, r);
     }
+    dev.hasAttr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES);
     return;
   }
   // One irqfd per SPI (GSI = SPI - 32 under the routing below), and on GICv3 one MSI irqfd.
@@ -124,6 +129,16 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
     const fd = new EventFd();
     vm.irqfd({ fd, gsi: MSI_GSI });
     w.msiFd = fd.share();
+  }
+  // A device's MSI before the guest enabled its ITS: KVM_SIGNAL_MSI refuses it (EBUSY).
+  if (v3) {
+    try {
+      vm.signalMsi({ addressLo: DOORBELL(ITS0), data: EV, devid: DEV, flags: KVM_MSI_VALID_DEVID });
+      throw new Error('vmm-ops: KVM_SIGNAL_MSI delivered through a disabled ITS');
+    } catch (e) {
+      // By name: `vm` may come from another copy of the package than this module's KvmError.
+      if ((e as { code?: string }).code !== 'EBUSY') throw e;
+    }
   }
   // An irqfd assigned and deassigned again (a device unplugged before the guest ran), then the
   // table must list exactly the scenario's.
