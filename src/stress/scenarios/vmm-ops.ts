@@ -147,7 +147,18 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
   vm.irqfd({ fd: gone, gsi: a.spis.length, flags: KVM_IRQFD_FLAG_DEASSIGN });
   const listed = vm.irqfds().length;
   if (listed !== w.fds.length + (v3 ? 1 : 0)) throw new Error(`vmm-ops: ${listed} irqfds listed after the deassign`);
-  for (const c of vm.vcpus) if (c.stats().exits.intr !== 0) throw new Error('vmm-ops: a vCPU was interrupted before it ran');
+  for (const c of vm.vcpus) {
+    // Before the first KVM_RUN a signal has nothing to interrupt (no signal is left pending) and
+    // a resume nothing to resume.
+    const ram = vm.ram;
+    void c.interrupt().then((r) => {
+      if (r.exitReason !== null) Atomics.add(ram, MISMATCHES, 1); // reported by check()
+    });
+    c.resume();
+    if (c.interrupted || c.isRunning || c.stats().exits.intr !== 0) throw new Error('vmm-ops: a vCPU was interrupted before it ran');
+  }
+  // The VMM's snapshot of the VM before it runs (what a migration would start from).
+  if (vm.snapshot().ram.byteLength !== vm.ram.byteLength) throw new Error('vmm-ops: the snapshot has another RAM size');
   if (vm.lockStats().length === 0) throw new Error('vmm-ops: no lock classes');
   a.extra = { ...a.extra, vmmOps: w };
 }
