@@ -15,7 +15,7 @@
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { enableLpis, GuestIts, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_BASER0, GITS_BASER1, invLpi, setLpiConfig } from '../../guest/its-driver.js';
-import { DOORBELL, ITS_BASE, ITS_LAYOUT, ITT, LPI_LAYOUT } from './its-layout.js';
+import { DOORBELL, ITS_BASE, ITS_LAYOUT, ITT, LPI_LAYOUT, itsGuestBringUp } from './its-layout.js';
 import { GITS_IIDR, GITS_TYPER } from '../../vgic/its/mmio-its.js';
 import { GICR_CTLR, GICR_INVALLR } from '../../vgic/mmio/gicr.js';
 import { KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE } from '../../uapi/kvm.js';
@@ -71,20 +71,7 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     }
     c.eoi(iar);
   });
-  if (cpu.id === 0) {
-    for (let ev = 0; ev < EVENTS; ev++) setLpiConfig(cpu, LPI_LAYOUT, LPI(ev), 0xa0, true);
-    cpu.driver.enableDistributor();
-  }
-  enableLpis(cpu, LPI_LAYOUT);
-  if (cpu.id !== 0) {
-    cpu.add(SRAM.READY, 1);
-    cpu.enableIrqs();
-    idleForever(cpu);
-  }
-  while (cpu.load(SRAM.READY) < cpu.nrVcpus - 1) cpu.relax();
-  const its = new GuestIts(cpu, ITS_LAYOUT);
-  its.setupTables();
-  its.enable();
+  const its = itsGuestBringUp(cpu, Array.from({ length: EVENTS }, (_, ev) => LPI(ev)));
   const other = cpu.nrVcpus > 1 ? 1 : 0;
   its.mapc(0, 0);
   its.mapc(1, other);
