@@ -42,6 +42,15 @@ export class DriverCtx {
     this.gic = h.m[D.model]!;
   }
 
+  /**
+   * @internal The driver thread's own view of the VM's shared state: built-in scenarios whose
+   * driver acts as a VMM thread beyond injections (device attributes, GSI routing, pausing the
+   * vCPUs) call the kernel-side entry points with it, as a second ioctl thread would.
+   */
+  get host(): Host {
+    return this.h;
+  }
+
   /** An edge on SPI `intid` (raise; edge SPIs ignore the lowering). Returns false if refused. */
   spi(intid: number): boolean {
     return this.irqLine(kvmIrqLineField(KVM_ARM_IRQ_TYPE_SPI, 0, intid), 1);

@@ -8,19 +8,23 @@
  *   <!-- readme-test: sh exit=N stdout=/re/ stderr=/re/ -->   run each line as a command; each
  *                                                 exits N (default 0); the last one's output matches
  *   <!-- readme-test: skip reason... -->          not run (the reason is required)
+ *   <!-- readme-test: file NAME -->               js: a file the reader saves as NAME; it is written
+ *                                                 into the working directory of every later sh block
  */
 export interface ReadmeBlock {
   lang: string;
   line: number;
   code: string;
-  mode: 'run' | 'compile' | 'sh' | 'skip' | 'none';
+  mode: 'run' | 'compile' | 'sh' | 'skip' | 'file' | 'none';
   exit: number;
   stdout?: RegExp;
   stderr?: RegExp;
   reason?: string;
+  /** file blocks: the name it is saved as. */
+  name?: string;
 }
 
-const DIRECTIVE = /^<!--\s*readme-test:\s*(run|compile|sh|skip)\b(.*?)-->\s*$/;
+const DIRECTIVE = /^<!--\s*readme-test:\s*(run|compile|sh|skip|file)\b(.*?)-->\s*$/;
 
 function regexOpt(rest: string, name: string): RegExp | undefined {
   const m = new RegExp(`${name}=/((?:\\\\/|[^/])+)/`).exec(rest);
@@ -37,7 +41,7 @@ export function readmeBlocks(text: string): ReadmeBlock[] {
     const start = i;
     const body: string[] = [];
     for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!);
-    if (lang !== 'ts' && lang !== 'sh') continue;
+    if (lang !== 'ts' && lang !== 'sh' && lang !== 'js') continue;
     const d = DIRECTIVE.exec(lines[start - 1] ?? '');
     const mode = (d?.[1] ?? 'none') as ReadmeBlock['mode'];
     const rest = d?.[2] ?? '';
@@ -46,6 +50,7 @@ export function readmeBlocks(text: string): ReadmeBlock[] {
       exit: Number(/exit=(\d+)/.exec(rest)?.[1] ?? 0),
       stdout: regexOpt(rest, 'stdout'), stderr: regexOpt(rest, 'stderr'),
       reason: mode === 'skip' ? rest.trim() : undefined,
+      name: mode === 'file' ? rest.trim() : undefined,
     });
   }
   return out;

@@ -15,6 +15,7 @@ import { readmeBlocks, type ReadmeBlock } from './readme-blocks.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 const ts = blocks.filter((b) => b.lang === 'ts' && (b.mode === 'run' || b.mode === 'compile'));
+const files = blocks.filter((b) => b.mode === 'file');
 // Inside the package (no package.json of its own), so that 'vgic-emu' resolves to this package;
 // one directory per test process, so that two suites run side by side do not share files.
 const DIR = join(ROOT, '.readme-test', `p${process.pid}`);
@@ -35,6 +36,8 @@ describe('README', () => {
     expect(bare, 'blocks without a <!-- readme-test: ... --> directive').toEqual([]);
     for (const b of blocks.filter((x) => x.mode === 'skip')) expect(b.reason, `skipped block at line ${b.line} needs a reason`).not.toBe('');
     for (const b of blocks.filter((x) => x.lang === 'ts' && x.mode === 'sh')) throw new Error(`line ${b.line}: a ts block cannot be 'sh'`);
+    for (const b of blocks.filter((x) => (x.mode === 'file') !== (x.lang === 'js' && x.mode !== 'skip' && x.mode !== 'none'))) throw new Error(`line ${b.line}: a js block is a 'file' (or skipped), and only a js block is`);
+    for (const b of blocks.filter((x) => x.mode === 'file')) expect(b.name, `file block at line ${b.line} needs a name`).toMatch(/^[\w.-]+$/);
   });
 
   it('names only files the repository has', () => {
@@ -49,17 +52,20 @@ describe('README', () => {
     rmSync(DIR, { recursive: true, force: true });
     mkdirSync(join(DIR, 'src'), { recursive: true });
     for (const b of ts) writeFileSync(join(DIR, 'src', `${file(b)}.ts`), `${b.code}\n`);
-    if (ts.length === 0) return;
+    // The files the reader saves (js) are type-checked with the blocks, against the same exports.
+    for (const b of files) writeFileSync(join(DIR, 'src', b.name!), `${b.code}\n`);
+    if (ts.length + files.length === 0) return;
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
     compiled = await sh([
       `node ${tsc} --strict --noImplicitOverride --target es2022 --module nodenext --moduleResolution nodenext`,
-      `--types node --skipLibCheck --outDir ${join(DIR, 'out')} --rootDir ${join(DIR, 'src')}`,
+      `--types node --skipLibCheck --allowJs --checkJs --outDir ${join(DIR, 'out')} --rootDir ${join(DIR, 'src')}`,
       ...ts.map((b) => join(DIR, 'src', `${file(b)}.ts`)),
+      ...files.map((b) => join(DIR, 'src', b.name!)),
     ].join(' '), ROOT, 120_000);
   }, 150_000);
   afterAll(() => rmSync(DIR, { recursive: true, force: true }));
 
-  it('every TypeScript block compiles under tsc --strict', () => {
+  it('every TypeScript block (and every js file block, checked as JS) compiles under tsc --strict', () => {
     expect(compiled.stdout + compiled.stderr).toBe('');
     expect(compiled.code).toBe(0);
   });
@@ -78,6 +84,8 @@ describe('README', () => {
     const cwd = join(DIR, `sh-line${b.line}`);
     rmSync(cwd, { recursive: true, force: true });
     mkdirSync(cwd, { recursive: true });
+    // The files the README asked the reader to save before this block.
+    for (const f of blocks.filter((x) => x.mode === 'file' && x.line < b.line)) writeFileSync(join(cwd, f.name!), `${f.code}\n`);
     let last = { code: 0 as number | null, stdout: '', stderr: '' };
     for (const l of lines) {
       last = await sh(l, cwd, 120_000);

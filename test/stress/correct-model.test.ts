@@ -4,8 +4,13 @@
  * the CLI's job; this is its CI-sized sample.
  */
 import { describe, expect, it } from 'vitest';
-import { runStress, type StressMode } from '../../src/stress/runner.js';
+import type { StressMode, runStress as RunStress } from '../../src/stress/runner.js';
 import { BUILTIN_SCENARIOS } from '../../src/stress/scenarios/index.js';
+
+// The runner from the build, as the CLI runs it: the built-in scenarios are loaded from the build,
+// and one that hands the VM an object of its own (vfio-fwd's VfioPlatformDevice) needs the VM to
+// be of the same copy of the package.
+const { runStress } = (await import(new URL('../../dist/src/stress/runner.js', import.meta.url).href)) as { runStress: typeof RunStress };
 
 const SEEDS = [1, 0xc0ffee, 0x9e3779b9];
 const SIZE = 30;

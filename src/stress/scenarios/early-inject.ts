@@ -1,7 +1,7 @@
 /**
  * Injection before the vgic is ready (spec §8.8; the 2014 irqfd review): the VMM injects an SPI
  * before CTRL_INIT. The kernel refuses it (EBUSY on GICv3), so the VMM injects again once the
- * vgic is initialised. An implementation that accepts the early injection and drops it (the
+ * vgic is initialised; GICv2 initialises itself lazily and accepts it. An implementation that accepts the early injection and drops it (the
  * rejected irqfd v4 behaviour) loses an interrupt the VMM believes was delivered.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
@@ -41,6 +41,10 @@ export function setup(vm: Vm, a: ScenarioArgs, phase: 'before-init' | 'after-ini
 }
 
 export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
+  // The distributor first: an SPI that became pending while it was disabled (GICv2's accepted
+  // early injection) is queued only by a later queue call, here the enable write; enabling the
+  // distributor afterwards only kicks vCPUs and rescans nothing (vgic_mmio_write_v2_misc).
+  if (cpu.id === 0) cpu.driver.enableDistributor();
   guestPrologue(cpu, a);
   idleForever(cpu);
 }
@@ -55,6 +59,15 @@ export function driver(d: DriverCtx, a: ScenarioArgs): void {
   };
   // The VMM's retry, now that the vgic is initialised and the guest has enabled the SPIs.
   for (const s of a.spis) if (Atomics.load(d.ram, REFUSED + s) && !credit(s)) return d.stopVm();
+  // GICv2 accepts the early injection instead (kvm_vgic_inject_irq initialises a v2 vgic lazily):
+  // it pends until the guest enables the SPI. Wait for it before crediting more, or the next edge
+  // may coalesce with it (one acknowledgement for two accepted edges: correct, but not countable).
+  // (On GICv3 an accepted early injection is itself the bug this scenario is for: the check
+  // reports it, as it would report it dropped.)
+  for (const s of a.spis) {
+    if (d.gic !== 2 || Atomics.load(d.ram, REFUSED + s)) continue;
+    if (!d.waitFor(() => Atomics.load(d.ram, SRAM.ACKS + s) >= Atomics.load(d.ram, SRAM.ACCEPTED + s), `the early SPI ${s} to be delivered`)) return d.stopVm();
+  }
   for (let i = 0; i < a.iterations; i++) if (!credit(a.spis[i % a.spis.length]!)) return d.stopVm();
   d.stopVm();
 }

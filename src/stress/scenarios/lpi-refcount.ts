@@ -8,7 +8,7 @@
  * making a freed LPI pending, or drives a refcount below zero: both are invariant failures.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { enableLpis, GuestIts, setLpiConfig, type ItsLayout, type LpiLayout } from '../../guest/its-driver.js';
+import { DOORBELL, ITS_BASE, ITT, itsGuestBringUp } from './its-layout.js';
 import { KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_VGIC_ITS_ADDR_TYPE } from '../../uapi/kvm.js';
 import type { Vm } from '../../kvm/vm.js';
 import type { DriverCtx } from '../driver-ctx.js';
@@ -26,12 +26,6 @@ export const info: ScenarioInfo = {
   discardsLpis: true,
 };
 
-const ITS_BASE = 0x08080000;
-const DOORBELL = ITS_BASE + 0x10040;
-/** Tables inside the default 1 MiB of guest RAM, above the scenario words. */
-const ITS_LAYOUT: ItsLayout = { base: ITS_BASE, cmdq: 0x80000, cmdPages: 1, deviceTable: 0x90000, collectionTable: 0xa0000 };
-const LPI_LAYOUT: LpiLayout = { propTable: 0xc0000, idBits: 13, pendTables: 0xd0000 };
-const ITT = 0xb0000;
 const DEV = 1;
 const EV = 0;
 const LPIS = [8192, 8193] as const;
@@ -55,20 +49,7 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     if (iar >= LPIS[0]) c.add(ACKS, 1);
     c.eoi(iar);
   });
-  if (cpu.id === 0) {
-    for (const l of LPIS) setLpiConfig(cpu, LPI_LAYOUT, l, 0xa0, true);
-    cpu.driver.enableDistributor();
-  }
-  enableLpis(cpu, LPI_LAYOUT);
-  if (cpu.id !== 0) {
-    cpu.add(SRAM.READY, 1);
-    cpu.enableIrqs();
-    idleForever(cpu);
-  }
-  while (cpu.load(SRAM.READY) < cpu.nrVcpus - 1) cpu.relax();
-  const its = new GuestIts(cpu, ITS_LAYOUT);
-  its.setupTables();
-  its.enable();
+  const its = itsGuestBringUp(cpu, LPIS);
   its.mapc(0, 1);
   its.mapd(DEV, ITT, 1);
   its.mapti(DEV, EV, LPIS[0], 0);
