@@ -17,6 +17,10 @@ import type { Violation } from '../violation.js';
 import { judgeAck, judgeActiveChange, judgeDeact, judgeEoi, takePending, type RuleCtx } from './rules.js';
 import { irqKey, isLpi, latchOf, newCpu, newIrq, UNKNOWN, type CpuModel, type IrqModel, type LrModel } from './state.js';
 
+function isSpecial(intid: number): boolean {
+  return intid >= 1020 && intid <= 1023;
+}
+
 export class OracleModel implements RuleCtx {
   readonly out: Violation[] = [];
   readonly cpus = new Map<number, CpuModel>();
@@ -126,7 +130,10 @@ export class OracleModel implements RuleCtx {
     // A fresh record: the previous incarnation's pending and active state went with it.
     const s = this.irq(e.intid, -1);
     s.events.push(e);
-    for (const l of s.latches.values()) l.set = false;
+    for (const l of s.latches.values()) {
+      l.set = false;
+      l.clearedBy = e;
+    }
     s.active.clear();
     s.enabled = 0;
     s.enabledBy = e;
@@ -189,6 +196,8 @@ export class OracleModel implements RuleCtx {
   }
 
   private ack(e: HistoryEvent): void {
+    // A spurious read (1023, or the 1020-1022 specials) acknowledges nothing and is always legal.
+    if (isSpecial(guestIntid(e.intid))) return;
     const c = this.cpu(e.vcpu);
     c.events.push(e);
     const intid = guestIntid(e.intid);
@@ -210,6 +219,7 @@ export class OracleModel implements RuleCtx {
   }
 
   private eoi(e: HistoryEvent): void {
+    if (isSpecial(guestIntid(e.intid))) return; // writes of the special INTIDs are ignored
     const c = this.cpu(e.vcpu);
     c.events.push(e);
     const s = this.irq(guestIntid(e.intid), e.vcpu);

@@ -43,8 +43,11 @@ export function takePending(irq: IrqModel, src: number, v: number, e: HistoryEve
       l.set = false;
       l.takenBy = e;
     } else {
+      // Delivered again after its pending state was consumed: a duplicate. Never made pending, or
+      // cleared (ICPENDR, ITS CLEAR) since: spurious.
+      const cleared = l.clearedBy !== null && (l.takenBy === null || l.clearedBy.seq > l.takenBy.seq);
       problem = {
-        kind: l.setBy === null ? 'spurious' : 'duplicate',
+        kind: l.setBy === null || cleared ? 'spurious' : 'duplicate',
         why: `the model has it not pending: ${latchHistory(l)}`,
         from: l.setBy?.seq ?? -1,
       };
