@@ -40,6 +40,20 @@ export const enum EventKind {
   WAKE = 11,
   LEVEL_END = 12,
   QUIESCE = 13,
+  // Configuration and state changes the reference-model oracle (check/oracle/) replays. Each is
+  // recorded where the vgic applies the change, under the same lock as the change.
+  ENABLE = 14,
+  PRIO = 15,
+  CFG = 16,
+  GROUP = 17,
+  TARGET = 18,
+  UNPEND = 19,
+  ACTIVE = 20,
+  DIST = 21,
+  VMCR = 22,
+  FOLD = 23,
+  MAP = 24,
+  DISCARD = 25,
 }
 
 export interface HistoryEvent {
@@ -59,9 +73,34 @@ export const ACK_NO_COMPETITOR = 256;
 /** PEND.a / DEACT.a values. */
 export const TRIGGER_EDGE = 0;
 export const TRIGGER_LEVEL = 1;
-/** LR.b state bits (same encoding as the LR layout's `state`). */
+/** LR.b / FOLD.b state bits (same encoding as the LR layout's `state`). */
 export const LR_STATE_PENDING = 1;
 export const LR_STATE_ACTIVE = 2;
+/** LR.b / FOLD.b: a GICv2 SGI's source CPU (the LR's CPUID field) sits above the state bits. */
+export const LR_CPUID_SHIFT = 8;
+/** FOLD.b when the LR was dropped without folding (its LPI was unmapped and freed meanwhile). */
+export const FOLD_DROPPED = -1;
+/** DEACT.b: what deactivated. */
+export const DEACT_BY_EOI = 0;
+export const DEACT_BY_DIR = 1;
+/** The host, at fold, for an EOI (or DIR) of an interrupt that was in no LR (mainline EOIcount walk). */
+export const DEACT_BY_EOICOUNT = 2;
+
+/**
+ * VMCR.a: one vCPU's CPU-interface controls packed in one word (a snapshot after every change).
+ * Raw register fields; the reader applies the architectural minimum binary points.
+ */
+export const VMCR_BPR0_SHIFT = 8;
+export const VMCR_BPR1_SHIFT = 11;
+export const VMCR_CBPR = 1 << 14;
+export const VMCR_EOIMODE = 1 << 15;
+export const VMCR_ENG0 = 1 << 16;
+export const VMCR_ENG1 = 1 << 17;
+
+export function packVmcr(pmr: number, bpr0: number, bpr1: number, cbpr: number, eoiMode: number, eng0: number, eng1: number): number {
+  return (pmr & 0xff) | ((bpr0 & 7) << VMCR_BPR0_SHIFT) | ((bpr1 & 7) << VMCR_BPR1_SHIFT) |
+    (cbpr ? VMCR_CBPR : 0) | (eoiMode ? VMCR_EOIMODE : 0) | (eng0 ? VMCR_ENG0 : 0) | (eng1 ? VMCR_ENG1 : 0);
+}
 
 export interface EventKindDecl {
   readonly kind: EventKind;
@@ -82,11 +121,12 @@ export const EVENT_KINDS: readonly (EventKindDecl | undefined)[] = [
   { kind: EventKind.QUEUE, name: 'QUEUE', a: null, b: null, doc: "inserted into vCPU `vcpu`'s ap_list" },
   { kind: EventKind.MIGRATE, name: 'MIGRATE', a: 'from', b: null, doc: 'moved to vCPU `vcpu` by prune; a = from vCPU' },
   { kind: EventKind.LR, name: 'LR', a: 'lr', b: 'state',
-    doc: 'populated into LR `a` of `vcpu`; b = LR state bits 1 pending | 2 active' },
+    doc: 'populated into LR `a` of `vcpu`; b = LR state bits 1 pending | 2 active, | v2 SGI source << 8' },
   { kind: EventKind.ACK, name: 'ACK', a: 'prio', b: 'best',
     doc: 'guest IAR returned intid; a = its priority; b = lowest priority among the other Pending, group-enabled, below-PMR LRs, 256 if none' },
   { kind: EventKind.EOI, name: 'EOI', a: 'prio', b: null, doc: 'priority drop; a = dropped priority' },
-  { kind: EventKind.DEACT, name: 'DEACT', a: 'trigger', b: null, doc: 'deactivation on vcpu; a = 0 edge / 1 level' },
+  { kind: EventKind.DEACT, name: 'DEACT', a: 'trigger', b: 'by',
+    doc: 'deactivation on vcpu; a = 0 edge / 1 level; b = 0 EOI in an LR, 1 DIR, 2 host EOIcount walk at fold' },
   { kind: EventKind.RESAMPLE, name: 'RESAMPLE', a: null, b: null, doc: 'resamplefd signalled for SPI intid' },
   { kind: EventKind.KICK, name: 'KICK', a: 'by', b: null, doc: 'vcpu kicked; a = kicker thread slot' },
   { kind: EventKind.WAKE, name: 'WAKE', a: null, b: null, doc: 'vcpu woken from WFI' },
@@ -94,6 +134,23 @@ export const EVENT_KINDS: readonly (EventKindDecl | undefined)[] = [
     doc: 'post-mortem at quiescence: line level of intid is a, enabled b' },
   { kind: EventKind.QUIESCE, name: 'QUIESCE', a: null, b: null,
     doc: 'the run is quiescent; everything after it is post-mortem state' },
+  { kind: EventKind.ENABLE, name: 'ENABLE', a: 'enabled', b: null,
+    doc: 'ISENABLER/ICENABLER, or an LPI enable bit taken from the property table; vcpu = owner for private IRQs' },
+  { kind: EventKind.PRIO, name: 'PRIO', a: 'prio', b: null, doc: 'IPRIORITYR, or an LPI priority from the property table' },
+  { kind: EventKind.CFG, name: 'CFG', a: 'trigger', b: null, doc: 'ICFGR: a = 0 edge / 1 level' },
+  { kind: EventKind.GROUP, name: 'GROUP', a: 'group', b: null, doc: 'IGROUPR' },
+  { kind: EventKind.TARGET, name: 'TARGET', a: 'target', b: null,
+    doc: 'ITARGETSR/IROUTER/MOVI/MAPC: a = the resolved target vCPU, -1 none' },
+  { kind: EventKind.UNPEND, name: 'UNPEND', a: null, b: 'sources',
+    doc: 'pending latch cleared (ICPENDR, CPENDSGIR, ITS CLEAR, userspace restore); b = v2 SGI sources cleared, -1 all' },
+  { kind: EventKind.ACTIVE, name: 'ACTIVE', a: 'active', b: null, doc: 'ISACTIVER (a = 1) / ICACTIVER (a = 0)' },
+  { kind: EventKind.DIST, name: 'DIST', a: 'enabled', b: null, doc: 'GICD_CTLR: distributor enable' },
+  { kind: EventKind.VMCR, name: 'VMCR', a: 'vmcr', b: null,
+    doc: "vcpu's CPU-interface controls after a change: a = PMR | BPR0 << 8 | BPR1 << 11 | CBPR << 14 | EOImode << 15 | grp0 en << 16 | grp1 en << 17" },
+  { kind: EventKind.FOLD, name: 'FOLD', a: 'lr', b: 'state',
+    doc: 'LR `a` of `vcpu` folded back at exit; b = its state bits as in LR, -1 if dropped (its LPI was freed)' },
+  { kind: EventKind.MAP, name: 'MAP', a: 'target', b: null, doc: 'a free LPI record mapped afresh (MAPTI/MAPI): inactive, not pending, disabled; a = target vCPU' },
+  { kind: EventKind.DISCARD, name: 'DISCARD', a: null, b: null, doc: 'ITS DISCARD of the LPI: its pending state may go without delivery' },
 ];
 EVENT_KINDS.forEach((d, i) => {
   if (d !== undefined && d.kind !== i) throw new Error(`EVENT_KINDS[${i}] declares kind ${d.kind}`);
@@ -137,6 +194,7 @@ export function formatEvent(e: HistoryEvent): string {
     if (label === undefined) parts.push(`${raw}=${v}`);
     else if (label === 'prio' || (label === 'best' && v !== ACK_NO_COMPETITOR)) parts.push(`${label}=0x${v.toString(16)}`);
     else if (label === 'trigger') parts.push(v === TRIGGER_LEVEL ? 'level' : 'edge');
+    else if (label === 'vmcr') parts.push(`pmr=0x${(v & 0xff).toString(16)} vmcr=0x${v.toString(16)}`);
     else parts.push(`${label}=${v}`);
   };
   word(d === undefined ? undefined : d.a, e.a, 'a');

@@ -1,6 +1,8 @@
-/** What a stress run reports: findings of every kind, one shape. */
+import type { ViolationKind } from '../check/violation.js';
+
+/** What a stress run reports: findings of every kind, one shape (the history checkers' kinds included). */
 export type FindingKind =
-  | 'lost' | 'duplicate' | 'spurious' | 'priority' | 'level-not-represented' | 'resample-missing' | 'resample-doubled'
+  | ViolationKind
   | 'accounting' | 'invariant' | 'lock-order' | 'deadlock' | 'lost-wakeup' | 'lost-kick' | 'livelock' | 'stall'
   | 'fault' | 'timeout' | 'audit' | 'bounded-delivery' | 'lockset';
 

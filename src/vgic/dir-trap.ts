@@ -12,6 +12,7 @@
  */
 import { KVM_REQ_VGIC_PROCESS_UPDATE, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
+import { DEACT_BY_DIR, EventKind } from '../check/events.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
@@ -54,6 +55,9 @@ export function vgicDeactivate(h: Host, v: number, value: number): boolean {
     } else {
       acked = deactivateRecord(h, b);
       done = true;
+      // Recorded here, under the irq_lock: the holder may re-populate the interrupt before this
+      // thread is back in its guest.
+      if (h.hist) h.hist.record(EventKind.DEACT, value, v, m[b + IRQ.off.config]!, DEACT_BY_DIR);
       // An edge that re-asserted while it was active is pending now, deliverable at last.
       wake = oracle(h, b) === target && m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
     }

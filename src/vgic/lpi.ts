@@ -156,6 +156,7 @@ export function lpiAdd(h: Host, intid: number, target: number): number {
       m[b + R.target] = target;
       m[b + R.lpiGen] = (m[b + R.lpiGen]! + 1) | 0;
       Atomics.store(m, b + R.refcount, 1);
+      if (h.hist) h.hist.record(EventKind.MAP, intid, -1, target, 0);
       unlockIrq(h, r);
       fresh = true;
     }
@@ -185,6 +186,10 @@ export function lpiUpdateConfig(h: Host, r: number): void {
   }
   m[b + R.priority] = byte & 0xfc;
   m[b + R.enabled] = byte & 1;
+  if (h.hist) {
+    h.hist.record(EventKind.PRIO, intid, -1, byte & 0xfc, 0);
+    h.hist.record(EventKind.ENABLE, intid, -1, byte & 1, 0);
+  }
   queueIrqUnlock(h, r);
 }
 

@@ -27,13 +27,13 @@ import { CTR, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
-import { LEVEL } from './irq.js';
+import { isV2Sgi, LEVEL } from './irq.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { clearLr, cyclic, lrOff, populateLr, sortApList } from './lr.js';
 import { physDeactivate, physLineLevel } from './phys-irq.js';
 import { kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
-import { EventKind } from '../check/events.js';
+import { DEACT_BY_EOICOUNT, EventKind } from '../check/events.js';
 import { LockSite } from '../sync/lock-sites.js';
 
 /** ICH_HCR_EL2.EOIcount is a 5-bit field. */
@@ -137,6 +137,12 @@ export function deactivateRecord(h: Host, b: number): boolean {
   return intid >= VGIC_NR_PRIVATE_IRQS && intid < 1020;
 }
 
+/** The DIR value that names record b's active instance (a v2 SGI carries its active source). */
+function deactTraceValue(h: Host, b: number): number {
+  const intid = h.m[b + IRQ.off.intid]!;
+  return isV2Sgi(h, b) ? intid | (h.m[b + IRQ.off.activeSource]! << 10) : intid;
+}
+
 /** An SPI's flight ended (atomic_dec_if_positive(&dist->active_spis)). */
 export function activeSpiDone(h: Host): void {
   const m = h.m;
@@ -237,7 +243,7 @@ export function foldEoiCount(h: Host, v: number, folded: Int32Array, nFolded: nu
       if (oracle(h, b) === v && m[b + IRQ.off.active]) {
         if (deactivateRecord(h, b)) ackedPins[acked++] = m[b + IRQ.off.intid]! - 32;
         // The deactivation the guest's EOI meant, as the history would have seen it in an LR.
-        if (h.hist) h.hist.record(EventKind.DEACT, m[b + IRQ.off.intid]!, v, m[b + IRQ.off.config]!, 0);
+        if (h.hist) h.hist.record(EventKind.DEACT, deactTraceValue(h, b), v, m[b + IRQ.off.config]!, DEACT_BY_EOICOUNT);
         n--;
       }
       unlockIrq(h, r);

@@ -19,7 +19,7 @@ import { bumpCounter } from './stats.js';
 import { traceMigrate } from './trace.js';
 import { apListProblem, InvariantError } from '../check/invariants.js';
 import { releaseAll } from '../sync/lock.js';
-import { EventKind } from '../check/events.js';
+import { EventKind, FOLD_DROPPED, LR_CPUID_SHIFT } from '../check/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
 import { activeSpiDone, dropLpiActiveOutsideLrs, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
@@ -105,7 +105,7 @@ export function populateLr(h: Host, v: number, b: number, i: number): void {
   m[lb + LR.off.pintid] = hw ? m[b + IRQ.off.hwintid]! : 0;
   m[lb + LR.off.eoi] = eoi;
   m[lb + LR.off.cpuid] = cpuid;
-  if (h.hist) h.hist.record(EventKind.LR, m[b + IRQ.off.intid]!, v, i, state);
+  if (h.hist) h.hist.record(EventKind.LR, m[b + IRQ.off.intid]!, v, i, state | (cpuid << LR_CPUID_SHIFT));
 }
 
 // Sort scratch, per thread (the sort runs under one ap_list_lock at a time on this thread).
@@ -262,12 +262,15 @@ export function foldLrs(h: Host, v: number): void {
     // a live one, under a reference of our own (vgic_get_vcpu_irq is "get unless zero").
     const lpi = r >= h.g.lpiRecordBase;
     if (r < 0 || (lpi && !lpiGet(h, r))) {
+      if (h.hist) h.hist.record(EventKind.FOLD, intid, v, i, FOLD_DROPPED);
       clearLr(m, lb);
       continue;
     }
     const b = irqOff(h.g, r);
     if (!h.classicLr) foldedRecs[i] = r;
     lockIrq(h, r, LockSite.FoldLrs);
+    // Under the irq_lock, like the writes below: ordered against every other change of r.
+    if (h.hist) h.hist.record(EventKind.FOLD, intid, v, i, state | (m[lb + LR.off.cpuid]! << LR_CPUID_SHIFT));
     const deactivated = m[b + IRQ.off.active] !== 0 && !(state & LR_ACTIVE);
     m[b + IRQ.off.active] = state & LR_ACTIVE ? 1 : 0;
     const v2sgi = isV2Sgi(h, b);

@@ -10,6 +10,7 @@
  * Encodings are packed as KVM packs them for CPU_SYSREGS attrs:
  * op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2.
  */
+import { traceVmcr } from './trace.js';
 import { kvmErr } from '../uapi/errno.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
@@ -217,6 +218,7 @@ export const ICC_SYSREGS: readonly SysregDesc[] = [
   reg('ICC_CTLR_EL1', 3, 0, 12, 12, 4, {
     read: (cpu) => ctlrValue(cpu.h.m, vbOf(cpu)),
     // A guest write changes only CBPR and EOImode.
+    // (setEoiMode records the VMCR for the history, CBPR included.)
     write: (cpu, v) => {
       cpu.h.m[vbOf(cpu) + VCPU.off.cbpr] = (v & BigInt(ICC_CTLR_CBPR)) !== 0n ? 1 : 0;
       cpu.setEoiMode((v & BigInt(ICC_CTLR_EOIMODE)) !== 0n);
@@ -254,6 +256,7 @@ export function sysregUaccess(h: Host, v: number, enc: number, isWrite: boolean,
   if (!r?.uget || !r.uset) kvmErr('ENXIO', `no GICv3 CPU system register with encoding 0x${enc.toString(16)}`);
   if (isWrite) {
     r.uset(h, v, BigInt.asUintN(64, value));
+    if (h.hist) traceVmcr(h, v);
     return 0n;
   }
   return r.uget(h, v);

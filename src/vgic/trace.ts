@@ -3,9 +3,9 @@
  * thread's ring when the VM records history (`h.hist`); a null check otherwise. Interrupts are
  * named by INTID plus, for private INTIDs, their vCPU (-1 for SPIs).
  */
-import { EventKind } from '../check/events.js';
-import { IRQ } from '../shm/layouts.js';
-import { irqOff } from '../shm/vm-memory.js';
+import { EventKind, LR_CPUID_SHIFT, packVmcr } from '../check/events.js';
+import { IRQ, LR, VCPU } from '../shm/layouts.js';
+import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 
 function owner(h: Host, r: number): number {
@@ -28,4 +28,22 @@ export function traceQueue(h: Host, r: number, v: number): void {
 
 export function traceMigrate(h: Host, r: number, from: number, to: number): void {
   h.hist!.record(EventKind.MIGRATE, h.m[irqOff(h.g, r) + IRQ.off.intid]!, to, from, 0);
+}
+
+/** A configuration or state change of record r (ENABLE, PRIO, CFG, GROUP, TARGET, UNPEND, ACTIVE, MAP, DISCARD). Caller holds r's irq_lock. */
+export function traceIrq(h: Host, r: number, kind: EventKind, a: number, b = 0): void {
+  h.hist!.record(kind, h.m[irqOff(h.g, r) + IRQ.off.intid]!, owner(h, r), a, b);
+}
+
+/** vCPU v's CPU-interface controls after a change (VMCR). On v's own thread, or with v stopped. */
+export function traceVmcr(h: Host, v: number): void {
+  const vb = vcpuOff(h.g, v);
+  const m = h.m;
+  h.hist!.record(EventKind.VMCR, -1, v, packVmcr(m[vb + VCPU.off.pmr]!, m[vb + VCPU.off.bpr0]!, m[vb + VCPU.off.bpr1]!, m[vb + VCPU.off.cbpr]!, m[vb + VCPU.off.eoiMode]!, m[vb + VCPU.off.eng0]!, m[vb + VCPU.off.eng1]!), 0);
+}
+
+/** LR i of vCPU v (state and, for a v2 SGI, its CPUID), as the LR and FOLD events carry it. */
+export function lrTraceState(h: Host, v: number, i: number): number {
+  const lb = vcpuOff(h.g, v) + VCPU.off.lr + i * LR.size;
+  return h.m[lb + LR.off.state]! | (h.m[lb + LR.off.cpuid]! << LR_CPUID_SHIFT);
 }

@@ -11,7 +11,8 @@
  */
 import { unchecked } from '../check/lockset/view.js';
 import { VGIC_MODEL_V2 } from '../uapi/kvm.js';
-import { EventKind } from '../check/events.js';
+import { DEACT_BY_DIR, DEACT_BY_EOI, EventKind } from '../check/events.js';
+import { traceVmcr } from './trace.js';
 import { CTR, EXIT, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { ackTraceInfo, cpuDir, cpuEoir, cpuHppir, cpuIar, Deact, MIN_BPR0, MIN_BPR1, readBpr0, readBpr1, runningPriority, validLrCount } from './cpu-interface.js';
@@ -87,7 +88,7 @@ export class VcpuCpuIf {
     const d = cpuEoir(this.h, this.v, value, grp);
     if (this.h.hist && !special) {
       this.h.hist.record(EventKind.EOI, value, this.v, 0, 0);
-      if (d === Deact.Done || d === Deact.Maintenance) this.traceDeact(value);
+      if (d === Deact.Done || d === Deact.Maintenance) this.traceDeact(value, DEACT_BY_EOI);
     }
     this.afterDeact(d);
   }
@@ -103,7 +104,9 @@ export class VcpuCpuIf {
       this.r.enter();
     }
     if (done) this.m[this.ctr + CTR.deactivations]!++;
-    if (this.h.hist && done) this.traceDeact(value);
+    // A trapped DIR is recorded where it deactivates, under the irq_lock (dir-trap.ts); the
+    // ICACTIVER fallback as the ACTIVE change it is.
+    if (this.h.hist && done && d !== Deact.Trap) this.traceDeact(value, DEACT_BY_DIR);
     if (d !== Deact.Trap) this.afterDeact(d);
   }
 
@@ -120,12 +123,14 @@ export class VcpuCpuIf {
   }
   set pmr(v: number) {
     this.m[this.vb + VCPU.off.pmr] = v & 0xf8;
+    if (this.h.hist) traceVmcr(this.h, this.v);
   }
   get bpr0(): number {
     return readBpr0(this.m, this.vb);
   }
   set bpr0(v: number) {
     this.m[this.vb + VCPU.off.bpr0] = Math.max(v & 7, MIN_BPR0);
+    if (this.h.hist) traceVmcr(this.h, this.v);
   }
   get bpr1(): number {
     return readBpr1(this.m, this.vb);
@@ -133,14 +138,17 @@ export class VcpuCpuIf {
   /** While CBPR=1, BPR1 is an alias of BPR0 + 1 and writes are ignored (spec §5.1). */
   set bpr1(v: number) {
     if (!this.m[this.vb + VCPU.off.cbpr]) this.m[this.vb + VCPU.off.bpr1] = Math.max(v & 7, MIN_BPR1);
+    if (this.h.hist) traceVmcr(this.h, this.v);
   }
   /** EOImode: false = EOI drops priority and deactivates; true = EOI drops, DIR deactivates. */
   setEoiMode(split: boolean): void {
     this.m[this.vb + VCPU.off.eoiMode] = split ? 1 : 0;
+    if (this.h.hist) traceVmcr(this.h, this.v);
   }
   /** Group enables (ICC_IGRPEN0/1_EL1, GICC_CTLR.EnableGrp0/1). */
   enableGroup(group: number, on: boolean): void {
     this.m[this.vb + (group ? VCPU.off.eng1 : VCPU.off.eng0)] = on ? 1 : 0;
+    if (this.h.hist) traceVmcr(this.h, this.v);
   }
 
   /** What a deactivation (or its absence) means for maintenance. */
@@ -155,10 +163,10 @@ export class VcpuCpuIf {
     if (this.m[this.vb + VCPU.off.uie] && validLrCount(this.h, this.v) <= 1) this.maint = true;
   }
 
-  private traceDeact(value: number): void {
+  private traceDeact(value: number, by: number): void {
     const r = irqRecord(this.h, this.v, this.v2 ? value & 0x3ff : value & 0xffffff);
     // data_race(): the tracer's peek at the trigger mode, not the model's (no irq_lock taken).
     const level = r >= 0 ? unchecked(this.m)[irqOff(this.h.g, r) + IRQ.off.config]! : 0;
-    this.h.hist!.record(EventKind.DEACT, value, this.v, level, 0);
+    this.h.hist!.record(EventKind.DEACT, value, this.v, level, by);
   }
 }

@@ -12,6 +12,8 @@
  * so a failing command simply returns without any effect; each early return below names the
  * architectural error it stands for.
  */
+import { traceIrq } from '../trace.js';
+import { EventKind } from '../../check/events.js';
 import { IRQ, ITS, LPI_BASE, NR_ITES } from '../../shm/layouts.js';
 import { irqOff, itsOff } from '../../shm/vm-memory.js';
 import { gpaValid, readGuest64, reg64, writeGuest64 } from '../guest-mem.js';
@@ -171,6 +173,7 @@ function retargetLpi(h: Host, r: number, to: number, from = -1): void {
     return;
   }
   h.m[b + IRQ.off.target] = to;
+  if (h.hist) traceIrq(h, r, EventKind.TARGET, to);
   queueIrqUnlock(h, r);
 }
 
@@ -303,6 +306,7 @@ function cmdDiscard(h: Host, its: number, c: Cmd): void {
   // Invalidate before dropping the ITE's reference: a cache entry must never outlive its mapping
   // (the 2024 use-after-free, race §12.8, was a cache hit on a discarded LPI).
   cacheInvalidate(h, its);
+  if (h.hist) h.hist.record(EventKind.DISCARD, iteField(h, its, found.ite, ITE.lpi), -1, 0, 0);
   // Drops the ITE's reference; a pending LPI stays on its ap_list (which holds its own reference)
   // until pruned, and the record is freed when the last reference goes.
   freeIte(h, its, found.dev, found.ite);
@@ -319,6 +323,7 @@ function cmdClear(h: Host, its: number, c: Cmd): void {
   // (or a vCPU folding its LRs) may write the same record, so take it.
   lockIrq(h, r, LockSite.ItsCommand);
   h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 0;
+  if (h.hist) traceIrq(h, r, EventKind.UNPEND, 0, -1);
   unlockIrq(h, r);
 }
 

@@ -15,6 +15,7 @@ import { itsByFrame } from '../its/translate.js';
 import type { Host } from '../host.js';
 import { readRegion, regionSize } from '../rdist.js';
 import { CPU_REGS } from './cpu-regs.js';
+import { traceVmcr } from '../trace.js';
 import { GICD_V2 } from './gicd-v2.js';
 import { GICD_V3 } from './gicd-v3.js';
 import { GICR } from './gicr.js';
@@ -208,7 +209,9 @@ export function redistUaccess(h: Host, v: number, offset: number, isWrite: boole
 
 /** CPU_REGS (v2): vCPU v's VMCR/APR view. */
 export function cpuRegsUaccess(h: Host, v: number, offset: number, isWrite: boolean, value: number): number {
-  return frameUaccess(CPU_REGS, bind(h, v, -1), offset, isWrite, value);
+  const r = frameUaccess(CPU_REGS, bind(h, v, -1), offset, isWrite, value);
+  if (isWrite && h.hist) traceVmcr(h, v);
+  return r;
 }
 
 export function hasDistReg(h: Host, offset: number): boolean {

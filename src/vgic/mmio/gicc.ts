@@ -6,6 +6,7 @@
  * locks; the aliased group-1 registers (AIAR/AEOIR/AHPPIR) are its group-1 operations. (Mainline
  * leaves the page holding GICC_DIR unmapped: VcpuCpuIf.dir traps it.)
  */
+import { traceVmcr } from '../trace.js';
 import { IMPLEMENTER_ARM, PRODUCT_ID_KVM } from '../../uapi/kvm.js';
 import { VCPU } from '../../shm/layouts.js';
 import { vcpuOff } from '../../shm/vm-memory.js';
@@ -89,7 +90,10 @@ function vbOf(c: MmioCtx): number {
 }
 
 const readCtlr: RegRead = (c) => vmcrToCtlr(c.h.m, vbOf(c));
-const writeCtlr: RegWrite = (c, _a, _l, val) => ctlrToVmcr(c.h.m, vbOf(c), val);
+const writeCtlr: RegWrite = (c, _a, _l, val) => {
+  ctlrToVmcr(c.h.m, vbOf(c), val);
+  if (c.h.hist) traceVmcr(c.h, c.vcpu);
+};
 
 const ROWS: RegDesc[] = [
   { name: 'CTLR', offset: GICC_CTLR, len: 4, bitsPerIrq: 0, widths: W32, read: readCtlr, write: writeCtlr },

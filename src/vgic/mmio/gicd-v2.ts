@@ -2,7 +2,8 @@
  * The GICv2 distributor frame (kernel vgic-mmio-v2.c vgic_v2_dist_registers; spec §5.4, §6).
  * Private INTIDs (0-31) are banked: they are the accessing vCPU's (the attr's vCPU for userspace).
  */
-import { tracePend } from '../trace.js';
+import { traceIrq, tracePend } from '../trace.js';
+import { EventKind } from '../../check/events.js';
 import { kvmErr } from '../../uapi/errno.js';
 import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM, VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
@@ -56,6 +57,7 @@ const writeMisc: RegWrite = (c, addr, _len, val) => {
   const idx = h.g.distBase + ENABLED;
   // Published with a store: the oracle and kvm_vgic_vcpu_pending_irq read it without a lock.
   const was = Atomics.exchange(h.m, idx, val & 1);
+  if (h.hist) h.hist.record(EventKind.DIST, -1, -1, val & 1, 0);
   if (!was && val & 1) vgicKickVcpus(h);
 };
 
@@ -94,6 +96,7 @@ const writeTarget: RegWrite = (c, _a, len, val) => {
     lockIrq(h, r, LockSite.MmioPerIrq);
     m[b + IRQ.off.targets] = t;
     m[b + IRQ.off.target] = t ? 31 - Math.clz32(t & -t) : 0;
+    if (h.hist) traceIrq(h, r, EventKind.TARGET, m[b + IRQ.off.target]!);
     unlockIrq(h, r);
   }
 };
@@ -151,6 +154,7 @@ const writeSgiPendC: RegWrite = (c, addr, len, val) => {
     lockIrq(h, r, LockSite.QueueSgi);
     m[b + IRQ.off.source] = m[b + IRQ.off.source]! & ~((val >>> (i * 8)) & 0xff);
     if (m[b + IRQ.off.source] === 0) m[b + IRQ.off.pendingLatch] = 0;
+    if (h.hist && (val >>> (i * 8)) & 0xff) traceIrq(h, r, EventKind.UNPEND, 0, (val >>> (i * 8)) & 0xff);
     unlockIrq(h, r);
   }
 };
@@ -164,7 +168,9 @@ const writeSgiPendS: RegWrite = (c, addr, len, val) => {
     const r = c.vcpu * 32 + first + i;
     const b = irqOff(h.g, r);
     lockIrq(h, r, LockSite.QueueSgi);
-    m[b + IRQ.off.source] = m[b + IRQ.off.source]! | ((val >>> (i * 8)) & 0xff);
+    const added = (val >>> (i * 8)) & 0xff;
+    m[b + IRQ.off.source] = m[b + IRQ.off.source]! | added;
+    if (h.hist) for (let s = 0; s < 8; s++) if (added & (1 << s)) tracePend(h, r, s);
     if (m[b + IRQ.off.source] !== 0) {
       m[b + IRQ.off.pendingLatch] = 1;
       queueIrqUnlock(h, r);

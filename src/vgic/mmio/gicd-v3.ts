@@ -4,6 +4,8 @@
  * in each redistributor's SGI frame. Each family therefore has two rows, a RAZ/WI one for the
  * private INTIDs and the real one for SPIs (REGISTER_DESC_WITH_BITS_PER_IRQ_SHARED).
  */
+import { traceIrq } from '../trace.js';
+import { EventKind } from '../../check/events.js';
 import { kvmErr } from '../../uapi/errno.js';
 import { KVM_VGIC_IMP_REV_2, KVM_VGIC_IMP_REV_3, KVM_VGIC_V3_DIST_SIZE } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
@@ -77,6 +79,7 @@ const writeMisc: RegWrite = (c, addr, _len, val) => {
   try {
     const en = val & CTLR_ENABLE_G1 ? 1 : 0;
     const was = Atomics.exchange(h.m, h.g.distBase + ENABLED, en);
+    if (h.hist) h.hist.record(EventKind.DIST, -1, -1, en, 0);
     if (!was && en) vgicKickVcpus(h);
   } finally {
     unlockConfig(h);
@@ -146,6 +149,7 @@ const writeIrouter: RegWrite = (c, addr, _len, val) => {
   lockIrq(h, r, LockSite.MmioPerIrq);
   h.m[b + IRQ.off.targets] = aff;
   h.m[b + IRQ.off.target] = t;
+  if (h.hist) traceIrq(h, r, EventKind.TARGET, t);
   unlockIrq(h, r);
 };
 

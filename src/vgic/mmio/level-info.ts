@@ -4,6 +4,7 @@
  * saves/restores line levels here, separately from the pending latch (ISPENDR), because a level
  * interrupt's pending state is latch OR line and must not be restored as a latch.
  */
+import { traceLine } from '../trace.js';
 import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import { kvmErr } from '../../uapi/errno.js';
 import { IRQ } from '../../shm/layouts.js';
@@ -43,6 +44,7 @@ export function levelInfoUaccess(h: Host, v: number, intidBase: number, isWrite:
     }
     const level = (value >>> i) & 1;
     m[b + IRQ.off.lineLevel] = level;
+    if (h.hist) traceLine(h, r, level);
     if (level) queueIrqUnlock(h, r);
     else unlockIrq(h, r);
   }

@@ -14,7 +14,8 @@
  * layer; the virtual state is handled as for a software interrupt.
  */
 import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
-import { tracePend } from '../trace.js';
+import { traceIrq, tracePend } from '../trace.js';
+import { EventKind } from '../../check/events.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../../sync/sched.js';
@@ -61,6 +62,7 @@ export const writeGroup: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, c.intid + i);
     lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.group] = (val >>> i) & 1;
+    if (h.hist) traceIrq(h, r, EventKind.GROUP, (val >>> i) & 1);
     queueIrqUnlock(h, r);
   }
 };
@@ -86,6 +88,7 @@ export const writeSenable: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, c.intid + 31 - Math.clz32(low));
     lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.enabled] = 1;
+    if (h.hist) traceIrq(h, r, EventKind.ENABLE, 1);
     queueIrqUnlock(h, r);
   }
 };
@@ -102,6 +105,7 @@ export const writeCenable: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, c.intid + 31 - Math.clz32(low));
     lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.enabled] = 0;
+    if (h.hist) traceIrq(h, r, EventKind.ENABLE, 0);
     unlockIrq(h, r);
   }
 };
@@ -161,6 +165,7 @@ export const uwriteSpendingV2: RegWrite = (c, _a, len, val) => {
     lockIrq(h, r, LockSite.MmioPerIrq);
     m[b + IRQ.off.pendingLatch] = 1;
     if (intid < VGIC_NR_SGIS) m[b + IRQ.off.source] = m[b + IRQ.off.source]! | (1 << c.vcpu);
+    if (h.hist) tracePend(h, r, intid < VGIC_NR_SGIS ? c.vcpu : -1);
     queueIrqUnlock(h, r);
   }
 };
@@ -176,9 +181,11 @@ export const uwritePendingV3: RegWrite = (c, _a, len, val) => {
     lockIrq(h, r, LockSite.MmioPerIrq);
     if ((val >>> i) & 1) {
       h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 1;
+      if (h.hist) tracePend(h, r);
       queueIrqUnlock(h, r);
     } else {
       h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 0;
+      if (h.hist) traceIrq(h, r, EventKind.UNPEND, 0, -1);
       unlockIrq(h, r);
     }
   }
@@ -196,6 +203,7 @@ export const writeCpending: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, intid);
     lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.pendingLatch] = 0;
+    if (h.hist) traceIrq(h, r, EventKind.UNPEND, 0, -1);
     unlockIrq(h, r);
   }
 };
@@ -212,6 +220,7 @@ export const uwriteCpendingV2: RegWrite = (c, _a, len, val) => {
     lockIrq(h, r, LockSite.MmioPerIrq);
     if (intid < VGIC_NR_SGIS) h.m[b + IRQ.off.source] = 0;
     h.m[b + IRQ.off.pendingLatch] = 0;
+    if (h.hist) traceIrq(h, r, EventKind.UNPEND, 0, -1);
     unlockIrq(h, r);
   }
 };
@@ -239,6 +248,7 @@ function changeActive(c: MmioCtx, r: number, intid: number, active: boolean): vo
   // The GICv2 architecture implies the active SGI's source is kept somewhere but never exposes
   // it: record the requester (0 for userspace) (spec §5.4).
   if (active && intid < VGIC_NR_SGIS && isV2(c)) m[b + IRQ.off.activeSource] = c.accessor >= 0 ? c.accessor : 0;
+  if (h.hist) traceIrq(h, r, EventKind.ACTIVE, active ? 1 : 0);
   if (active) queueIrqUnlock(h, r);
   else unlockIrq(h, r);
 }
@@ -309,6 +319,7 @@ export const writePriority: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, c.intid + i);
     lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.priority] = (val >>> (i * 8)) & 0xf8;
+    if (h.hist) traceIrq(h, r, EventKind.PRIO, (val >>> (i * 8)) & 0xf8);
     unlockIrq(h, r);
   }
 };
@@ -340,6 +351,7 @@ export const writeConfig: RegWrite = (c, _a, len, val) => {
     const r = recOf(c, intid);
     lockIrq(h, r, LockSite.MmioPerIrq);
     h.m[irqOff(h.g, r) + IRQ.off.config] = (val >>> (i * 2 + 1)) & 1 ? EDGE : LEVEL;
+    if (h.hist) traceIrq(h, r, EventKind.CFG, h.m[irqOff(h.g, r) + IRQ.off.config]!);
     unlockIrq(h, r);
   }
 };
