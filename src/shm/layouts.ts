@@ -7,6 +7,15 @@ import { ATOMIC, atomicRacyRead, initUnder, locked, lockedRacyRead, STATS, VCPU_
 
 const IRQ_LOCKED = locked('irq_lock');
 const ITS_LOCKED = locked('its_lock');
+/**
+ * ITS registers whose writes are serialised by an ITS lock but whose register reads are not: the
+ * kernel's read handlers (vgic_mmio_read_its_cbaser/_cwriter/_creadr/_baser) take no lock, and
+ * userspace reads (vgic_its_attr_regs_access) run under kvm->lock with every vCPU locked and no
+ * ITS lock. A read sees the old or the new value of one aligned word, never a mix.
+ */
+const ITS_REG_READ = 'ITS register reads take no ITS lock (vgic_mmio_read_its_*; vgic_its_attr_regs_access holds kvm->lock and every vCPU instead)';
+const CMD_REG = lockedRacyRead(ITS_REG_READ, 'cmd_lock');
+const BASER_REG = lockedRacyRead(ITS_REG_READ, 'its_lock');
 /** Fixed once configured: set under config_lock (vgic configuration) or kvm->lock (vCPU/VM creation). */
 const CONFIG_INIT = initUnder('config_lock');
 const KVM_INIT = initUnder('kvm->lock');
@@ -185,8 +194,10 @@ export const DIST = vmLayout('vgic_dist', [
   { name: 'timerPpis', prot: CONFIG_INIT, words: 4, doc: 'arch timer PPIs, VM-wide, by KVM_ARM_VCPU_TIMER_IRQ_* (kvm->arch.timer_data.ppi)' },
   { name: 'timerPpisImmutable', prot: locked('config_lock'), doc: 'KVM_ARCH_FLAG_TIMER_PPIS_IMMUTABLE: a vCPU has run, the PPIs are fixed' },
   { name: 'timerClock', prot: initUnder(), doc: '0: the counter follows the host monotonic clock; 1: the controlled schedule' },
-  { name: 'timerVoffset', prot: KVM_INIT, kind: 'f64', doc: 'CNTVOFF: virtual counter = physical counter - this (VM-wide)' },
-  { name: 'timerPoffset', prot: KVM_INIT, kind: 'f64', doc: 'physical timer offset (0 unless userspace wrote KVM_REG_ARM_PTIMER_CNT)' },
+  // Written by KVM_SET_ONE_REG (CNTVCT, one vCPU's mutex: timer_set_offset) or by
+  // KVM_ARM_SET_COUNTER_OFFSET (kvm->lock); read lock-free by every vCPU, as in the kernel.
+  { name: 'timerVoffset', prot: initUnder('kvm->lock', 'vcpu->mutex'), kind: 'f64', doc: 'CNTVOFF: virtual counter = physical counter - this (VM-wide)' },
+  { name: 'timerPoffset', prot: initUnder('kvm->lock', 'vcpu->mutex'), kind: 'f64', doc: 'physical timer offset (0 unless userspace wrote KVM_REG_ARM_PTIMER_CNT)' },
   { name: 'regions', elem: RDIST_REGION, words: MAX_RDIST_REGIONS * RDIST_REGION.size, doc: 'redistributor regions' },
   { name: 'waitingOn', prot: ATOMIC, words: 80, doc: 'per thread slot: lock word+1 it is parked on (watchdog)' },
 ]);
@@ -311,14 +322,14 @@ export const ITS = vmLayout('vgic_its', [
   // Written under cmd_lock (vgic_mmio_write_its_ctlr), read under its_lock by the MSI path.
   { name: 'enabled', prot: lockedRacyRead('vgic_its_trigger_msi reads it holding its_lock, not cmd_lock, as the kernel does: a translation racing a disable ends as if before or after it, and the disable then invalidates the cache', 'cmd_lock'), doc: 'GITS_CTLR.Enabled' },
   { name: 'abiRev', prot: KVM_INIT, doc: 'table ABI revision (GITS_IIDR.Revision)' },
-  { name: 'cbaserLo', prot: locked('cmd_lock'), doc: 'GITS_CBASER [31:0]' },
-  { name: 'cbaserHi', prot: locked('cmd_lock'), doc: 'GITS_CBASER [63:32]' },
-  { name: 'creadr', prot: locked('cmd_lock'), doc: 'GITS_CREADR offset' },
-  { name: 'cwriter', prot: locked('cmd_lock'), doc: 'GITS_CWRITER offset' },
-  { name: 'baser0Lo', prot: ITS_LOCKED, doc: 'GITS_BASER0 (device table) [31:0]' },
-  { name: 'baser0Hi', prot: ITS_LOCKED, doc: 'GITS_BASER0 [63:32]' },
-  { name: 'baser1Lo', prot: ITS_LOCKED, doc: 'GITS_BASER1 (collection table) [31:0]' },
-  { name: 'baser1Hi', prot: ITS_LOCKED, doc: 'GITS_BASER1 [63:32]' },
+  { name: 'cbaserLo', prot: CMD_REG, doc: 'GITS_CBASER [31:0]' },
+  { name: 'cbaserHi', prot: CMD_REG, doc: 'GITS_CBASER [63:32]' },
+  { name: 'creadr', prot: CMD_REG, doc: 'GITS_CREADR offset' },
+  { name: 'cwriter', prot: CMD_REG, doc: 'GITS_CWRITER offset' },
+  { name: 'baser0Lo', prot: BASER_REG, doc: 'GITS_BASER0 (device table) [31:0]' },
+  { name: 'baser0Hi', prot: BASER_REG, doc: 'GITS_BASER0 [63:32]' },
+  { name: 'baser1Lo', prot: BASER_REG, doc: 'GITS_BASER1 (collection table) [31:0]' },
+  { name: 'baser1Hi', prot: BASER_REG, doc: 'GITS_BASER1 [63:32]' },
   { name: 'cacheHand', prot: ITS_LOCKED, doc: 'next translation-cache slot to replace (round robin)' },
   { name: 'base', prot: KVM_INIT, kind: 'f64', doc: 'frame base (128 KiB), -1 = undefined' },
   { name: 'devices', elem: ITS_DEVICE, words: NR_ITS_DEVICES * ITS_DEVICE.size, doc: 'device table' },

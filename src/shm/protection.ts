@@ -4,7 +4,8 @@
  *
  * Lock names resolve to an instance from the record the field lives in: `irq_lock` is the
  * record's own lock; `ap_list_lock` and `vcpu->mutex` are the vCPU record's own (in an IRQ record,
- * any ap_list_lock: the list that holds the record changes under both locks while it migrates);
+ * any ap_list_lock: the list that holds the record changes under both locks while it migrates; in a
+ * VM-wide record, any vCPU's mutex: a vCPU ioctl of whichever vCPU);
  * `its_lock` / `cmd_lock` are the ITS instance's; `kvm->lock`, `config_lock` and `lpi_lock` are
  * VM-wide. In `locking: 'global'` dist->lock stands for irq_lock and ap_list_lock.
  */

@@ -13,6 +13,7 @@ import type { Host } from './host.js';
 import { D } from './host.js';
 import { itsByDoorbell, vgicItsInjectMsi } from './its/translate.js';
 import { injectIrq } from './queue.js';
+import { lockKvm, unlockKvm } from './locks.js';
 
 /** struct kvm_irq_routing_entry, flattened. */
 export type RoutingEntry =
@@ -53,8 +54,20 @@ export function setGsiRouting(h: Host, entries: readonly RoutingEntry[]): void {
       if (!u32(e.addressLo) || !u32(e.addressHi ?? 0) || !u32(e.data) || !u32(e.devid ?? 0)) kvmErr('EINVAL', `routing entry ${i}: MSI fields must be u32`);
     } else kvmErr('EINVAL', `routing entry ${i}: unknown type ${(e as { type: unknown }).type}`);
   });
+  // Seqlock write side. Writers must be serialised (KVM: kvm->irq_lock around kvm_set_irq_routing;
+  // here kvm->lock, the outermost mutex, which no caller holds): two threads rewriting at once
+  // would both make the sequence odd and even again with the table half written by each ("two
+  // seqlock writers", found by the lockset checker with the VMM and a driver thread both routing).
+  lockKvm(h);
+  try {
+    writeRoutes(h, entries);
+  } finally {
+    unlockKvm(h);
+  }
+}
+
+function writeRoutes(h: Host, entries: readonly RoutingEntry[]): void {
   const m = h.m;
-  // Seqlock write side (VMM thread; KVM serialises KVM_SET_GSI_ROUTING with irq_lock).
   Atomics.add(m, D.routeSeq, 1);
   entries.forEach((e, i) => {
     const o = routeOff(h.g, i);

@@ -78,8 +78,10 @@ function resolveLock(name: LockName, top: Layout<string>, g: VmGeometry): LockRe
       return mk(IRQ.off.lock, -1);
     case 'ap_list_lock': return mk(top === VCPU ? VCPU.off.apLock : -1, -1);
     case 'vcpu->mutex':
-      if (top !== VCPU) throw new Error(`lockset: ${top.name} names vcpu->mutex outside a vCPU record`);
-      return mk(VCPU.off.mutex, -1);
+      // Outside a vCPU record: any vCPU's mutex (a VM-wide field that a vCPU ioctl of whichever
+      // vCPU writes, as KVM_SET_ONE_REG writes the VM's counter offset), like ap_list_lock in an
+      // IRQ record.
+      return mk(top === VCPU ? VCPU.off.mutex : -1, -1);
     case 'its_lock':
     case 'cmd_lock':
       if (top !== ITS) throw new Error(`lockset: ${top.name} names ${name} outside an ITS record`);
