@@ -158,6 +158,8 @@ export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; step
 // steal the core from the one thread that holds the baton (measured: 2000 spins was 10% slower).
 const SPIN_HANDOFF = 300;
 const PARK_SLICE_MS = 50;
+/** Parked slices without a single schedule step, after `stop`, before the holder counts as gone. */
+const STALE_SLICES = 40;
 
 /** One participating thread's side of the scheduler. */
 export class ControlledThread {
@@ -365,6 +367,8 @@ export class ControlledThread {
         return;
       }
     }
+    let lastStep = -1;
+    let stale = 0;
     for (;;) {
       Atomics.store(s, this.o.parked + this.slot, 1);
       const tv = Atomics.load(s, turn);
@@ -372,8 +376,16 @@ export class ControlledThread {
       Atomics.wait(s, bell, 0, PARK_SLICE_MS);
       Atomics.store(s, bell, 0);
       if (Atomics.load(this.vm, this.stopIdx) !== 0 && Atomics.load(s, turn) !== this.slot) {
-        // Teardown while we wait: nobody will hand us the baton any more.
-        this.freeRun();
+        // Teardown while we wait: if the baton holder is gone (a worker terminated while holding
+        // it), nobody will hand us the baton any more. But a scenario's driver also sets `stop`
+        // (its end), and the schedule goes on deterministically until every thread has left: so
+        // only a holder that takes no step for STALE_SLICES slices counts as gone. Free-running on
+        // the first slice made the schedule depend on how long the OS let the holder run
+        // ("parked slice vs baton" nondeterminism, seen as a different schedule hash under load).
+        const step = Atomics.load(s, this.o.step);
+        stale = step === lastStep ? stale + 1 : 0;
+        lastStep = step;
+        if (stale >= STALE_SLICES) this.freeRun();
       }
     }
     Atomics.store(s, this.o.parked + this.slot, 0);
