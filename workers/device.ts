@@ -16,7 +16,7 @@ import { scheduleTimes, type IrqSchedule } from '../src/kvm/vfio/schedule.js';
 import { DEV_EXITED, DEV_RUNNING, PHYS_IRQ } from '../src/shm/layouts.js';
 import { computeGeometry, physOff, type VmBuffers } from '../src/shm/vm-memory.js';
 import { makeHost, type SharedVmConfig } from '../src/vgic/host.js';
-import type { HistoryBuffers } from '../src/check/history.js';
+import type { HistoryBuffers } from '../src/record/history.js';
 
 export type DeviceControl =
   | { op: 'trigger'; index: number; fd: EventFdHandle | null }

@@ -14,7 +14,7 @@ import { GEN_MASK } from '../src/kvm/wake-cookie.js';
 import { IRQFD, IRQFD_ACTIVE, IRQFD_HUP } from '../src/shm/layouts.js';
 import { computeGeometry, injectorSlot, irqfdOff, type VmBuffers } from '../src/shm/vm-memory.js';
 import { makeHost, type SharedVmConfig } from '../src/vgic/host.js';
-import type { HistoryBuffers } from '../src/check/history.js';
+import type { HistoryBuffers } from '../src/record/history.js';
 import { installStressHooks, type StressThreadConfig } from '../src/stress/thread-config.js';
 import { D } from '../src/vgic/host.js';
 import { wordWaitHook } from '../src/sync/wait-hooks.js';

@@ -1,5 +1,5 @@
 /**
- * Offline interrupt-lifecycle checker (DESIGN §6). Input: a merged history (check/history.ts),
+ * Offline interrupt-lifecycle checker (DESIGN §6). Input: a merged history (record/history.ts),
  * sorted by seq. Output: violations, each with the slice of events that shows it.
  *
  * Interrupt identity: INTIDs >= 32 are one interrupt VM-wide; INTIDs < 32 are banked, one per
@@ -40,7 +40,7 @@ import {
   guestIntid,
   guestSgiSource,
   type HistoryEvent,
-} from './events.js';
+} from '../record/events.js';
 import { describeIntid, type Violation, type ViolationKind } from './violation.js';
 import { runOracle } from './oracle/index.js';
 

@@ -3,7 +3,7 @@
  * oracle in check/oracle/): one shape, each violation with the slice of history that shows it.
  */
 import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../uapi/kvm.js';
-import type { HistoryEvent } from './events.js';
+import type { HistoryEvent } from '../record/events.js';
 
 export type ViolationKind =
   | 'lost'

@@ -17,7 +17,7 @@ import { encodeOrder, fileSwitches, readScheduleFile, scenarioHash, scheduleMism
 import { BUILTIN_SCENARIOS } from '../stress/scenarios/index.js';
 import { BUG, BUG_INFO } from '../vgic/bugs.js';
 import { formatSeed, parseSeed } from '../sched/prng.js';
-import { formatEvent } from '../check/events.js';
+import { formatEvent } from '../record/events.js';
 import { toJUnitXml, type JUnitCase } from '../check/report-junit.js';
 
 export const STRESS_FLAGS: FlagSpec[] = [

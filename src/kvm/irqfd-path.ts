@@ -10,7 +10,7 @@
  * drain no injection and no resample can follow ("injection after deassign" race).
  */
 import { VGIC_NR_PRIVATE_IRQS } from '../uapi/kvm.js';
-import { EventKind } from '../check/events.js';
+import { EventKind } from '../record/events.js';
 import { BUG } from '../vgic/bugs.js';
 import { EventFd } from '../eventfd/eventfd.js';
 import { setWakeupHandler } from '../eventfd/wakeup.js';

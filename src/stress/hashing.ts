@@ -1,7 +1,7 @@
 /** Stable hex digests of a schedule and of a history, for "same seed, same run" checks. */
 import { fmix32 } from '../sched/hash.js';
 import type { Switch } from '../sched/controlled.js';
-import type { HistoryEvent } from '../check/events.js';
+import type { HistoryEvent } from '../record/events.js';
 
 function digest(words: Iterable<number>): string {
   let a = 0x811c9dc5;

@@ -13,6 +13,6 @@ export type { Finding, FindingKind } from './findings.js';
 export { BUILTIN_SCENARIOS } from './scenarios/index.js';
 export { BUG, BUG_INFO, type BugName, type BugInfo } from '../vgic/bugs.js';
 export { checkHistory, formatViolation, type Violation } from '../check/checker.js';
-export { createHistory, readHistory, type HistoryBuffers } from '../check/history.js';
+export { createHistory, readHistory, type HistoryBuffers } from '../record/history.js';
 export { Prng, deriveSeed, parseSeed, formatSeed } from '../sched/prng.js';
 export { setSchedHook, SchedPoint, type SchedHook } from '../sync/sched.js';

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { createVm } from '../kvm/vm.js';
-import { createHistory } from '../check/history.js';
+import { createHistory } from '../record/history.js';
 import { EXTRA_THREAD_SLOTS } from '../shm/vm-memory.js';
 import type { Finding } from './findings.js';
 import { scenarioHash } from './schedule-file.js';

@@ -5,7 +5,7 @@
  * the INTID's class (SGI, PPI, SPI, LPI). A run that shows a transition no earlier run of its
  * scenario showed has covered something new.
  */
-import type { HistoryEvent } from '../check/events.js';
+import type { HistoryEvent } from '../record/events.js';
 
 const KINDS = 16;
 

@@ -2,7 +2,7 @@
  * What a stress run gives each participating thread: the history rings to record into, the
  * controlled scheduler's buffer (controlled mode) or the chaos parameters (chaos mode).
  */
-import type { HistoryBuffers } from '../check/history.js';
+import type { HistoryBuffers } from '../record/history.js';
 import { installChaos, type ChaosConfig } from '../sched/chaos.js';
 import { ControlledThread } from '../sched/controlled.js';
 import { D, type Host } from '../vgic/host.js';

@@ -12,7 +12,7 @@
  */
 import { KVM_REQ_VGIC_PROCESS_UPDATE, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS, VGIC_MODEL_V2 } from '../uapi/kvm.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
-import { DEACT_BY_DIR, EventKind } from '../check/events.js';
+import { DEACT_BY_DIR, EventKind } from '../record/events.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';
 import { D } from './host.js';

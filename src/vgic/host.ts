@@ -8,7 +8,7 @@ import type { VmBuffers, VmGeometry } from '../shm/vm-memory.js';
 import type { LockStatsMode, SyncThread } from '../sync/thread.js';
 import { makeSyncThread, statsBaseOf } from '../sync/thread.js';
 import { setVcpuSlotCount } from '../sync/lock.js';
-import { HistoryWriter, type HistoryBuffers } from '../check/history.js';
+import { HistoryWriter, type HistoryBuffers } from '../record/history.js';
 import { checkedViews } from '../check/lockset/index.js';
 
 export type LockingMode = 'fine' | 'global';

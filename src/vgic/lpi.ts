@@ -10,7 +10,7 @@
  * release is then deferred until the caller has dropped its spinlocks (the kernel's
  * vgic_put_irq_norelease + vgic_release_deleted_lpis).
  */
-import { EventKind } from '../check/events.js';
+import { EventKind } from '../record/events.js';
 import { BUG } from './bugs.js';
 import { InvariantError } from '../check/invariants.js';
 import { IRQ, LPI_BASE, MAX_LPIS, VCPU } from '../shm/layouts.js';

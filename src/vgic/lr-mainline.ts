@@ -33,7 +33,7 @@ import { clearLr, cyclic, lrOff, populateLr, sortApList } from './lr.js';
 import { physDeactivate, physLineLevel } from './phys-irq.js';
 import { kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
-import { DEACT_BY_EOICOUNT, EventKind } from '../check/events.js';
+import { DEACT_BY_EOICOUNT, EventKind } from '../record/events.js';
 import { LockSite } from '../sync/lock-sites.js';
 
 /** ICH_HCR_EL2.EOIcount is a 5-bit field. */

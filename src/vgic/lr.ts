@@ -19,7 +19,7 @@ import { bumpCounter } from './stats.js';
 import { traceMigrate } from './trace.js';
 import { apListProblem, InvariantError } from '../check/invariants.js';
 import { releaseAll } from '../sync/lock.js';
-import { EventKind, FOLD_DROPPED, LR_CPUID_SHIFT } from '../check/events.js';
+import { EventKind, FOLD_DROPPED, LR_CPUID_SHIFT } from '../record/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
 import { activeSpiDone, dropLpiActiveOutsideLrs, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';

@@ -20,7 +20,7 @@ import { lpiGet, lpiInject, lpiPut } from './lpi.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
 import { traceLine, tracePend, traceQueue } from './trace.js';
 import { activeSpiQueued, kickAllVcpus } from './lr-mainline.js';
-import { EventKind } from '../check/events.js';
+import { EventKind } from '../record/events.js';
 import { LockSite } from '../sync/lock-sites.js';
 
 /**

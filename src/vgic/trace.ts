@@ -3,7 +3,7 @@
  * thread's ring when the VM records history (`h.hist`); a null check otherwise. Interrupts are
  * named by INTID plus, for private INTIDs, their vCPU (-1 for SPIs).
  */
-import { EventKind, LR_CPUID_SHIFT, packVmcr } from '../check/events.js';
+import { EventKind, LR_CPUID_SHIFT, packVmcr } from '../record/events.js';
 import { IRQ, LR, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import type { Host } from './host.js';

@@ -11,7 +11,7 @@
  */
 import { unchecked } from '../check/lockset/view.js';
 import { VGIC_MODEL_V2 } from '../uapi/kvm.js';
-import { DEACT_BY_DIR, DEACT_BY_EOI, EventKind } from '../check/events.js';
+import { DEACT_BY_DIR, DEACT_BY_EOI, EventKind } from '../record/events.js';
 import { traceVmcr } from './trace.js';
 import { CTR, EXIT, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkHistory, formatViolation, type CheckOptions, type Violation } from '../../src/check/checker.js';
-import { EventKind as K, formatEvent, guestIntid, guestSgiSource, type HistoryEvent } from '../../src/check/events.js';
+import { EventKind as K, formatEvent, guestIntid, guestSgiSource, type HistoryEvent } from '../../src/record/events.js';
 import { toJUnitXml } from '../../src/check/report-junit.js';
 
 type Row = [kind: K, intid: number, vcpu: number, a?: number, b?: number];

@@ -4,8 +4,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { EVENT, EventKind, type HistoryEvent } from '../../src/check/events.js';
-import { HISTORY_RING, HISTORY_SEQ, HistoryWriter, createHistory, readHistory } from '../../src/check/history.js';
+import { EVENT, EventKind, type HistoryEvent } from '../../src/record/events.js';
+import { HISTORY_RING, HISTORY_SEQ, HistoryWriter, createHistory, readHistory } from '../../src/record/history.js';
 
 describe('layout', () => {
   it('puts a 6-word record after the header, fields in declaration order', () => {

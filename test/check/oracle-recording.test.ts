@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runStress } from '../../src/stress/runner.js';
-import { DEACT_BY_DIR, DEACT_BY_EOICOUNT, EventKind as K, VMCR_EOIMODE, type HistoryEvent } from '../../src/check/events.js';
+import { DEACT_BY_DIR, DEACT_BY_EOICOUNT, EventKind as K, VMCR_EOIMODE, type HistoryEvent } from '../../src/record/events.js';
 
 const kinds = (h: readonly HistoryEvent[]): Set<number> => new Set(h.map((e) => e.kind));
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkHistory, formatViolation, type CheckOptions } from '../../src/check/checker.js';
-import { DEACT_BY_DIR, DEACT_BY_EOI, DEACT_BY_EOICOUNT, EventKind as K, FOLD_DROPPED, packVmcr, type HistoryEvent } from '../../src/check/events.js';
+import { DEACT_BY_DIR, DEACT_BY_EOI, DEACT_BY_EOICOUNT, EventKind as K, FOLD_DROPPED, packVmcr, type HistoryEvent } from '../../src/record/events.js';
 
 type Row = [kind: K, intid: number, vcpu: number, a?: number, b?: number];
 

@@ -5,7 +5,7 @@
  * 1 uses BPR0 + 1 (saturating at 7); a group-0 interrupt's group priority uses BPR0 + 1 bits of
  * subpriority-free mask, a group-1 interrupt's BPR1.
  */
-import { VMCR_BPR0_SHIFT, VMCR_BPR1_SHIFT, VMCR_CBPR, VMCR_ENG0, VMCR_ENG1, VMCR_EOIMODE } from '../events.js';
+import { VMCR_BPR0_SHIFT, VMCR_BPR1_SHIFT, VMCR_CBPR, VMCR_ENG0, VMCR_ENG1, VMCR_EOIMODE } from '../../record/events.js';
 import { UNKNOWN, type AckEntry } from './state.js';
 
 const MIN_BPR0 = 2;

@@ -1,5 +1,5 @@
 /** Wording and slices for the oracle's violations: what the model's state was, and the events that show it. */
-import { eventKindName, type HistoryEvent } from '../events.js';
+import { eventKindName, type HistoryEvent } from '../../record/events.js';
 import { describeIntid, type Violation, type ViolationKind } from '../violation.js';
 import type { CpuModel, IrqModel, Latch } from './state.js';
 

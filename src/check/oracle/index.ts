@@ -2,7 +2,7 @@
  * The reference-model oracle: replay a live history (everything before QUIESCE, sorted by seq)
  * against the architectural model and return what it rejects.
  */
-import { EventKind, guestIntid, type HistoryEvent } from '../events.js';
+import { EventKind, guestIntid, type HistoryEvent } from '../../record/events.js';
 import type { Violation } from '../violation.js';
 import { OracleModel } from './model.js';
 import { irqKey } from './state.js';

@@ -12,7 +12,7 @@ import { VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import {
   EventKind, FOLD_DROPPED, guestIntid, guestSgiSource, LR_CPUID_SHIFT, LR_STATE_ACTIVE, LR_STATE_PENDING, TRIGGER_EDGE,
   type HistoryEvent,
-} from '../events.js';
+} from '../../record/events.js';
 import type { Violation } from '../violation.js';
 import { judgeAck, judgeActiveChange, judgeDeact, judgeEoi, takePending, type RuleCtx } from './rules.js';
 import { irqKey, isLpi, latchOf, newCpu, newIrq, UNKNOWN, type CpuModel, type IrqModel, type LrModel } from './state.js';

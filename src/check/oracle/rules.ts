@@ -11,7 +11,7 @@
  * - the CPU-interface rules (PMR, running priority, group enables) need the vCPU's VMCR: until the
  *   history shows one, they do not judge.
  */
-import type { HistoryEvent } from '../events.js';
+import type { HistoryEvent } from '../../record/events.js';
 import type { Violation } from '../violation.js';
 import { groupPriority, runningPriority, vmcrEoiMode, vmcrGroupEnabled, vmcrPmr } from './cpuif.js';
 import { activeHistory, latchHistory, ref, violation, what } from './explain.js';

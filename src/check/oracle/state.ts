@@ -6,7 +6,7 @@
  * recorded), and the model must never invent a state it has not seen.
  */
 import { VGIC_MIN_LPI, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
-import type { HistoryEvent } from '../events.js';
+import type { HistoryEvent } from '../../record/events.js';
 import type { ViolationKind } from '../violation.js';
 
 export const UNKNOWN = -2;

@@ -3,9 +3,9 @@
  * history (the lifecycle checker), the structure of every ap_list, the scenario's accounting and
  * the quiescence audit.
  */
-import { EventKind, type HistoryEvent } from '../../check/events.js';
+import { EventKind, type HistoryEvent } from '../../record/events.js';
 import { checkHistory, formatViolation } from '../../check/checker.js';
-import { readHistory, type HistoryBuffers } from '../../check/history.js';
+import { readHistory, type HistoryBuffers } from '../../record/history.js';
 import { vmStructureProblems } from '../../check/invariants.js';
 import { eventfdsIn, quiescenceAudit } from '../../check/audits.js';
 import { takeAccessFindings } from '../../check/lockset/index.js';

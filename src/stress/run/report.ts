@@ -1,5 +1,5 @@
 /** Step 4 of a stress run: its report (what ran, what was found, the schedule that ran). */
-import type { HistoryEvent } from '../../check/events.js';
+import type { HistoryEvent } from '../../record/events.js';
 import { readSchedule } from '../../sched/controlled.js';
 import { readChaosRecording } from '../../sched/chaos-record.js';
 import type { Finding } from '../findings.js';

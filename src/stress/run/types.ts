@@ -1,5 +1,5 @@
 /** What a stress run is asked to do (StressRunOptions) and what it reports (StressRunReport). */
-import type { HistoryEvent } from '../../check/events.js';
+import type { HistoryEvent } from '../../record/events.js';
 import type { Switch } from '../../sched/controlled.js';
 import type { Finding } from '../findings.js';
 import type { ScenarioArgs } from '../scenario.js';

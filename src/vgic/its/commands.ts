@@ -13,7 +13,7 @@
  * architectural error it stands for.
  */
 import { traceIrq } from '../trace.js';
-import { EventKind } from '../../check/events.js';
+import { EventKind } from '../../record/events.js';
 import { IRQ, ITS, LPI_BASE, NR_ITES } from '../../shm/layouts.js';
 import { irqOff, itsOff } from '../../shm/vm-memory.js';
 import { gpaValid, readGuest64, reg64, writeGuest64 } from '../guest-mem.js';

@@ -3,7 +3,7 @@
  * Private INTIDs (0-31) are banked: they are the accessing vCPU's (the attr's vCPU for userspace).
  */
 import { traceIrq, tracePend } from '../trace.js';
-import { EventKind } from '../../check/events.js';
+import { EventKind } from '../../record/events.js';
 import { kvmErr } from '../../uapi/errno.js';
 import { IMPLEMENTER_ARM, KVM_VGIC_V2_DIST_SIZE, PRODUCT_ID_KVM, VGIC_NR_PRIVATE_IRQS } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';

@@ -5,7 +5,7 @@
  * private INTIDs and the real one for SPIs (REGISTER_DESC_WITH_BITS_PER_IRQ_SHARED).
  */
 import { traceIrq } from '../trace.js';
-import { EventKind } from '../../check/events.js';
+import { EventKind } from '../../record/events.js';
 import { kvmErr } from '../../uapi/errno.js';
 import { KVM_VGIC_IMP_REV_2, KVM_VGIC_IMP_REV_3, KVM_VGIC_V3_DIST_SIZE } from '../../uapi/kvm.js';
 import { DIST, IRQ } from '../../shm/layouts.js';

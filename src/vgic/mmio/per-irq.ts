@@ -15,7 +15,7 @@
  */
 import { VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS } from '../../uapi/kvm.js';
 import { traceIrq, tracePend } from '../trace.js';
-import { EventKind } from '../../check/events.js';
+import { EventKind } from '../../record/events.js';
 import { DIST, IRQ } from '../../shm/layouts.js';
 import { irqOff } from '../../shm/vm-memory.js';
 import { schedPoint, SchedPoint } from '../../sync/sched.js';

@@ -1,6 +1,6 @@
 /**
  * Interrupt-lifecycle history events (DESIGN §6), declared as data. Every thread appends events to
- * its own ring (check/history.ts); the offline checker (check/checker.ts) merges them by `seq`.
+ * its own ring (record/history.ts); the offline checker (check/checker.ts) merges them by `seq`.
  *
  * A record is 6 Int32 words (EVENT layout). `seq` comes from one Atomics.add on a VM-wide counter,
  * so it is a total order consistent with each thread's program order and with every
