@@ -220,6 +220,14 @@ for (const mode of MODES) {
     progress(`  ${scenario} (${mode}): ${c.runs} runs, ${points} points in ${sec(c.durationMs)} s (${sec(inRunMs)} s inside runs)`);
   }
 }
+// What lockset checking costs the tester: the same controlled campaigns with checking off.
+let offPoints = 0;
+let offMs = 0;
+for (const scenario of BUILTIN_SCENARIOS) {
+  const c = await runCampaign({ base: { scenario, mode: 'controlled', strategy: 'random', checkAccess: false }, seed: 0x5eed, durationMs: per, keepGoing: true });
+  offPoints += c.schedulePoints;
+  offMs += c.durationMs;
+}
 const probeMean = (probeBefore + probe()) / 2;
 for (const r of rates) r.relative = r.perSecond / probeMean;
 const ratio = (x: number): string => `${x.toFixed(2)}x`;
@@ -250,6 +258,8 @@ for (const mode of MODES) {
   );
   say();
 }
+const offRate = offPoints / (offMs / 1000);
+say(`lockset checking (checkAccess, on in every stress run): controlled mode ${totalRate.toFixed(0)} points/s with it, ${offRate.toFixed(0)} without: ${ratio(totalRate / offRate)} of the unchecked rate (issue 10's bar: no worse than 0.80x).`);
 say(`aim: >= ${RATE_AIM} schedule points/s in controlled mode (${totalRate >= RATE_AIM ? 'met' : 'NOT met'}). Wall time includes each run's VM set-up and worker start (~30-45 ms per worker), so short runs lower the rate. "vs baseline": the probe-relative rate over the baseline's (below 0.80: a regression).`);
 say();
 if (values['write-baseline']) {
@@ -262,7 +272,7 @@ say(`total ${sec(performance.now() - t0)} s`);
 if (values.json) {
   writeFileSync(
     values.json,
-    `${JSON.stringify({ quick, seeds: NSEEDS, capMs: CAP_MS, node: process.versions.node, cpus: availableParallelism(), bugs, schedulePoints: { probe: probeMean, perScenario: rates, total: { points: totPoints, ms: totMs, perSecond: totalRate, aim: RATE_AIM } } }, null, 2)}\n`,
+    `${JSON.stringify({ quick, seeds: NSEEDS, capMs: CAP_MS, node: process.versions.node, cpus: availableParallelism(), bugs, schedulePoints: { probe: probeMean, perScenario: rates, total: { points: totPoints, ms: totMs, perSecond: totalRate, aim: RATE_AIM }, checkingOff: { points: offPoints, ms: offMs, perSecond: offPoints / (offMs / 1000) } } }, null, 2)}\n`,
   );
   progress(`wrote ${values.json}`);
 }

@@ -38,7 +38,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     lrPolicy,
     locking,
     lockdep: true,
-    checkAccess: true,
+    checkAccess: o.checkAccess ?? true,
     bugs: o.bugs ?? [],
     stress: { history, sched, chaos: p.controlled ? null : { seed: p.seed, record: recording }, injectorSlot: injectorSchedSlot(p.vcpus) },
   });

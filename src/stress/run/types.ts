@@ -25,6 +25,11 @@ export interface StressRunOptions {
   /** LR overflow handling (createVm lrPolicy); default 'mainline'. */
   lrPolicy?: 'mainline' | 'classic';
   locking?: 'fine' | 'global';
+  /**
+   * Lockset checking (VmOptions.checkAccess), default on: every access to the shared state is
+   * checked against its layout's protection. Off only to measure what checking costs.
+   */
+  checkAccess?: boolean;
   bugs?: readonly string[];
   /** Controlled mode: replay these switches instead of the strategy. */
   replay?: readonly Switch[];
