@@ -12,6 +12,8 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchLockFastPaths } from './lock-fastpath.js';
 import { measureBaselines, wakeLatency } from './baseline.js';
+import { runLockstat } from '../src/lockstat/campaign.js';
+import { BUILTIN_WORKLOADS } from '../src/lockstat/workloads.js';
 import { irqfdLatency, throughput, type LatencyResult, type ThroughputResult } from './dataplane.js';
 import { runMicro, type MicroName, type MicroResult } from './micro.js';
 import { failures, lockStatTable, lockTable, microTable, ns, ratio, REFERENCE, table } from './report.js';
@@ -95,9 +97,20 @@ say(table(['path', 'p50', 'p99', 'max', 'p50 vs raw wake', 'goal', 'samples'], l
   r.name, r.p50 === null ? 'FAILED' : us(r.p50), us(r.p99), us(r.max), r.p50 === null ? '-' : ratio(r.p50 / wake.p50Us), goal[r.name], String(r.samples),
 ])));
 for (const r of lat) if (r.error) say(`FAILED latency ${r.name}: ${r.error}`);
+say("## 6. lockstat --workload mixed --vcpus 4: 'fine' against 'global' (the 2016 rewrite's reason), same run");
+const ls = await runLockstat({
+  workload: BUILTIN_WORKLOADS.find((w) => w.name === 'mixed')!, locking: ['fine', 'global'], vcpus: [4],
+  seconds: quick ? 0.5 : 2, repeat: quick ? 2 : 3, statsMode: 'counts', overhead: false, aborted: () => false,
+});
+const sp = (x: { median: number; min: number; max: number }, f: (v: number) => string): string => `${f(x.median)} [${f(x.min)}-${f(x.max)}]`;
+say(table(['locking', 'vCPUs', 'busy threads', 'interrupts/s median [min-max]', 'inject->ack p50', ''], ls.configs.map((c) => [
+  c.locking, String(c.vcpus), String(c.threads), sp(c.throughput, (v) => Math.round(v).toLocaleString('en')), sp(c.latencyP50Ns, (v) => ns(v)), c.oversubscribed ? 'oversubscribed' : '',
+])));
+for (const r of ls.ratios) say(`fine / global throughput, ${r.vcpus} vCPUs: ${sp(r.fineOverGlobal, (v) => v.toFixed(2))}x${r.oversubscribed ? ` (oversubscribed: ${ls.cores} cores, so the OS time-slices the threads and a preempted lock holder stalls every waiter whatever the lock design)` : ''}`);
+say();
 
 // Last: a checking VM wraps this thread's Atomics for the rest of the process (check/lockset/view.ts).
-say(`## 6. Lockset checking (checkAccess) overhead, same run; ${micro.iters / 8} iterations, median of ${REPS}`);
+say(`## 7. Lockset checking (checkAccess) overhead, same run; ${micro.iters / 8} iterations, median of ${REPS}`);
 const checkOpts = { ...micro, iters: micro.iters / 8 };
 const checkRows: string[][] = [];
 const checkResults: MicroResult[] = [];
@@ -114,7 +127,7 @@ const elapsed = (performance.now() - t0) / 1000;
 say(`total ${elapsed.toFixed(1)} s`);
 
 if (values.json) {
-  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, checkAccess: checkResults, reference: REFERENCE, dataplane: { throughput: dp, wakeLatency: wake, irqfdLatency: lat } };
+  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, checkAccess: checkResults, reference: REFERENCE, dataplane: { throughput: dp, wakeLatency: wake, irqfdLatency: lat }, lockstatMixed: ls };
   writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
   say(`results written to ${values.json}`);
 }
