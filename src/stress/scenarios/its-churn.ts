@@ -13,7 +13,6 @@
  * LPI under MOVI/DISCARD/MAPD, in either injection path, breaks that equality.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
-import { enableLpis, GuestIts, setLpiConfig, type ItsLayout, type LpiLayout } from '../../guest/its-driver.js';
 import {
   KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_TYPE_ARM_VGIC_ITS,
   KVM_IRQ_ROUTING_MSI, KVM_MSI_VALID_DEVID, KVM_VGIC_ITS_ADDR_TYPE,
@@ -24,6 +23,7 @@ import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
 import { idleForever, waitReady } from './common.js';
+import { DOORBELL, ITS_BASE, ITT, itsGuestBringUp } from './its-layout.js';
 
 export const info: ScenarioInfo = {
   name: 'its-churn',
@@ -34,11 +34,6 @@ export const info: ScenarioInfo = {
   spis: 1,
 };
 
-const ITS_BASE = 0x08080000;
-const DOORBELL = ITS_BASE + 0x10040;
-const ITS_LAYOUT: ItsLayout = { base: ITS_BASE, cmdq: 0x80000, cmdPages: 1, deviceTable: 0x90000, collectionTable: 0xa0000 };
-const LPI_LAYOUT: LpiLayout = { propTable: 0xc0000, idBits: 13, pendTables: 0xd0000 };
-const ITT = 0xb0000;
 const DEV = 1;
 const EVENTS = 2;
 const POOL = 4;
@@ -91,21 +86,9 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     c.add(e >= 0 ? ACKS + e : STRAY, 1);
     c.eoi(iar);
   });
-  if (cpu.id === 0) {
-    for (let e = 0; e < EVENTS; e++) for (let k = 0; k < POOL; k++) setLpiConfig(cpu, LPI_LAYOUT, pool(e) + k, 0xa0, true);
-    cpu.driver.enableDistributor();
-  }
-  enableLpis(cpu, LPI_LAYOUT);
-  if (cpu.id !== 0) {
-    cpu.add(SRAM.READY, 1);
-    cpu.enableIrqs();
-    idleForever(cpu);
-  }
-  while (cpu.load(SRAM.READY) < cpu.nrVcpus - 1) cpu.relax();
-  const its = new GuestIts(cpu, ITS_LAYOUT);
+  const lpis = Array.from({ length: EVENTS * POOL }, (_, k) => pool(Math.floor(k / POOL)) + (k % POOL));
+  const its = itsGuestBringUp(cpu, lpis);
   const cols = Math.min(cpu.nrVcpus, 2);
-  its.setupTables();
-  its.enable();
   for (let c = 0; c < cols; c++) its.mapc(c, c);
   its.mapd(DEV, ITT, 2);
   const cur = [0, 0];
