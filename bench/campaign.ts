@@ -5,30 +5,16 @@
  */
 import { runCampaign } from '../src/stress/campaign.js';
 import { BUILTIN_SCENARIOS } from '../src/stress/scenarios/index.js';
-import { formatSeed, parseSeed } from '../src/sched/prng.js';
-import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from '../src/cli/args.js';
+import { formatSeed } from '../src/sched/prng.js';
+import type { FlagSpec } from '../src/cli/args.js';
+import { parseScriptFlags } from './script-flags.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'minutes', kind: 'number', min: 0.05, default: 10, help: 'total time, split evenly over scenarios and modes' },
   { name: 'jobs', kind: 'number', integer: true, min: 1, max: 64, default: 1, help: 'parallel runs' },
   { name: 'seed', kind: 'string', default: '0x5eed', help: 'campaign seed (decimal or 0x hex)' },
-  HELP_FLAG,
 ];
-const USAGE = `usage: npm run stress:campaign -- [options]\n\n${flagHelp(FLAGS)}\n`;
-let f: ReturnType<typeof parseFlags>;
-let seed: number;
-try {
-  f = parseFlags(process.argv.slice(2), FLAGS);
-  seed = parseSeed(String(f.seed));
-} catch (e) {
-  if (!(e instanceof UsageError) && !(e instanceof Error)) throw e;
-  process.stderr.write(`stress:campaign: ${e.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (f.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+const { f, seed } = parseScriptFlags('stress:campaign', FLAGS);
 const minutes = f.minutes as number;
 const jobs = f.jobs as number;
 const slots = BUILTIN_SCENARIOS.length * 2;

@@ -15,30 +15,16 @@ import { readdirSync } from 'node:fs';
 import { loadScenario, runStress } from '../src/stress/runner.js';
 import { BUILTIN_SCENARIOS } from '../src/stress/scenarios/index.js';
 import { runSeed } from '../src/stress/campaign.js';
-import { formatSeed, parseSeed } from '../src/sched/prng.js';
-import { flagHelp, HELP_FLAG, parseFlags, UsageError, type FlagSpec } from '../src/cli/args.js';
+import { formatSeed } from '../src/sched/prng.js';
+import type { FlagSpec } from '../src/cli/args.js';
+import { parseScriptFlags } from './script-flags.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'gic', kind: 'string', choices: ['v2', 'v3', 'both'], default: 'both', help: 'GIC versions to run the scenarios on' },
   { name: 'seeds', kind: 'number', integer: true, min: 1, max: 100, default: 1, help: 'seeds per scenario, mode and GIC version' },
   { name: 'seed', kind: 'string', default: '0xc0de', help: 'campaign seed (decimal or 0x hex)' },
-  HELP_FLAG,
 ];
-const USAGE = `usage: npm run coverage:stress -- [options]\n\n${flagHelp(FLAGS)}\n`;
-let f: ReturnType<typeof parseFlags>;
-let seed: number;
-try {
-  f = parseFlags(process.argv.slice(2), FLAGS);
-  seed = parseSeed(String(f.seed));
-} catch (e) {
-  if (!(e instanceof UsageError) && !(e instanceof Error)) throw e;
-  process.stderr.write(`coverage:stress: ${e.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (f.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+const { f, seed } = parseScriptFlags('coverage:stress', FLAGS);
 const gics = f.gic === 'both' ? (['v2', 'v3'] as const) : ([f.gic] as ['v2' | 'v3']);
 const seeds = f.seeds as number;
 const t0 = performance.now();
