@@ -143,6 +143,16 @@ describe('the oracle allows', () => {
     expect(verdict([...setup, pend(), lr(0, 0, P), fold(0, 0, P), [K.TARGET, SPI, -1, 1], lr(1, 0, P), ack(1)])).toEqual([]);
   });
 
+  it('retargeted while active, then re-pended: the P+A LR stays with the active holder, and its pending part is acked there (SPI and LPI)', () => {
+    // vgic_target_oracle keeps an active interrupt with its vCPU; the flush populates it pending+
+    // active there whatever the target says now (its-cmds, MOVI of an active LPI).
+    for (const intid of [SPI, LPI]) {
+      const base: Row[] = [vmcr(0), vmcr(1), [K.ENABLE, intid, -1, 1], [K.GROUP, intid, -1, 1], [K.TARGET, intid, -1, 1]];
+      const rows: Row[] = [...base, pend(intid), lr(1, 0, P, intid), ack(1, 0xa0, intid), [K.TARGET, intid, -1, 0], fold(1, 0, A, intid), pend(intid), lr(1, 0, P | A, intid), eoi(1, intid), deact(1, DEACT_BY_EOI, intid), ack(1, 0xa0, intid)];
+      expect(verdict(rows), `INTID ${intid}`).toEqual([]);
+    }
+  });
+
   it('an edge re-pended while active: pending+active in the LR, acked after its deactivation in the LR', () => {
     expect(verdict([...setup, pend(), lr(0, 0, P), ack(0), fold(0, 0, A), pend(), lr(0, 0, P | A), eoi(0), deact(0), ack(0)])).toEqual([]);
   });

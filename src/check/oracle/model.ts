@@ -172,7 +172,7 @@ export class OracleModel implements RuleCtx {
       active: (e.b & LR_STATE_ACTIVE) !== 0,
       group: s.group,
       populatedBy: e,
-      problem: pending ? takePending(s, src, e.vcpu, e) : null,
+      problem: pending ? takePending(s, src, e.vcpu, e, (e.b & LR_STATE_ACTIVE) !== 0) : null,
     });
   }
 

@@ -35,7 +35,7 @@ function isEdge(irq: IrqModel): boolean {
  * that decide whether the host may present it at all (enabled, target) apply to an inactive
  * interrupt only: an active one stays with its vCPU (vgic_target_oracle).
  */
-export function takePending(irq: IrqModel, src: number, v: number, e: HistoryEvent): Problem | null {
+export function takePending(irq: IrqModel, src: number, v: number, e: HistoryEvent, populatedActive = false): Problem | null {
   let problem: Problem | null = null;
   if (isEdge(irq)) {
     const l = latchOf(irq, src);
@@ -53,7 +53,10 @@ export function takePending(irq: IrqModel, src: number, v: number, e: HistoryEve
       };
     }
   }
-  if (problem !== null || isActive(irq, src)) return problem;
+  // `populatedActive`: the LR carries the active state too (pending+active), so the host placed it
+  // with the vCPU that holds it active, whatever the target says now; true for an LPI as well,
+  // whose active state the model does not track beyond its LR ("P+A LR after a retarget").
+  if (problem !== null || isActive(irq, src) || populatedActive) return problem;
   if (irq.enabled === 0) return { kind: 'ack-disabled', why: `the model has it disabled since ${ref(irq.enabledBy)}`, from: irq.enabledBy!.seq };
   if (irq.owner < 0 && irq.target !== UNKNOWN && irq.target !== v) {
     return { kind: 'ack-not-target', why: `the model targets ${irq.target < 0 ? 'no vCPU' : `vcpu${irq.target}`} since ${ref(irq.targetBy)}`, from: irq.targetBy!.seq };
