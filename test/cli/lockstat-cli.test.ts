@@ -4,12 +4,13 @@
  * (exit 130 with what was measured). Runs are tiny (--seconds 0.1): these check the shape and
  * the arithmetic that holds whatever the machine's load, never a rate.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distPath } from '../../src/kvm/worker-path.js';
+import { interruptCli } from './interrupt.js';
 import { EXIT_REASONS } from '../../src/shm/layouts.js';
 import type { LockstatReport } from '../../src/lockstat/campaign.js';
 
@@ -149,25 +150,7 @@ describe('vgic-emu lockstat: a run', () => {
 
   it('Ctrl-C ends the run under way, reports what was measured, exits 130', async () => {
     // Two repeats of 3 s: interrupted once the first is reported done (progress "1/2").
-    const child = spawn(process.execPath, [distPath('src/cli/main.js'), 'lockstat', '--workload', 'spi', '--vcpus', '1', '--locking', 'fine', '--seconds', '3', '--repeat', '2', '--no-overhead', '--json', join(dir, 'int.json')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    let interrupted = false;
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!interrupted && /lockstat runs: +1\/2 /.test(stderr)) {
-        interrupted = true;
-        child.kill('SIGINT');
-      }
-    });
-    const code = await new Promise<number | null>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`no exit after SIGINT; stderr: ${stderr}`)), 50_000);
-      child.on('exit', (c) => {
-        clearTimeout(t);
-        res(c);
-      });
-    });
+    const { code, stdout, stderr } = await interruptCli(['lockstat', '--workload', 'spi', '--vcpus', '1', '--locking', 'fine', '--seconds', '3', '--repeat', '2', '--no-overhead', '--json', join(dir, 'int.json')], dir, /lockstat runs: +1\/2 /, 50_000);
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/interrupted: reporting what was measured/);
     expect(stdout).toMatch(/INTERRUPTED: partial results/);

@@ -2,13 +2,14 @@
  * `vgic-emu stress` as a user runs it: the built CLI in a child process, bounded. Exit codes:
  * 0 clean, 1 violation found (with a one-line repro and written artifacts), 2 usage error.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distPath } from '../../src/kvm/worker-path.js';
+import { interruptCli } from './interrupt.js';
 import { readScheduleFile } from '../../src/stress/schedule-file.js';
 
 interface Result {
@@ -203,27 +204,7 @@ describe('vgic-emu stress', () => {
 
   it('Ctrl-C: the campaign stops starting runs, prints its summary and seed, writes the partial JUnit, exits 130', async () => {
     const junit = join(dir, 'interrupted.xml');
-    const child = spawn(process.execPath, [distPath('src/cli/main.js'), 'stress', '--scenario', 'spi-storm', '--duration', '120', '--seed', '9', '--out', join(dir, 'int'), '--junit', junit], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    // The seed line comes first on stderr; interrupt once a run has been reported.
-    let interrupted = false;
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      // Once: a second Ctrl-C kills at once, by design.
-      if (!interrupted && / 1 done/.test(stderr)) {
-        interrupted = true;
-        child.kill('SIGINT');
-      }
-    });
-    const code = await new Promise<number | null>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`no exit after SIGINT; stderr: ${stderr}`)), 60_000);
-      child.on('exit', (c) => {
-        clearTimeout(t);
-        res(c);
-      });
-    });
+    const { code, stdout, stderr } = await interruptCli(['stress', '--scenario', 'spi-storm', '--duration', '120', '--seed', '9', '--out', join(dir, 'int'), '--junit', junit], dir, / 1 done/, 60_000);
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/campaign seed 0x00000009/);
     expect(stderr).toMatch(/interrupted: finishing the runs under way/);
