@@ -4,7 +4,7 @@
  * flags are validated, and a closed pipe (`vgic-emu layout | head`) exits quietly.
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { distPath } from '../../src/kvm/worker-path.js';
 import { parseFlags, UsageError, type FlagSpec } from '../../src/cli/args.js';
@@ -24,6 +24,12 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 const COMMANDS = ['demo', 'stress', 'layout'];
 
 describe('vgic-emu CLI conventions', () => {
+  // npx reuses its cache entry for this package and then skips bin-links' chmod, so a fresh
+  // build must leave the bin executable itself, or `npx vgic-emu` says "Permission denied".
+  it('the build leaves the bin executable, so npx can run it directly', () => {
+    expect(statSync(BIN).mode & 0o111).toBe(0o111);
+  });
+
   it('--version prints the package version', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     const r = await cli(['--version']);
