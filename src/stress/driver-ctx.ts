@@ -174,9 +174,26 @@ export class DriverCtx {
       const queued = m[vb + VCPU.off.apHead]! >= 0;
       if (blocked && queued && Atomics.load(m, vb + VCPU.off.wake) === 0 && vcpuHasPendingIrq(h, v)) out.push(`vcpu${v} sleeps in WFI with a deliverable interrupt queued (lost wake-up)`);
       else if (mode === IN_GUEST_MODE && req !== 0) out.push(`vcpu${v} runs in guest mode with requests 0x${req.toString(16)} unserved (lost kick)`);
-      else out.push(`vcpu${v}: mode ${mode} requests 0x${req.toString(16)} blocked ${blocked} ap_list ${queued ? 'non-empty' : 'empty'}`);
+      else out.push(`vcpu${v}: mode ${mode} requests 0x${req.toString(16)} blocked ${blocked} ap_list ${queued ? this.describeApList(v) : 'empty'}`);
     }
     return out.join('; ');
+  }
+
+  /**
+   * vCPU v's ap_list as `[intid p/a/e prio, ...]` (pending, active, enabled). Read lock-free: it is
+   * called when every other thread is blocked, and a torn walk is cut off after the IRQ count.
+   */
+  private describeApList(v: number): string {
+    const m = unchecked(this.h.m);
+    const g = this.h.g;
+    const items: string[] = [];
+    for (let r = m[vcpuOff(g, v) + VCPU.off.apHead]!, n = 0; r >= 0 && n < 64; r = m[irqOff(g, r) + IRQ.off.next]!, n++) {
+      const b = irqOff(g, r);
+      const flag = (f: number, c: string): string => (m[b + f] ? c : '-');
+      const pend = m[b + IRQ.off.pendingLatch] || m[b + IRQ.off.lineLevel] ? 'p' : '-';
+      items.push(`${m[b + IRQ.off.intid]} ${pend}${flag(IRQ.off.active, 'a')}${flag(IRQ.off.enabled, 'e')} prio 0x${m[b + IRQ.off.priority]!.toString(16)}`);
+    }
+    return `[${items.join(', ')}]`;
   }
 
   /** Every SPI in `spis` acknowledged up to its latest generation. */

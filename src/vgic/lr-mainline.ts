@@ -173,41 +173,6 @@ export function kickAllVcpus(h: Host): void {
   }
 }
 
-/**
- * "Any LPI active state is removed on exit" (spec §4.8, §5.6): a virtual LPI loses its active state
- * at priority drop, and an EOI of an LPI that is in no LR bumps no EOIcount, so nothing would ever
- * deactivate an LPI that the flush left outside the LRs (pending interrupts go first). Kept, that
- * active state comes back at the next flush as pending+active once the LPI fires again: an LR the
- * guest can never acknowledge, because it already dropped that priority ("stale LPI active" lost
- * interrupt). Called after the LRs were folded, only when the last flush left active interrupts
- * outside the LRs (LRENPIE), which is the only way an active LPI can be outside them. `folded` are
- * the records that were in the LRs: their active state is the LR's, not ours to drop.
- */
-export function dropLpiActiveOutsideLrs(h: Host, v: number, folded: Int32Array, nFolded: number): void {
-  const m = h.m;
-  const vb = vcpuOff(h.g, v);
-  let guard = 0;
-  lockApList(h, v);
-  walk: for (let r = m[vb + VCPU.off.apHead]!; r >= 0; ) {
-    if (++guard > h.g.nrRecords) cyclic(h, v);
-    const b = irqOff(h.g, r);
-    const next = m[b + IRQ.off.next]!;
-    if (r >= h.g.lpiRecordBase) {
-      for (let i = 0; i < nFolded; i++) {
-        if (folded[i] === r) {
-          r = next;
-          continue walk;
-        }
-      }
-      lockIrq(h, r);
-      m[b + IRQ.off.active] = 0;
-      unlockIrq(h, r);
-    }
-    r = next;
-  }
-  unlockApList(h, v);
-}
-
 // Scratch for the EOIcount walk (one walk at a time per thread; EOIcount is at most 31).
 const ackedPins = new Int32Array(EOICOUNT_MAX + 1);
 

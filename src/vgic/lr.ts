@@ -22,7 +22,7 @@ import { releaseAll } from '../sync/lock.js';
 import { EventKind, FOLD_DROPPED, LR_CPUID_SHIFT } from '../record/events.js';
 import { physLineLevel, physResampledLow } from './phys-irq.js';
 import { lpiGet, lpiPut, lpiPutLocked, lpiReleaseDeferred } from './lpi.js';
-import { activeSpiDone, dropLpiActiveOutsideLrs, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
+import { activeSpiDone, flushEmptyMainline, flushLrsMainline, foldEoiCount } from './lr-mainline.js';
 import { LockSite } from '../sync/lock-sites.js';
 
 /**
@@ -271,10 +271,20 @@ export function foldLrs(h: Host, v: number): void {
     lockIrq(h, r, LockSite.FoldLrs);
     // Under the irq_lock, like the writes below: ordered against every other change of r.
     if (h.hist) h.hist.record(EventKind.FOLD, intid, v, i, state | (m[lb + LR.off.cpuid]! << LR_CPUID_SHIFT));
-    const deactivated = m[b + IRQ.off.active] !== 0 && !(state & LR_ACTIVE);
-    m[b + IRQ.off.active] = state & LR_ACTIVE ? 1 : 0;
+    // Mainline keeps the LR's active bit for everything but LPIs ("any LPI active state is removed
+    // on exit", spec §4.8, §5.6): a virtual LPI's active state goes with the guest's priority drop,
+    // and nothing else would ever deactivate it. Kept, it strands the LPI two ways. An EOI the CPU
+    // interface ignores (the LR was repopulated at a priority INV changed since the acknowledgement)
+    // leaves it pending+active, which kvm_vgic_vcpu_pending_irq never counts, so a vCPU in WFI
+    // sleeps on it forever (found by its-cmds, pct seed 0x9a50761e). And an active LPI the flush
+    // left outside the LRs (pending ones go first) cannot be reached by the guest's EOI at all (no
+    // EOIcount for LPIs): it came back pending+active, never acknowledged ("stale LPI active",
+    // found by the data-plane benchmark). The classic policy keeps the older kernels' behaviour.
+    const act = state & LR_ACTIVE && (h.classicLr || !lpi) ? 1 : 0;
+    const deactivated = m[b + IRQ.off.active] !== 0 && !act;
+    m[b + IRQ.off.active] = act;
     const v2sgi = isV2Sgi(h, b);
-    if (v2sgi && state & LR_ACTIVE) m[b + IRQ.off.activeSource] = m[lb + LR.off.cpuid]!;
+    if (v2sgi && act) m[b + IRQ.off.activeSource] = m[lb + LR.off.cpuid]!;
     if (m[b + IRQ.off.config] === EDGE && state & LR_PENDING && !(h.bugs & BUG.foldDropsEdgePending)) {
       m[b + IRQ.off.pendingLatch] = 1;
       if (v2sgi) m[b + IRQ.off.source] = m[b + IRQ.off.source]! | (1 << m[lb + LR.off.cpuid]!);
@@ -300,7 +310,6 @@ export function foldLrs(h: Host, v: number): void {
   m[vb + VCPU.off.uie] = 0;
   // EOIcount: EOIs (EOImode=0) or DIRs of interrupts that were not in an LR.
   if (!h.classicLr && m[vb + VCPU.off.eoiCount] !== 0) foldEoiCount(h, v, foldedRecs, used);
-  if (!h.classicLr && m[vb + VCPU.off.lrenpie]) dropLpiActiveOutsideLrs(h, v, foldedRecs, used);
 }
 
 /** Records of the LRs just folded, per thread (a vCPU folds only on its own thread). */

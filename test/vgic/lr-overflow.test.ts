@@ -382,11 +382,11 @@ describe('LPIs beyond the LRs (mainline: "any LPI active state is removed on exi
   const tracker = new VmTracker();
   afterEach(() => tracker.destroyAll());
   // Eight LPIs on one vCPU with 4 LRs, each re-sent by the VMM as soon as the guest acknowledged it
-  // (so often while it is still active): the flush puts pending LPIs first, leaving the active one
-  // outside the LRs, where the guest's EOI (a priority drop; no EOIcount for LPIs) cannot reach it.
-  // Kept, that active state came back pending+active at the next flush: an LR the guest never
-  // acknowledges ("stale LPI active", found by the data-plane benchmark). Exact totals: every
-  // KVM_SIGNAL_MSI acknowledged once.
+  // (so often while it is still active): the flush puts pending LPIs first, and an active LPI left
+  // outside the LRs is out of reach of the guest's EOI (a priority drop; no EOIcount for LPIs).
+  // Had the fold kept its active state, it came back pending+active at the next flush: an LR the
+  // guest never acknowledges ("stale LPI active", found by the data-plane benchmark). Exact
+  // totals: every KVM_SIGNAL_MSI acknowledged once.
   it.each(['spin', 'wfi'] as const)('8 LPIs in flight on 4 LRs, guests %s: every MSI acknowledged exactly once', async (wait) => {
     const { IRQ_SINK } = await import('../../src/index.js');
     const { defaultItsLayout, defaultItt } = await import('../../src/guest/builtins/its-lpi.js');
