@@ -608,19 +608,27 @@ describe('forward and unforward under load: nothing lost, nothing completed twic
       for (const w of r.wires) {
         const base = acks(r.vm, w.spi);
         const c0 = w.dev.counts(w.index);
-        let ok = 0;
+        let eagain = 0;
         for (let i = 0; i < CREDITS; i++) {
-          try {
-            if (w.dev.counts(w.index).forwarded) unforward(kv, w);
-            else forward(kv, w);
-            ok++;
-          } catch (e) {
-            if (!(e instanceof KvmError && e.code === 'EAGAIN')) throw e;
+          // The previous credit was acknowledged and serviced, but its EOI (and so the line's
+          // deactivation) may still be on the way: EAGAIN means "try again", so retry, bounded.
+          const fwd = w.dev.counts(w.index).forwarded;
+          for (const deadline = Date.now() + 10_000; ; ) {
+            try {
+              if (fwd) unforward(kv, w);
+              else forward(kv, w);
+              break;
+            } catch (e) {
+              if (!(e instanceof KvmError && e.code === 'EAGAIN')) throw e;
+              if (Date.now() > deadline) throw new Error(`credit #${i + 1}: toggling still EAGAIN after 10 s (${eagain} EAGAINs): ${describeLine(r, w)}`);
+              eagain++;
+              await new Promise<void>((res) => setImmediate(res));
+            }
           }
+          expect(w.dev.counts(w.index).forwarded, `credit #${i + 1}: toggled`).toBe(!fwd);
           w.dev.raise(w.index, 1);
           await until(r, () => acks(r.vm, w.spi) >= base + i + 1 && w.dev.counts(w.index).serviced === c0.serviced + i + 1, `credited edge #${i + 1} to be acked and serviced`, 10_000);
         }
-        expect(ok, 'successful toggles between credits').toBeGreaterThan(CREDITS / 2);
         expect(acks(r.vm, w.spi) - base, describeLine(r, w)).toBe(CREDITS);
       }
       await stopGuests(r);
