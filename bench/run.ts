@@ -15,6 +15,7 @@ import { measureBaselines, wakeLatency } from './baseline.js';
 import { runLockstat } from '../src/lockstat/campaign.js';
 import { BUILTIN_WORKLOADS } from '../src/lockstat/workloads.js';
 import { irqfdLatency, throughput, type LatencyResult, type ThroughputResult } from './dataplane.js';
+import { hostPath, rawLockPairNs, type HostPathResult } from './host-path.js';
 import { runMicro, type MicroName, type MicroResult } from './micro.js';
 import { failures, lockStatTable, lockTable, microTable, ns, ratio, REFERENCE, table } from './report.js';
 
@@ -77,6 +78,15 @@ say(table(['ipi', 'median', 'runs ns', "vs 'fine'"], [
 for (const e of failures([ipiGlobal])) say(e);
 say();
 say('## 5. Data plane (issue 11): end-to-end throughput and irqfd latency, through the public API');
+// The host work of one interrupt on one thread (bench/host-path.ts): what the cross-thread figures
+// below cost in CPU before any cache line or wake-up crosses a core; medians of short rounds.
+const rawPair = rawLockPairNs();
+const hp: HostPathResult[] = [];
+for (const locking of ['fine', 'global'] as const) hp.push(await hostPath(locking, false, quick ? 4000 : 20000));
+say(`Host path on one thread, 8 SPIs in flight on 4 LRs, ns per interrupt (median round); baseline: raw CAS+sub pair on a SAB word ${ns(rawPair)} in this run.`);
+say(table(['locking', 'inject (KVM_IRQ_LINE)', 'flush', 'IAR+EOI', 'fold+prune', 'total', 'vs raw pair'], hp.map((r) => [
+  r.locking, ns(r.inject), ns(r.flush), ns(r.ackEoi), ns(r.foldPrune), ns(r.total), ratio(r.total / rawPair),
+])));
 const DP_SECONDS = quick ? 0.3 : 1;
 const DP_REPS = quick ? 2 : 3;
 const dp: ThroughputResult[] = [];
@@ -127,7 +137,7 @@ const elapsed = (performance.now() - t0) / 1000;
 say(`total ${elapsed.toFixed(1)} s`);
 
 if (values.json) {
-  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, checkAccess: checkResults, reference: REFERENCE, dataplane: { throughput: dp, wakeLatency: wake, irqfdLatency: lat }, lockstatMixed: ls };
+  const out = { node: process.versions.node, cpus: availableParallelism(), quick, noisy, loadAvg1: loadavg()[0], elapsedS: elapsed, locks, baselines: base, micro: results, ipiGlobal, checkAccess: checkResults, reference: REFERENCE, dataplane: { hostPath: hp, rawLockPairNs: rawPair, throughput: dp, wakeLatency: wake, irqfdLatency: lat }, lockstatMixed: ls };
   writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
   say(`results written to ${values.json}`);
 }

@@ -26,7 +26,7 @@ export const enum LockSite {
   FoldEoiCount,
   /** vgic_prune_ap_list, including the two-ap_list migration. */
   PruneApList,
-  /** vgic_sort_ap_list's comparator (two irq_locks). */
+  /** vgic_sort_ap_list (no longer takes locks of its own: its keys are snapshotted in the flush walk, lr.ts). Kept so that site numbers keep their meaning. */
   SortApList,
   /** kvm_vgic_vcpu_pending_irq: the WFI check. */
   VcpuPendingIrq,

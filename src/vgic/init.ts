@@ -9,7 +9,7 @@ import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff } from '../shm/vm-memory.js';
 import { BUG } from './bugs.js';
 import type { Host } from './host.js';
-import { dw } from './host.js';
+import { D, dw } from './host.js';
 import { EDGE, LEVEL, resetRecord } from './irq.js';
 import { lockConfig, tryLockConfig, unlockConfig } from './locks.js';
 import { vgicV3CheckBase } from './rdist.js';
@@ -81,7 +81,8 @@ export function vgicInit(h: Host): void {
  */
 export function vgicLazyInit(h: Host): boolean {
   const m = h.m;
-  if (Atomics.load(m, dw(h, 'initialized'))) return true;
+  // Every injection comes through here: the hot-path index (D), not the keyed dw().
+  if (Atomics.load(m, D.initialized)) return true;
   if (m[dw(h, 'model')] !== 2) {
     if (h.bugs & BUG.earlyInjectDropped) return false;
     kvmErr('EBUSY', 'GICv3 must be initialised with KVM_DEV_ARM_VGIC_CTRL_INIT first');

@@ -29,7 +29,7 @@ import type { Host } from './host.js';
 import { D } from './host.js';
 import { isV2Sgi, LEVEL } from './irq.js';
 import { lockApList, lockIrq, unlockApList, unlockIrq } from './locks.js';
-import { clearLr, cyclic, lrOff, populateLr, sortApList } from './lr.js';
+import { clearLr, cyclic, lrOff, populateLr, snapshotSortKey, sortApListSnapshot } from './lr.js';
 import { physDeactivate, physLineLevel } from './phys-irq.js';
 import { kickVcpu, makeRequest, oracle } from './queue.js';
 import { bumpCounter } from './stats.js';
@@ -78,13 +78,15 @@ export function flushLrsMainline(h: Host, v: number): number {
       if (m[b + IRQ.off.active]) nrAct++;
       else nrPend++;
     }
+    // vgic_sort_ap_list's key, in case the list does not fit (lr.ts: one walk, not two).
+    snapshotSortKey(h, b, guard - 1, r, true);
     const next = m[b + IRQ.off.next]!;
     unlockIrq(h, r);
     r = next;
   }
   const outside = nrPend + nrAct > nrLr;
   if (outside) {
-    sortApList(h, v, true);
+    sortApListSnapshot(h, v, guard);
     bumpCounter(h, v, CTR.lrOverflows);
   }
   let count = 0;

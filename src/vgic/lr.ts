@@ -113,38 +113,46 @@ let sortIdx = new Int32Array(64);
 let sortKey = new Float64Array(64);
 
 /**
- * vgic_sort_ap_list; stable. Classic comparator (spec §4.3.1): active first, then enabled&pending,
- * then ascending priority. Mainline (vgic_irq_cmp): enabled&pending&!active first, then ascending
- * priority, then HW before non-HW, so a guest can always be presented the next pending interrupt
- * however many are active. The kernel compares under both records' irq locks; we snapshot each
- * record's key under its own irq_lock and sort the snapshot: the same order, without ever holding
- * two irq locks (which is also why the self-comparison deadlock of §12.24 cannot arise here).
+ * vgic_sort_ap_list's order, as a key to snapshot (caller holds b's irq_lock); stable. Classic
+ * comparator (spec §4.3.1): active first, then enabled&pending, then ascending priority. Mainline
+ * (vgic_irq_cmp): enabled&pending&!active first, then ascending priority, then HW before non-HW,
+ * so a guest can always be presented the next pending interrupt however many are active.
+ *
+ * The kernel compares under both records' irq locks; we snapshot each record's key under its own
+ * irq_lock and sort the snapshot: the same order, without ever holding two irq locks (which is
+ * also why the self-comparison deadlock of §12.24 cannot arise here). The flush takes the snapshot
+ * in the walk that sizes the list (compute_ap_list_depth / summarize_ap_list), which holds each
+ * irq_lock anyway, instead of a third walk taking every irq_lock again: the ap_list_lock is held
+ * from that walk to the sort, so the membership the snapshot saw is the one sorted, and a key that
+ * changes in between (an injector holds only the irq_lock) is no staler than one the kernel's
+ * list_sort read at its own comparison.
  */
-export function sortApList(h: Host, v: number, mainline: boolean): void {
+export function snapshotSortKey(h: Host, b: number, n: number, r: number, mainline: boolean): void {
+  const m = h.m;
+  if (n === sortIdx.length) {
+    const ni = new Int32Array(n * 2);
+    ni.set(sortIdx);
+    sortIdx = ni;
+    const nk = new Float64Array(n * 2);
+    nk.set(sortKey);
+    sortKey = nk;
+  }
+  const active = m[b + IRQ.off.active] !== 0;
+  const pend = m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
+  const prio = m[b + IRQ.off.priority]!;
+  // n in the low bits: stability (ties keep list order).
+  if (mainline) sortKey[n] = (((pend && !active ? 0 : 1) * 256 + prio) * 2 + (m[b + IRQ.off.hw] ? 0 : 1)) * 65536 + n;
+  else sortKey[n] = ((active ? 0 : pend ? 1 : 2) * 256 + prio) * 65536 + n;
+  sortIdx[n] = r;
+}
+
+/**
+ * vgic_sort_ap_list on the snapshot of vCPU v's whole list (n entries, in list order, taken by
+ * snapshotSortKey under the ap_list_lock the caller still holds): relink the list in key order.
+ */
+export function sortApListSnapshot(h: Host, v: number, n: number): void {
   const m = h.m;
   const vb = vcpuOff(h.g, v);
-  let n = 0;
-  for (let r = m[vb + VCPU.off.apHead]!; r >= 0; r = m[irqOff(h.g, r) + IRQ.off.next]!) {
-    if (n > h.g.nrRecords) cyclic(h, v);
-    if (n === sortIdx.length) {
-      const ni = new Int32Array(n * 2);
-      ni.set(sortIdx);
-      sortIdx = ni;
-      const nk = new Float64Array(n * 2);
-      nk.set(sortKey);
-      sortKey = nk;
-    }
-    const b = irqOff(h.g, r);
-    lockIrq(h, r, LockSite.SortApList);
-    const active = m[b + IRQ.off.active] !== 0;
-    const pend = m[b + IRQ.off.enabled] !== 0 && irqIsPending(m, b);
-    const prio = m[b + IRQ.off.priority]!;
-    // n in the low bits: stability (ties keep list order).
-    if (mainline) sortKey[n] = (((pend && !active ? 0 : 1) * 256 + prio) * 2 + (m[b + IRQ.off.hw] ? 0 : 1)) * 65536 + n;
-    else sortKey[n] = ((active ? 0 : pend ? 1 : 2) * 256 + prio) * 65536 + n;
-    unlockIrq(h, r);
-    sortIdx[n++] = r;
-  }
   // Insertion sort on the snapshot keys: stable (ties keep list order via the low bits), no
   // allocation on this path, and ap_lists are short.
   for (let i = 1; i < n; i++) {
@@ -202,6 +210,7 @@ export function flushLrs(h: Host, v: number): number {
     const b = irqOff(h.g, r);
     lockIrq(h, r, LockSite.FlushLrs);
     const w = irqLrCount(h, b);
+    snapshotSortKey(h, b, guard - 1, r, false);
     const next = m[b + IRQ.off.next]!;
     unlockIrq(h, r);
     depth += w;
@@ -209,7 +218,7 @@ export function flushLrs(h: Host, v: number): number {
     r = next;
   }
   if (depth > nrLr || multiSgi) {
-    sortApList(h, v, false);
+    sortApListSnapshot(h, v, guard);
     bumpCounter(h, v, CTR.lrOverflows);
   }
   let count = 0;
