@@ -93,21 +93,25 @@ export class VcpuRunner {
       if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
       // The in-kernel vgic is fixed before the first run (creating one after is EBUSY).
       this.vgic = this.m[D.inKernel] !== 0;
-      if (!this.m[this.vb + VCPU.off.ranOnce]) {
-        // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
-        if (this.vgic) vgicMapResources(this.h);
-        // kvm_timer_enable: own and HW-map the timer PPIs (EINVAL if they clash).
-        timerEnable(this.h, this.v);
-        lockConfig(this.h);
-        this.m[this.vb + VCPU.off.ranOnce] = 1;
-        unlockConfig(this.h);
-      }
+      // Out of line: KVM_RUN is issued again after every KVM_EXIT_MMIO, and a small body here
+      // leaves V8 room to inline the entry path into the guest's MMIO access.
+      if (!this.m[this.vb + VCPU.off.ranOnce]) this.firstRun();
       timerLoad(this.h, this.v); // kvm_arch_vcpu_load
       this.enter();
     } catch (e) {
       this.kvmRunReturn();
       throw e;
     }
+  }
+
+  private firstRun(): void {
+    // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
+    if (this.vgic) vgicMapResources(this.h);
+    // kvm_timer_enable: own and HW-map the timer PPIs (EINVAL if they clash).
+    timerEnable(this.h, this.v);
+    lockConfig(this.h);
+    this.m[this.vb + VCPU.off.ranOnce] = 1;
+    unlockConfig(this.h);
   }
 
   /** KVM_RUN returns to userspace: release vcpu->mutex. */
