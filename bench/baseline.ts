@@ -86,9 +86,10 @@ export async function wakeLatency(count: number): Promise<{ p50Us: number; p99Us
 /**
  * Same-thread cost of one Atomics.store plus one Atomics.load on a SAB word, nobody else touching
  * it: the unit a single-vCPU round trip (mmio_read_vgic, mmio_read_user, eoi) is made of, where the
- * cross-core busy-poll floor says nothing. Median over blocks, as the other baselines.
+ * cross-core busy-poll floor says nothing. Median over many short blocks (~40 µs each, so that few
+ * of them are cut by a preemption on a shared machine), as the other baselines take medians.
  */
-export function atomicsPair(blocks: number, perBlock = 20_000): RoundTrip {
+export function atomicsPair(blocks: number, perBlock = 2_000): RoundTrip {
   const m = new Int32Array(new SharedArrayBuffer(64));
   const samples: number[] = [];
   for (let b = 0; b <= blocks; b++) {
@@ -105,5 +106,5 @@ export function atomicsPair(blocks: number, perBlock = 20_000): RoundTrip {
 export async function measureBaselines(quick: boolean, reps: number): Promise<{ busyPoll: RoundTrip; waitNotify: RoundTrip; atomics: RoundTrip }> {
   const busyPoll = await roundTrips('busy', quick ? 20_000 : 100_000, reps);
   const waitNotify = await roundTrips('wait', quick ? 300 : 1500, reps);
-  return { busyPoll, waitNotify, atomics: atomicsPair(reps * 4) };
+  return { busyPoll, waitNotify, atomics: atomicsPair(200) };
 }

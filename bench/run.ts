@@ -39,7 +39,7 @@ const base = await measureBaselines(quick, BASELINE_REPS);
 say(table(['round trip', 'ns per round trip', 'runs'], [
   ['busy-poll on SAB words (Atomics.store/load spin)', ns(base.busyPoll.ns), base.busyPoll.samples.map((x) => x.toFixed(0)).join('/')],
   ['Atomics.wait/notify', ns(base.waitNotify.ns), base.waitNotify.samples.map((x) => x.toFixed(0)).join('/')],
-  ['same thread: Atomics.store + Atomics.load (single-vCPU micros)', ns(base.atomics.ns), base.atomics.samples.map((x) => x.toFixed(1)).join('/')],
+  ['same thread: Atomics.store + Atomics.load (single-vCPU micros)', ns(base.atomics.ns), `${base.atomics.samples.length} blocks of ${base.atomics.rounds}`],
 ]));
 // PLATFORM.md: the busy-poll floor is 0.18-0.2 µs on an idle machine of this kind.
 const noisy = base.busyPoll.ns > 500;
