@@ -83,8 +83,28 @@ export async function wakeLatency(count: number): Promise<{ p50Us: number; p99Us
   return { p50Us: median(lat), p99Us: lat[Math.min(lat.length - 1, Math.floor(0.99 * lat.length))]!, samples: lat.length };
 }
 
-export async function measureBaselines(quick: boolean, reps: number): Promise<{ busyPoll: RoundTrip; waitNotify: RoundTrip }> {
+/**
+ * Same-thread cost of one Atomics.store plus one Atomics.load on a SAB word, nobody else touching
+ * it: the unit a single-vCPU round trip (mmio_read_vgic, mmio_read_user, eoi) is made of, where the
+ * cross-core busy-poll floor says nothing. Median over many short blocks (~40 µs each, so that few
+ * of them are cut by a preemption on a shared machine), as the other baselines take medians.
+ */
+export function atomicsPair(blocks: number, perBlock = 2_000): RoundTrip {
+  const m = new Int32Array(new SharedArrayBuffer(64));
+  const samples: number[] = [];
+  for (let b = 0; b <= blocks; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < perBlock; i++) {
+      Atomics.store(m, 0, i);
+      Atomics.load(m, 0);
+    }
+    if (b > 0) samples.push(((performance.now() - t0) * 1e6) / perBlock);
+  }
+  return { ns: median(samples), samples, rounds: perBlock };
+}
+
+export async function measureBaselines(quick: boolean, reps: number): Promise<{ busyPoll: RoundTrip; waitNotify: RoundTrip; atomics: RoundTrip }> {
   const busyPoll = await roundTrips('busy', quick ? 20_000 : 100_000, reps);
   const waitNotify = await roundTrips('wait', quick ? 300 : 1500, reps);
-  return { busyPoll, waitNotify };
+  return { busyPoll, waitNotify, atomics: atomicsPair(200) };
 }

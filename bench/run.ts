@@ -40,6 +40,7 @@ const base = await measureBaselines(quick, BASELINE_REPS);
 say(table(['round trip', 'ns per round trip', 'runs'], [
   ['busy-poll on SAB words (Atomics.store/load spin)', ns(base.busyPoll.ns), base.busyPoll.samples.map((x) => x.toFixed(0)).join('/')],
   ['Atomics.wait/notify', ns(base.waitNotify.ns), base.waitNotify.samples.map((x) => x.toFixed(0)).join('/')],
+  ['same thread: Atomics.store + Atomics.load (single-vCPU micros)', ns(base.atomics.ns), `${base.atomics.samples.length} blocks of ${base.atomics.rounds}`],
 ]));
 // PLATFORM.md: the busy-poll floor is 0.18-0.2 µs on an idle machine of this kind.
 const noisy = base.busyPoll.ns > 500;
@@ -50,7 +51,7 @@ say(`## 3. Micro-benchmarks (kvm-unit-tests arm/micro-bench style; ${micro.iters
 const names: MicroName[] = ['mmio_read_user', 'mmio_read_vgic', 'eoi', 'ipi', 'lpi'];
 const results: MicroResult[] = [];
 for (const n of names) results.push(await runMicro(n, 'fine', micro));
-say(microTable(results, base.busyPoll.ns));
+say(microTable(results, base.busyPoll.ns, base.atomics.ns));
 for (const f of failures(results)) say(f);
 const lpiR = results.find((r) => r.name === 'lpi');
 const ipiR = results.find((r) => r.name === 'ipi');

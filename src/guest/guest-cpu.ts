@@ -17,7 +17,7 @@ import { deliverableLr, MIN_BPR0, MIN_BPR1 } from '../vgic/cpu-interface.js';
 import type { VcpuCpuIf } from '../vgic/vcpu-cpuif.js';
 import type { Host } from '../vgic/host.js';
 import { D } from '../vgic/host.js';
-import { FRAME_GICV, FRAME_TRAPPED, gicFrameOf, vgicMmioRead, vgicMmioWrite } from '../vgic/mmio/dispatch.js';
+import { route, ROUTE_GICV, routedRead, routedWrite } from '../vgic/mmio/dispatch.js';
 import { giccRead, giccWrite } from '../vgic/mmio/gicc.js';
 import { SYSREGS_BY_NAME, type SysregName } from '../kvm/sys-regs.js';
 import { dispatchSgiWords } from '../vgic/sgi-v3.js';
@@ -330,14 +330,15 @@ export class GuestCpu {
   /** MMIO read of `len` bytes (1, 2, 4 or 8; 8 returns up to 2^53 exactly). */
   mmioRead(gpa: number, len = 4): number {
     this.b();
-    const frame = gicFrameOf(this.h, gpa);
-    if (frame === FRAME_GICV) return giccRead(this.cif, gpa - this.giccBase, len);
-    if (frame === FRAME_TRAPPED) {
+    // One decode per access: the frame offset of a trapped access, or which other kind it is.
+    const off = route(this.h, this.id, gpa);
+    if (off >= 0) {
       this.r.exit(EXIT.mmio_kernel);
-      const v = vgicMmioRead(this.h, this.id, gpa, len);
+      const v = routedRead(this.h, this.id, off, len);
       this.r.enter();
       return v;
     }
+    if (off === ROUTE_GICV) return giccRead(this.cif, gpa - this.giccBase, len);
     // KVM_EXIT_MMIO: KVM_RUN returns to the VMM on this thread, which emulates and re-enters.
     this.r.exit(EXIT.mmio_user);
     this.r.kvmRunReturn();
@@ -348,16 +349,16 @@ export class GuestCpu {
 
   mmioWrite(gpa: number, value: number, len = 4): void {
     this.b();
-    const frame = gicFrameOf(this.h, gpa);
-    if (frame === FRAME_GICV) {
-      giccWrite(this.cif, gpa - this.giccBase, len, value);
-      this.b();
+    const off = route(this.h, this.id, gpa);
+    if (off >= 0) {
+      this.r.exit(EXIT.mmio_kernel);
+      routedWrite(this.h, this.id, off, len, value);
+      this.r.enter();
       return;
     }
-    if (frame === FRAME_TRAPPED) {
-      this.r.exit(EXIT.mmio_kernel);
-      vgicMmioWrite(this.h, this.id, gpa, len, value);
-      this.r.enter();
+    if (off === ROUTE_GICV) {
+      giccWrite(this.cif, gpa - this.giccBase, len, value);
+      this.b();
       return;
     }
     this.r.exit(EXIT.mmio_user);

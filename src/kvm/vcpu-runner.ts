@@ -19,6 +19,7 @@ import { D } from '../vgic/host.js';
 import { vgicMapResources } from '../vgic/init.js';
 import { lockConfig, lockVcpuMutex, unlockConfig, unlockVcpuMutex } from '../vgic/locks.js';
 import { flushLrs, pruneApList, syncHwstate, vcpuHasPendingIrq } from '../vgic/lr.js';
+import { flushEmptyMainline } from '../vgic/lr-mainline.js';
 import { pendingLrCount } from '../vgic/cpu-interface.js';
 import { bumpCounter } from '../vgic/stats.js';
 import { VcpuCpuIf } from '../vgic/vcpu-cpuif.js';
@@ -92,21 +93,25 @@ export class VcpuRunner {
       if (this.m[D.dead]) throw new KvmError('EIO', 'VM is dead');
       // The in-kernel vgic is fixed before the first run (creating one after is EBUSY).
       this.vgic = this.m[D.inKernel] !== 0;
-      if (!this.m[this.vb + VCPU.off.ranOnce]) {
-        // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
-        if (this.vgic) vgicMapResources(this.h);
-        // kvm_timer_enable: own and HW-map the timer PPIs (EINVAL if they clash).
-        timerEnable(this.h, this.v);
-        lockConfig(this.h);
-        this.m[this.vb + VCPU.off.ranOnce] = 1;
-        unlockConfig(this.h);
-      }
+      // Out of line: KVM_RUN is issued again after every KVM_EXIT_MMIO, and a small body here
+      // leaves V8 room to inline the entry path into the guest's MMIO access.
+      if (!this.m[this.vb + VCPU.off.ranOnce]) this.firstRun();
       timerLoad(this.h, this.v); // kvm_arch_vcpu_load
       this.enter();
     } catch (e) {
       this.kvmRunReturn();
       throw e;
     }
+  }
+
+  private firstRun(): void {
+    // kvm_arch_vcpu_run_pid_change: map the vgic's resources at the first run of any vCPU.
+    if (this.vgic) vgicMapResources(this.h);
+    // kvm_timer_enable: own and HW-map the timer PPIs (EINVAL if they clash).
+    timerEnable(this.h, this.v);
+    lockConfig(this.h);
+    this.m[this.vb + VCPU.off.ranOnce] = 1;
+    unlockConfig(this.h);
   }
 
   /** KVM_RUN returns to userspace: release vcpu->mutex. */
@@ -190,37 +195,56 @@ export class VcpuRunner {
     Atomics.store(m, this.enteringIdx, 1);
   }
 
-  /** From outside the guest to inside it: requests, flush, publish IN_GUEST_MODE, re-check. */
+  /**
+   * From outside the guest to inside it: requests, flush, publish IN_GUEST_MODE, re-check.
+   *
+   * Quick entry (the first pass, while the ap_list is empty: every trapped MMIO, sysreg or
+   * KVM_EXIT_MMIO round trip of a guest with nothing queued): nothing is populated, so there is no
+   * LR snapshot for a halter to wait for and `entering` stays 0; and the request check before the
+   * flush is left to the re-check after IN_GUEST_MODE, which sees every request the first check
+   * would have (a request pending here aborts the entry into the full path below, which handles
+   * it). That saves three of the entry's six Atomics. The flush must then be the empty one even if
+   * an injector queues meanwhile: populating LRs without `entering` would reopen the halt window
+   * (spec §2.4); the injector's kick is seen by the re-check (the classic kernel's benign race).
+   * With bug seed noRequestRecheck there is no re-check, so every pass takes the full path.
+   */
   enter(): void {
     const m = this.m;
     const h = this.h;
+    let quick = (h.bugs & BUG.noRequestRecheck) === 0;
     for (;;) {
-      // `entering`: from here until IN_GUEST_MODE is published (or the entry is aborted and
-      // folded) this thread may populate LRs while OUTSIDE_GUEST_MODE, so a halter
-      // (kvm_arm_halt_guest) must wait for it. Set before looking at requests: the Dekker pair with
-      // haltGuest, which posts KVM_REQ_SLEEP and then looks at `entering` (spec §2.4's window).
-      Atomics.store(m, this.enteringIdx, 1);
-      try {
-        this.checkRequests();
-      } catch (e) {
-        Atomics.store(m, this.enteringIdx, 0);
-        throw e;
+      if (quick && (!this.vgic || m[this.apHeadIdx]! < 0)) {
+        // Mainline flushes an empty list too (TDIR follows the SPIs in flight anywhere in the VM).
+        if (this.vgic && !h.classicLr) flushEmptyMainline(m, this.vb);
+      } else {
+        quick = false;
+        // `entering`: from here until IN_GUEST_MODE is published (or the entry is aborted and
+        // folded) this thread may populate LRs while OUTSIDE_GUEST_MODE, so a halter
+        // (kvm_arm_halt_guest) must wait for it. Set before looking at requests: the Dekker pair with
+        // haltGuest, which posts KVM_REQ_SLEEP and then looks at `entering` (spec §2.4's window).
+        Atomics.store(m, this.enteringIdx, 1);
+        try {
+          this.checkRequests();
+        } catch (e) {
+          Atomics.store(m, this.enteringIdx, 0);
+          throw e;
+        }
+        // An empty ap_list has nothing to flush (and fold left no LR in use): skip the call, as the
+        // classic kernel skips the lock (the race with an injector is benign: it kicks us, §12.4).
+        if (this.vgic && (m[this.apHeadIdx]! >= 0 || !h.classicLr)) flushLrs(h, this.v);
       }
-      // An empty ap_list has nothing to flush (and fold left no LR in use): skip the call, as the
-      // classic kernel skips the lock (the race with an injector is benign: it kicks us, §12.4).
-      // (Mainline flushes an empty list too: TDIR follows the SPIs in flight anywhere in the VM.)
-      if (this.vgic && (m[this.apHeadIdx]! >= 0 || !h.classicLr)) flushLrs(h, this.v);
       schedPoint(SchedPoint.PublishMode, this.v);
       Atomics.store(m, this.modeIdx, IN_GUEST_MODE);
       // IN_GUEST_MODE now covers us (halters look at `entering` first, then at the mode); an
       // aborted entry below keeps usedLrs non-zero until its fold is done.
-      Atomics.store(m, this.enteringIdx, 0);
+      if (!quick) Atomics.store(m, this.enteringIdx, 0);
       // The Dekker pair with kick(): we published IN_GUEST_MODE, now look at requests. A request
       // made before our store is seen here; one made after finds IN_GUEST_MODE and flips us to
       // EXITING. Without this re-check a kick in between is lost (bug seed noRequestRecheck).
       if (!(h.bugs & BUG.noRequestRecheck) && Atomics.load(m, this.reqIdx) !== 0) {
         Atomics.store(m, this.modeIdx, OUTSIDE_GUEST_MODE);
         if (this.vgic) syncHwstate(h, this.v);
+        quick = false;
         continue;
       }
       m[this.entriesIdx]!++;

@@ -132,19 +132,25 @@ function mapIsActive(h: Host, v: number, intid: number): boolean {
  * kvm_timer_vcpu_load (with a GIC that has an active state): give the vgic the current output,
  * then make the host PPI's active state match the virtual one (or the asserted level), so the
  * host is not interrupted again for an interrupt the guest has not finished with.
+ *
+ * Runs at every KVM_RUN (around each KVM_EXIT_MMIO), so the test for "nothing to do" is kept
+ * small enough to inline into the caller and the work is out of line (timerLoadSlow).
  */
 export function timerLoad(h: Host, v: number): void {
   const m = h.m;
-  if (!m[vcpuOff(h.g, v) + VCPU.off.timerEnabled]) return;
+  const vb = vcpuOff(h.g, v);
+  if (!m[vb + VCPU.off.timerEnabled]) return;
   // Nothing enabled, asserted or active (the common KVM_RUN of a guest that does not use its
-  // timers, e.g. around every KVM_EXIT_MMIO): the load below would change nothing. A virtual
-  // interrupt still active implies physActive (set when it fired, cleared only by deactivation).
-  let idle = true;
-  for (let t = 0; t < NR_VCPU_TIMERS; t++) {
-    const c = ctxOff(h, v, t);
-    if (m[c + TIMER_CTX.off.ctl]! & ARCH_TIMER_CTRL_ENABLE || m[c + TIMER_CTX.off.level] || m[c + TIMER_CTX.off.physActive]) idle = false;
+  // timers): the load would change nothing. A virtual interrupt still active implies physActive
+  // (set when it fired, cleared only by deactivation).
+  const c0 = vb + VCPU.off.timers;
+  for (let c = c0; c < c0 + NR_VCPU_TIMERS * TIMER_CTX.size; c += TIMER_CTX.size) {
+    if (m[c + TIMER_CTX.off.ctl]! & ARCH_TIMER_CTRL_ENABLE || m[c + TIMER_CTX.off.level] || m[c + TIMER_CTX.off.physActive]) return timerLoadSlow(h, v);
   }
-  if (idle) return;
+}
+
+function timerLoadSlow(h: Host, v: number): void {
+  const m = h.m;
   const vgic = m[D.inKernel] !== 0 && Atomics.load(m, D.initialized) !== 0;
   for (let t = 0; t < NR_VCPU_TIMERS; t++) {
     const level = timerShouldFire(h, v, t);

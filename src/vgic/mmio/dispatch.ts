@@ -84,11 +84,6 @@ export function vgicRedistOwner(h: Host, gpa: number): number {
   return -1;
 }
 
-/** gicFrameOf: no GIC frame (a KVM_EXIT_MMIO), GICv2's CPU interface (mapped: GICV), or a trapped frame. */
-export const FRAME_NONE = 0;
-export const FRAME_GICV = 1;
-export const FRAME_TRAPPED = 2;
-
 // Bounding box of the redistributor regions, per thread: most non-distributor accesses are device
 // MMIO far from every redistributor, tested against the box before any owner lookup. Regions are
 // only ever appended, so their count tells when the box must be recomputed.
@@ -113,62 +108,73 @@ function redistBox(h: Host): void {
   boxHi = hi;
 }
 
-/**
- * The one address decoder for a guest access at `gpa`: which kind of GIC frame it hits. GICV (v2's
- * CPU interface) is mapped into the guest, not trapped; the distributor, a redistributor or an
- * ITS frame trap to vgicMmioRead/Write; anything else exits to userspace (KVM_EXIT_MMIO).
- */
-export function gicFrameOf(h: Host, gpa: number): number {
-  const m = h.m;
-  const model = m[h.g.distBase + MODEL];
-  const db = h.f[(h.g.distBase + DIST_BASE) / 2]!;
-  if (model === VGIC_MODEL_V2) {
-    const cb = h.f[(h.g.distBase + CPU_BASE) / 2]!;
-    if (cb >= 0 && gpa >= cb && gpa < cb + KVM_VGIC_V2_CPU_SIZE) return FRAME_GICV;
-    return db >= 0 && gpa >= db && gpa < db + KVM_VGIC_V2_DIST_SIZE ? FRAME_TRAPPED : FRAME_NONE;
-  }
-  if (model !== VGIC_MODEL_V3) return FRAME_NONE;
-  if (db >= 0 && gpa >= db && gpa < db + KVM_VGIC_V3_DIST_SIZE) return FRAME_TRAPPED;
-  redistBox(h);
-  if (gpa >= boxLo && gpa < boxHi && vgicRedistOwner(h, gpa) >= 0) return FRAME_TRAPPED;
-  return m[h.g.distBase + NR_ITS]! > 0 && itsByFrame(h, gpa) >= 0 ? FRAME_TRAPPED : FRAME_NONE;
-}
-
 function distFrame(h: Host): Frame | null {
   const model = h.m[h.g.distBase + MODEL];
   return model === VGIC_MODEL_V3 ? GICD_V3 : model === VGIC_MODEL_V2 ? GICD_V2 : null;
 }
 
-/** Frame chosen by the last route() on this thread. */
+/** route(): the address is in no GIC frame (KVM_EXIT_MMIO), or in v2's mapped GICV frame. */
+export const ROUTE_NONE = -1;
+export const ROUTE_GICV = -2;
+
+// What the last route() on this thread found: the frame, the vCPU whose frame it is, the ITS.
 let routed: Frame | null = null;
+let routedVcpu = -1;
+let routedIts = 0;
 
 /**
- * Route a guest access: the distributor, else (v3) the accessor's own redistributor (the common
- * case, checked first), else whichever vCPU owns the address. Binds the context and sets `routed`;
- * returns the offset within the frame, or -1 when the address is in no GIC frame.
+ * The one address decoder of a guest access by vCPU v (-1: none) at `gpa`, run once per access.
+ * GICV (v2's CPU interface) is mapped into the guest, not trapped. The distributor, a
+ * redistributor (inside the regions' bounding box only; the accessor's own frame checked first)
+ * or an ITS frame traps: the offset within the frame is returned and the frame recorded for
+ * routedRead/routedWrite. Anything else exits to userspace (KVM_EXIT_MMIO): ROUTE_NONE.
+ * A guest access routes before it leaves the guest and completes after; exit() folds LRs and
+ * never dispatches MMIO, so nothing routes in between.
  */
-function route(h: Host, v: number, gpa: number): number {
+export function route(h: Host, v: number, gpa: number): number {
   const m = h.m;
   const model = m[h.g.distBase + MODEL];
   const db = h.f[(h.g.distBase + DIST_BASE) / 2]!;
-  const dsize = model === VGIC_MODEL_V3 ? KVM_VGIC_V3_DIST_SIZE : KVM_VGIC_V2_DIST_SIZE;
-  if (db >= 0 && gpa >= db && gpa < db + dsize) {
-    routed = distFrame(h);
-    bind(h, v, v);
-    return routed ? gpa - db : -1;
+  if (model === VGIC_MODEL_V2) {
+    const cb = h.f[(h.g.distBase + CPU_BASE) / 2]!;
+    if (cb >= 0 && gpa >= cb && gpa < cb + KVM_VGIC_V2_CPU_SIZE) return ROUTE_GICV;
+    if (!(db >= 0 && gpa >= db && gpa < db + KVM_VGIC_V2_DIST_SIZE)) return ROUTE_NONE;
+    routed = GICD_V2;
+    routedVcpu = v;
+    return gpa - db;
   }
-  if (model !== VGIC_MODEL_V3) return -1;
-  const owner = v >= 0 && ownsFrame(h, v, gpa) ? v : vgicRedistOwner(h, gpa);
-  if (owner < 0) {
-    const its = m[h.g.distBase + NR_ITS]! > 0 ? itsByFrame(h, gpa) : -1;
-    if (its < 0) return -1;
-    routed = GITS;
-    bind(h, v, v).its = its;
-    return gpa - h.f[(itsOff(h.g, its) + ITS.off.base) / 2]!;
+  if (model !== VGIC_MODEL_V3) return ROUTE_NONE;
+  if (db >= 0 && gpa >= db && gpa < db + KVM_VGIC_V3_DIST_SIZE) {
+    routed = GICD_V3;
+    routedVcpu = v;
+    return gpa - db;
   }
-  routed = GICR;
-  bind(h, owner, v);
-  return gpa - rdBase(h, owner);
+  redistBox(h);
+  if (gpa >= boxLo && gpa < boxHi) {
+    const owner = v >= 0 && ownsFrame(h, v, gpa) ? v : vgicRedistOwner(h, gpa);
+    if (owner >= 0) {
+      routed = GICR;
+      routedVcpu = owner;
+      return gpa - rdBase(h, owner);
+    }
+  }
+  const its = m[h.g.distBase + NR_ITS]! > 0 ? itsByFrame(h, gpa) : -1;
+  if (its < 0) return ROUTE_NONE;
+  routed = GITS;
+  routedVcpu = v;
+  routedIts = its;
+  return gpa - h.f[(itsOff(h.g, its) + ITS.off.base) / 2]!;
+}
+
+/** Complete the access the last route() decoded (offset `off` >= 0): a read by vCPU v. */
+export function routedRead(h: Host, v: number, off: number, len: number): number {
+  bind(h, routedVcpu, v).its = routedIts;
+  return frameRead(routed!, ctx, off, len);
+}
+
+export function routedWrite(h: Host, v: number, off: number, len: number, value: number): void {
+  bind(h, routedVcpu, v).its = routedIts;
+  frameWrite(routed!, ctx, off, len, value);
 }
 
 /** ITS_REGS: a 32-bit word at `offset` of ITS `its`'s frame, as userspace sees it. */
@@ -182,16 +188,16 @@ export function hasItsReg(h: Host, offset: number): boolean {
   return frameHas(GITS, bind(h, -1, -1), offset);
 }
 
-/** Guest read of `len` bytes (1, 2, 4, 8) at `gpa` by vCPU v. Outside every frame: 0. */
+/** Guest read of `len` bytes (1, 2, 4, 8) at `gpa` by vCPU v. Outside every trapped frame: 0. */
 export function vgicMmioRead(h: Host, v: number, gpa: number, len: number): number {
   const off = route(h, v, gpa);
-  return off < 0 ? 0 : frameRead(routed!, ctx, off, len);
+  return off < 0 ? 0 : routedRead(h, v, off, len);
 }
 
 /** Guest write; `value` is a uint32, or for 8-byte accesses an integer below 2^53. */
 export function vgicMmioWrite(h: Host, v: number, gpa: number, len: number, value: number): void {
   const off = route(h, v, gpa);
-  if (off >= 0) frameWrite(routed!, ctx, off, len, value);
+  if (off >= 0) routedWrite(h, v, off, len, value);
 }
 
 // ---- userspace register groups -----------------------------------------------------------------
