@@ -47,6 +47,14 @@ export function spinForever(cpu: GuestCpu): never {
   for (;;) cpu.relax();
 }
 
+/** Spin (taking interrupts) until `done`; bounded, so that a lost interrupt is a fault, not a hang. */
+export function spinUntil(cpu: GuestCpu, done: () => boolean, what: string): void {
+  for (let i = 0; !done(); i++) {
+    if (i > 2_000_000) throw new Error(`vCPU ${cpu.id}: gave up waiting for ${what} (IRQs ${cpu.irqsEnabled ? 'unmasked' : 'masked'}, PMR 0x${cpu.pmr.toString(16)}, RPR 0x${cpu.rpr().toString(16)}, HPPIR ${cpu.hppir()})`);
+    cpu.relax();
+  }
+}
+
 /** Driver: wait for every vCPU's prologue. */
 export function waitReady(d: DriverCtx): boolean {
   return d.waitFor(() => Atomics.load(d.ram, SRAM.READY) >= d.nrVcpus, 'the vCPUs to come up');

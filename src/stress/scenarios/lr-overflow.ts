@@ -1,0 +1,223 @@
+/**
+ * More interrupts in flight than list registers (two LRs per vCPU, four SPIs each), in rounds:
+ *
+ * 1. Burst: every vCPU masks IRQs and sleeps in WFI; the driver injects a random subset of each
+ *    vCPU's SPIs in a random order, the first one waking the sleeper at whatever point of the
+ *    halt path it is (poll, park, re-check). Then the guest unmasks and takes them, ending each at
+ *    once. Everything was pending before the unmask, so the acknowledgements must come in
+ *    priority order, each SPI exactly once: the LRs must hold the highest-priority part of the
+ *    ap_list (flush sorts when it does not fit) and be refilled as they empty (underflow
+ *    maintenance) until the list is drained.
+ * 2. Nesting: on one vCPU the guest acknowledges without ending, and the driver injects that
+ *    vCPU's SPIs one at a time in rising priority, each preempting the last, until three or four
+ *    are active at once: more than the LRs, so the older active ones leave the LRs (spec §4.3:
+ *    active ones are listed first, but there is no room). The guest then ends them, newest
+ *    first; the EOIs of the ones no LR holds are counted by the hardware (EOIcount) and must
+ *    still deactivate them. Each must then be inactive, the running priority idle again, and
+ *    each is in the next round's burst: one left active would never be taken again.
+ *
+ * GICv3 here; lr-overflow-v2 is the same on GICv2.
+ */
+import type { GuestCpu } from '../../guest/guest-cpu.js';
+import type { DriverCtx } from '../driver-ctx.js';
+import { SRAM } from '../ram.js';
+import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
+import { checkSpiAccounting, spinUntil, waitReady } from './common.js';
+
+export const info: ScenarioInfo = {
+  name: 'lr-overflow',
+  description: 'more SPIs pending and active than LRs: priority-ordered refill, nested actives beyond the LRs (EOIcount), WFI woken by bursts',
+  gic: 'v3',
+  vcpus: 2,
+  nrLr: 2,
+  iterations: 24,
+  spis: 8,
+};
+
+/**
+ * Priority of the k-th SPI of a vCPU (a.spis[v + k * n]): distinct per vCPU, and distinct in the
+ * group-priority bits [7:4] so that each preempts a lower one whatever the binary point.
+ */
+const PRIOS = [0xc0, 0x40, 0xa0, 0x60, 0x80, 0x20, 0xb0, 0x50];
+
+const W = SRAM.SCRATCH;
+// Round words hold the round + 1: guest RAM starts zeroed, which must mean "none yet".
+/** Per vCPU: the round it is masked and asleep for. */
+const MASKED = W;
+/** The round whose burst is injected (BURST is written). */
+const INJECTED = W + 16;
+/** Per vCPU: the burst, as a bit mask over indices into a.spis. */
+const BURST = W + 32;
+/** Per vCPU: the round it has drained. */
+const DRAINED = W + 48;
+/** Per vCPU: errors, and the first one (a code). */
+const ERRORS = W + 64;
+const FIRST_ERROR = W + 80;
+/** Nesting: acknowledgements taken without EOI; the round the guest may end them; ended. */
+const NEST_ACKS = W + 96;
+const NEST_GO = W + 97;
+const NEST_DONE = W + 98;
+/** Per vCPU: rounds done. */
+const ROUNDS_DONE = W + 112;
+
+const E_FOREIGN = 1;
+const E_DUPLICATE = 2;
+const E_SPURIOUS = 3;
+const E_ORDER = 4;
+const E_RPR = 5;
+const E_NEST_TWICE = 6;
+const ERROR_TEXT: Record<number, string> = {
+  [E_FOREIGN]: 'an SPI routed elsewhere was taken',
+  [E_DUPLICATE]: 'an SPI of the burst was taken twice',
+  [E_SPURIOUS]: 'an SPI not in the burst was taken',
+  [E_ORDER]: 'an SPI was taken while a higher-priority one of the burst was pending',
+  [E_RPR]: 'the running priority was not idle after every active SPI was ended',
+  [E_NEST_TWICE]: 'an SPI already active was taken again while nesting',
+};
+
+/** Rounds: the scenario's iterations, then one last burst of every SPI. */
+const rounds = (a: ScenarioArgs): number => Math.max(1, a.iterations);
+const prioOf = (k: number, n: number): number => PRIOS[Math.floor(k / n) % PRIOS.length]!;
+/** Indices into a.spis of vCPU v's SPIs. */
+const mineOf = (a: ScenarioArgs, n: number, v: number): number[] => a.spis.map((_, k) => k).filter((k) => k % n === v);
+/** The vCPU that nests in round r (none in the last round). */
+const nesterOf = (r: number, a: ScenarioArgs, n: number): number => (r < rounds(a) ? r % n : -1);
+
+function fail(c: GuestCpu, code: number): void {
+  if (c.add(ERRORS + c.id, 1) === 0) c.store(FIRST_ERROR + c.id, code);
+}
+
+export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
+  const n = cpu.nrVcpus;
+  const v = cpu.id;
+  let burst = 0;
+  let acked = 0;
+  let nesting = false;
+  const stack: number[] = [];
+  cpu.initCpuInterface();
+  cpu.onIrq((c) => {
+    const iar = c.iar();
+    const id = iar & 0x3ff;
+    if (id === 1023) return;
+    const k = a.spis.indexOf(id);
+    if (k < 0 || k % n !== v) {
+      fail(c, E_FOREIGN);
+      c.eoi(iar);
+      return;
+    }
+    Atomics.store(c.ram, SRAM.SEEN + id, Atomics.load(c.ram, SRAM.GEN + id));
+    c.add(SRAM.ACKS + id, 1);
+    if (nesting) {
+      // Acknowledged, not ended: it stays active and raises the running priority.
+      if (stack.includes(iar)) fail(c, E_NEST_TWICE);
+      stack.push(iar);
+      c.add(NEST_ACKS, 1);
+      return;
+    }
+    const bit = 1 << k;
+    if (acked & bit) fail(c, E_DUPLICATE);
+    else if (!(burst & bit)) fail(c, E_SPURIOUS);
+    else {
+      for (let j = 0; j < a.spis.length; j++) {
+        if (j !== k && burst & ~acked & (1 << j) && prioOf(j, n) < prioOf(k, n)) fail(c, E_ORDER);
+      }
+    }
+    acked |= bit;
+    c.eoi(iar);
+  });
+  if (v === 0) {
+    a.spis.forEach((s, k) => {
+      cpu.driver.route(s, k % n);
+      cpu.driver.setPriority(s, prioOf(k, n));
+      cpu.driver.enable(s);
+    });
+    cpu.driver.enableDistributor();
+  }
+  cpu.add(SRAM.READY, 1);
+  spinUntil(cpu, () => cpu.load(SRAM.READY) >= n, 'every vCPU to come up');
+  for (let r = 0; r <= rounds(a); r++) {
+    cpu.disableIrqs();
+    cpu.store(MASKED + v, r + 1);
+    // Masked WFI: a pending SPI ends it (WFI ignores PSTATE.I); every burst has one of ours.
+    while (cpu.load(INJECTED) !== r + 1) cpu.wfi();
+    burst = cpu.load(BURST + v);
+    acked = 0;
+    cpu.enableIrqs();
+    spinUntil(cpu, () => acked === burst, `the burst of round ${r}`);
+    cpu.store(DRAINED + v, r + 1);
+    if (nesterOf(r, a, n) !== v) continue;
+    nesting = true;
+    spinUntil(cpu, () => cpu.load(NEST_GO) === r + 1, `the nesting of round ${r}`);
+    nesting = false;
+    // EOImode 0: each EOI drops the highest active priority, so end them newest first.
+    while (stack.length) cpu.eoi(stack.pop()!);
+    if (cpu.rpr() !== 0xff) fail(cpu, E_RPR);
+    cpu.store(NEST_DONE, r + 1);
+  }
+  cpu.add(ROUNDS_DONE + v, 1);
+  cpu.enableIrqs();
+  for (;;) cpu.wfi();
+}
+
+export function driver(d: DriverCtx, a: ScenarioArgs): void {
+  if (!waitReady(d)) return d.stopVm();
+  const n = d.nrVcpus;
+  let nested: number[] = [];
+  for (let r = 0; r <= rounds(a); r++) {
+    const allMasked = (): boolean => Array.from({ length: n }, (_, v) => Atomics.load(d.ram, MASKED + v) === r + 1).every(Boolean);
+    if (!d.waitFor(allMasked, `every vCPU masked for round ${r}`)) return d.stopVm();
+    // The burst: a random part of each vCPU's SPIs (all of them in the last round), never none,
+    // and whatever was active in the last nesting; injected in a random order, some twice.
+    const order: number[] = [];
+    for (let v = 0; v < n; v++) {
+      const mine = mineOf(a, n, v);
+      const pick = mine.filter((k) => r === rounds(a) || nested.includes(k) || d.prng.chance(0.6));
+      order.push(...(pick.length ? pick : [mine[d.prng.int(mine.length)]!]));
+    }
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = d.prng.int(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const burst = new Array<number>(n).fill(0);
+    for (const k of order) {
+      const s = a.spis[k]!;
+      const acc = Atomics.load(d.ram, SRAM.ACCEPTED + s);
+      d.injectCounted(s);
+      if (d.prng.chance(0.2)) d.injectCounted(s);
+      if (Atomics.load(d.ram, SRAM.ACCEPTED + s) > acc) burst[k % n]! |= 1 << k;
+      d.relax();
+    }
+    for (let v = 0; v < n; v++) Atomics.store(d.ram, BURST + v, burst[v]!);
+    Atomics.store(d.ram, INJECTED, r + 1);
+    const allDrained = (): boolean => Array.from({ length: n }, (_, v) => Atomics.load(d.ram, DRAINED + v) === r + 1).every(Boolean);
+    if (!d.waitFor(allDrained, `every vCPU to take its burst of round ${r}`)) return d.stopVm();
+    const t = nesterOf(r, a, n);
+    nested = [];
+    if (t < 0) continue;
+    // Rising priority (falling value): each one preempts the one before.
+    const mine = mineOf(a, n, t).sort((x, y) => prioOf(y, n) - prioOf(x, n));
+    nested = mine.slice(0, Math.min(mine.length, 3 + d.prng.int(2)));
+    for (const k of nested) {
+      const before = Atomics.load(d.ram, NEST_ACKS);
+      d.injectCounted(a.spis[k]!);
+      if (!d.waitFor(() => Atomics.load(d.ram, NEST_ACKS) > before, `SPI ${a.spis[k]} to preempt on vCPU ${t} (round ${r})`)) return d.stopVm();
+    }
+    Atomics.store(d.ram, NEST_GO, r + 1);
+    const spis = nested.map((k) => a.spis[k]!);
+    if (!d.waitFor(() => Atomics.load(d.ram, NEST_DONE) === r + 1 && d.spisInactive(spis), `the nested SPIs ${spis.join(', ')} of vCPU ${t} to be ended and inactive (round ${r})`)) return d.stopVm();
+  }
+  const finished = (): boolean => Array.from({ length: n }, (_, v) => Atomics.load(d.ram, ROUNDS_DONE + v) === 1).every(Boolean);
+  d.waitFor(() => finished() && d.spisQuiet(a.spis) && d.spisInactive(a.spis), 'every vCPU to finish and every SPI to settle');
+  d.stopVm();
+}
+
+export function check(ram: Int32Array, a: ScenarioArgs): string[] {
+  const out = checkSpiAccounting(ram, a);
+  const vcpus = Atomics.load(ram, SRAM.READY);
+  for (let v = 0; v < vcpus; v++) {
+    if (Atomics.load(ram, ROUNDS_DONE + v) !== 1) out.push(`vCPU ${v}: did not finish its ${rounds(a) + 1} rounds`);
+    const errors = Atomics.load(ram, ERRORS + v);
+    if (errors !== 0) out.push(`vCPU ${v}: ${errors} errors, the first: ${ERROR_TEXT[Atomics.load(ram, FIRST_ERROR + v)] ?? 'unknown'}`);
+  }
+  return out;
+}
