@@ -2,14 +2,25 @@
  * lr-overflow(-v2): more SPIs pending and active than LRs. The correct model gives zero findings
  * on both GIC versions in both modes; a lost kick (noRequestRecheck: the vCPU runs on with the LRs
  * of a stale flush) is found by the priority-order check of a burst, and a queue without a kick
- * by the burst that never drains; the accounting check names each error.
+ * by the burst that never drains; an ap_list unlink that takes record 0 (vCPU 0's SGI 0) for
+ * "no previous entry" (a mutant every other scenario lets through) breaks the list; the
+ * accounting check names each error.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeSlot } from '../../bench/mutants/apply.js';
+import { runMutant, type RunOptions } from '../../bench/mutants/runner.js';
+import { enumerateMutants } from '../../bench/mutants/sampler.js';
+import { PACKAGE_ROOT } from '../../src/kvm/worker-path.js';
 import { runStress, type StressMode } from '../../src/stress/runner.js';
 import { SRAM } from '../../src/stress/ram.js';
 import { check, info } from '../../src/stress/scenarios/lr-overflow.js';
 
 const SEEDS = [1, 0x5eed];
+const workDir = mkdtempSync(join(tmpdir(), 'vgic-emu-lro-test-'));
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 const cases = (['lr-overflow', 'lr-overflow-v2'] as const).flatMap((s) => (['controlled', 'chaos'] as StressMode[]).map((mode) => [s, mode] as const));
 
 describe('lr-overflow', () => {
@@ -31,6 +42,15 @@ describe('lr-overflow', () => {
       found = r.findings.map((f) => f.kind);
     }
     expect(found.some((k) => (kinds as readonly string[]).includes(k)), `found ${found.join(', ')}`).toBe(true);
+  });
+
+  it('kills the mutant of apListUnlink that treats record 0 as no previous entry', async () => {
+    const [m] = enumerateMutants(PACKAGE_ROOT, join(PACKAGE_ROOT, 'dist'), 'src/vgic/queue.ts', ['cond-flip']).filter((x) => x.source.includes('if (prev >= 0)'));
+    expect(m).toBeDefined();
+    const o: RunOptions = { root: PACKAGE_ROOT, workDir, jobs: 1, probe: { scenarios: ['lr-overflow-v2', 'lr-overflow'], modes: ['controlled'], runs: { controlled: 4 }, seed: 1, runTimeoutMs: 20_000 }, timeoutMs: 90_000 };
+    const r = await runMutant(o, makeSlot(PACKAGE_ROOT, join(workDir, 'unlink')), { ...m!, id: 'm0' });
+    expect(r?.status).toBe('killed');
+    expect(['invariant', 'stall']).toContain(r?.detector);
   });
 
   it('its accounting names each vCPU that did not finish or saw an error', () => {

@@ -8,13 +8,15 @@
  *    priority order, each SPI exactly once: the LRs must hold the highest-priority part of the
  *    ap_list (flush sorts when it does not fit) and be refilled as they empty (underflow
  *    maintenance) until the list is drained.
- * 2. Nesting: on one vCPU the guest acknowledges without ending, and the driver injects that
- *    vCPU's SPIs one at a time in rising priority, each preempting the last, until three or four
- *    are active at once: more than the LRs, so the older active ones leave the LRs (spec §4.3:
+ * 2. Nesting: on one vCPU the guest sends itself SGI 0 (the lowest priority) and acknowledges
+ *    without ending; the driver injects that vCPU's SPIs one at a time in rising priority, each
+ *    preempting the last, until three to five are active at once: more than the LRs, so the older active ones leave the LRs (spec §4.3:
  *    active ones are listed first, but there is no room). The guest then ends them, newest
  *    first; the EOIs of the ones no LR holds are counted by the hardware (EOIcount) and must
  *    still deactivate them. Each must then be inactive, the running priority idle again, and
  *    each is in the next round's burst: one left active would never be taken again.
+ *
+ * Each vCPU also sends itself SGIs 0 and 1 (at their own priorities) into some bursts.
  *
  * GICv3 here; lr-overflow-v2 is the same on GICv2.
  */
@@ -22,6 +24,7 @@ import type { GuestCpu } from '../../guest/guest-cpu.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
+import { deriveSeed, Prng } from '../../sched/prng.js';
 import { checkSpiAccounting, spinUntil, waitReady } from './common.js';
 
 export const info: ScenarioInfo = {
@@ -39,6 +42,14 @@ export const info: ScenarioInfo = {
  * group-priority bits [7:4] so that each preempts a lower one whatever the binary point.
  */
 const PRIOS = [0xc0, 0x40, 0xa0, 0x60, 0x80, 0x20, 0xb0, 0x50];
+/**
+ * SGIs 0 and 1 a vCPU may send itself into a burst (SGI 0 is the first private record, index 0:
+ * a link or unlink that mistakes index 0 for "none" shows there), and their priorities.
+ */
+const SGIS = [0, 1];
+const SGI_PRIOS = [0xd0, 0x30];
+/** Burst mask bit of SGI i (SPIs use the low bits: their index in a.spis). */
+const SGI_BIT0 = 24;
 
 const W = SRAM.SCRATCH;
 // Round words hold the round + 1: guest RAM starts zeroed, which must mean "none yet".
@@ -57,6 +68,8 @@ const FIRST_ERROR = W + 80;
 const NEST_ACKS = W + 96;
 const NEST_GO = W + 97;
 const NEST_DONE = W + 98;
+/** The round whose nesting the guest has begun (its SGI 0 taken and kept active). */
+const NEST_READY = W + 99;
 /** Per vCPU: rounds done. */
 const ROUNDS_DONE = W + 112;
 
@@ -78,6 +91,8 @@ const ERROR_TEXT: Record<number, string> = {
 /** Rounds: the scenario's iterations, then one last burst of every SPI. */
 const rounds = (a: ScenarioArgs): number => Math.max(1, a.iterations);
 const prioOf = (k: number, n: number): number => PRIOS[Math.floor(k / n) % PRIOS.length]!;
+/** Priority of burst bit `bit`: an SPI's index, or SGI_BIT0 + an SGI. */
+const prioOfBit = (bit: number, n: number): number => (bit >= SGI_BIT0 ? SGI_PRIOS[bit - SGI_BIT0]! : prioOf(bit, n));
 /** Indices into a.spis of vCPU v's SPIs. */
 const mineOf = (a: ScenarioArgs, n: number, v: number): number[] => a.spis.map((_, k) => k).filter((k) => k % n === v);
 /** The vCPU that nests in round r (none in the last round). */
@@ -94,19 +109,24 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   let acked = 0;
   let nesting = false;
   const stack: number[] = [];
+  const prng = new Prng(deriveSeed(a.seed, 400 + v));
   cpu.initCpuInterface();
   cpu.onIrq((c) => {
     const iar = c.iar();
     const id = iar & 0x3ff;
     if (id === 1023) return;
-    const k = a.spis.indexOf(id);
-    if (k < 0 || k % n !== v) {
+    const sgi = SGIS.indexOf(id);
+    const k = sgi >= 0 ? SGI_BIT0 + sgi : a.spis.indexOf(id);
+    if (k < 0 || (sgi < 0 && k % n !== v)) {
       fail(c, E_FOREIGN);
       c.eoi(iar);
       return;
     }
-    Atomics.store(c.ram, SRAM.SEEN + id, Atomics.load(c.ram, SRAM.GEN + id));
-    c.add(SRAM.ACKS + id, 1);
+    if (sgi >= 0) c.add(SRAM.SGI_ACKS + 16 * v + id, 1);
+    else {
+      Atomics.store(c.ram, SRAM.SEEN + id, Atomics.load(c.ram, SRAM.GEN + id));
+      c.add(SRAM.ACKS + id, 1);
+    }
     if (nesting) {
       // Acknowledged, not ended: it stays active and raises the running priority.
       if (stack.includes(iar)) fail(c, E_NEST_TWICE);
@@ -118,12 +138,15 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     if (acked & bit) fail(c, E_DUPLICATE);
     else if (!(burst & bit)) fail(c, E_SPURIOUS);
     else {
-      for (let j = 0; j < a.spis.length; j++) {
-        if (j !== k && burst & ~acked & (1 << j) && prioOf(j, n) < prioOf(k, n)) fail(c, E_ORDER);
+      for (let j = 0; j < 32; j++) {
+        if (j !== k && burst & ~acked & (1 << j) && prioOfBit(j, n) < prioOfBit(k, n)) fail(c, E_ORDER);
       }
     }
     acked |= bit;
     c.eoi(iar);
+    // Now and then a trapped access right after the EOI: the vCPU exits and prunes what it ended
+    // while the rest of the burst is still listed around it.
+    if (prng.chance(0.3)) c.mmioRead(c.gicdBase);
   });
   if (v === 0) {
     a.spis.forEach((s, k) => {
@@ -133,24 +156,43 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     });
     cpu.driver.enableDistributor();
   }
+  SGIS.forEach((sgi, i) => cpu.driver.setPriority(sgi, SGI_PRIOS[i]!));
   cpu.add(SRAM.READY, 1);
   spinUntil(cpu, () => cpu.load(SRAM.READY) >= n, 'every vCPU to come up');
   for (let r = 0; r <= rounds(a); r++) {
     cpu.disableIrqs();
+    // Our own SGIs join the burst (sent masked: they wait with the SPIs).
+    let sgis = 0;
+    SGIS.forEach((sgi, i) => {
+      if (!prng.chance(0.5)) return;
+      cpu.add(SRAM.SGI_SENT + 16 * v + sgi, 1);
+      cpu.sendSgi(sgi, 'self');
+      sgis |= 1 << (SGI_BIT0 + i);
+    });
     cpu.store(MASKED + v, r + 1);
     // Masked WFI: a pending SPI ends it (WFI ignores PSTATE.I); every burst has one of ours.
     while (cpu.load(INJECTED) !== r + 1) cpu.wfi();
-    burst = cpu.load(BURST + v);
+    burst = cpu.load(BURST + v) | sgis;
     acked = 0;
     cpu.enableIrqs();
     spinUntil(cpu, () => acked === burst, `the burst of round ${r}`);
     cpu.store(DRAINED + v, r + 1);
     if (nesterOf(r, a, n) !== v) continue;
     nesting = true;
+    // The lowest-priority active one is our own SGI 0, the first record of vCPU 0: the SPIs on
+    // top of it end (and are unlinked) while it is still on the ap_list, ahead of them.
+    cpu.add(SRAM.SGI_SENT + 16 * v + SGIS[0]!, 1);
+    cpu.sendSgi(SGIS[0]!, 'self');
+    spinUntil(cpu, () => stack.length === 1, `SGI ${SGIS[0]} to start the nesting of round ${r}`);
+    cpu.store(NEST_READY, r + 1);
     spinUntil(cpu, () => cpu.load(NEST_GO) === r + 1, `the nesting of round ${r}`);
     nesting = false;
-    // EOImode 0: each EOI drops the highest active priority, so end them newest first.
-    while (stack.length) cpu.eoi(stack.pop()!);
+    // EOImode 0: each EOI drops the highest active priority, so end them newest first, letting
+    // the vCPU exit (and prune) between the EOIs now and then.
+    while (stack.length) {
+      cpu.eoi(stack.pop()!);
+      if (prng.chance(0.5)) cpu.mmioRead(cpu.gicdBase);
+    }
     if (cpu.rpr() !== 0xff) fail(cpu, E_RPR);
     cpu.store(NEST_DONE, r + 1);
   }
@@ -196,7 +238,8 @@ export function driver(d: DriverCtx, a: ScenarioArgs): void {
     if (t < 0) continue;
     // Rising priority (falling value): each one preempts the one before.
     const mine = mineOf(a, n, t).sort((x, y) => prioOf(y, n) - prioOf(x, n));
-    nested = mine.slice(0, Math.min(mine.length, 3 + d.prng.int(2)));
+    nested = mine.slice(0, Math.min(mine.length, 2 + d.prng.int(3)));
+    if (!d.waitFor(() => Atomics.load(d.ram, NEST_READY) === r + 1, `vCPU ${t} to begin nesting (round ${r})`)) return d.stopVm();
     for (const k of nested) {
       const before = Atomics.load(d.ram, NEST_ACKS);
       d.injectCounted(a.spis[k]!);
@@ -215,6 +258,11 @@ export function check(ram: Int32Array, a: ScenarioArgs): string[] {
   const out = checkSpiAccounting(ram, a);
   const vcpus = Atomics.load(ram, SRAM.READY);
   for (let v = 0; v < vcpus; v++) {
+    for (const sgi of SGIS) {
+      const sent = Atomics.load(ram, SRAM.SGI_SENT + 16 * v + sgi);
+      const acks = Atomics.load(ram, SRAM.SGI_ACKS + 16 * v + sgi);
+      if (sent !== acks) out.push(`vCPU ${v}: sent itself SGI ${sgi} ${sent} times, took it ${acks} times`);
+    }
     if (Atomics.load(ram, ROUNDS_DONE + v) !== 1) out.push(`vCPU ${v}: did not finish its ${rounds(a) + 1} rounds`);
     const errors = Atomics.load(ram, ERRORS + v);
     if (errors !== 0) out.push(`vCPU ${v}: ${errors} errors, the first: ${ERROR_TEXT[Atomics.load(ram, FIRST_ERROR + v)] ?? 'unknown'}`);
