@@ -16,7 +16,7 @@
  * - CTLR, TYPER, TYPER2, IIDR and PIDR2 read what the configuration implies.
  *
  * vCPU 0 works on the SPIs, every vCPU on its own private INTIDs. The storm's SPIs keep their
- * routing, enable, group and trigger (each write carries their modelled bits), so injections
+ * routing, priority, enable, group and trigger (each write carries their modelled bits), so injections
  * still reach the guest; the others are never made pending. GICv3 here; gicd-sweep-v2 is GICv2.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
@@ -29,7 +29,7 @@ import {
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
-import { checkSpiAccounting, guestPrologue, idleForever, spiStormDriver } from './common.js';
+import { checkTaskAccounting, guestPrologue, hex32, idleForever, spiStormUntilDone } from './common.js';
 
 export const info: ScenarioInfo = {
   name: 'gicd-sweep',
@@ -176,7 +176,8 @@ function write(c: Ctx, family: number, intid: number, viaGicr: boolean, len: num
     for (let i = 0; i < len; i++) {
       const id = lo + i;
       let b = (raw >>> (8 * i)) & 0xff;
-      if (family === F_TARGET && m.fixed[id]) b = m.target[id]!;
+      // The storm's SPIs keep their targets and their priority (0xf8 would be masked by the PMR).
+      if (m.fixed[id]) b = family === F_TARGET ? m.target[id]! : m.prio[id]!;
       val |= b << (8 * i);
       if (!live(c, id, viaGicr)) continue;
       if (family === F_PRIO) m.prio[id] = b & 0xf8;
@@ -234,7 +235,7 @@ function badAccess(c: Ctx, family: number, intid: number, viaGicr: boolean): voi
   const byteReg = family === F_PRIO || family === F_TARGET;
   const addr = byteReg ? base + off + 1 : base + off + (c.prng.chance(0.5) ? 2 : 0);
   const len = byteReg ? (c.prng.chance(0.5) ? 2 : 4) : c.prng.chance(0.5) ? 1 : 2;
-  c.cpu.mmioWrite(addr, c.prng.next() >>> 0, len);
+  c.cpu.mmioWrite(addr, c.prng.nextU32(), len);
   const got = c.cpu.mmioRead(addr, len);
   if (got !== 0) mismatch(c, family, intid, 0, got);
 }
@@ -242,13 +243,15 @@ function badAccess(c: Ctx, family: number, intid: number, viaGicr: boolean): voi
 /** GICv3 IROUTER<intid> (an SPI): 64-bit or low-word writes, upper word RAZ/WI, Aff2.Aff1.Aff0 kept. */
 function route(c: Ctx, intid: number): void {
   const addr = c.cpu.gicdBase + GICD_IROUTER + 8 * intid;
-  const raw = c.prng.next() >>> 0;
+  const raw = c.prng.nextU32();
   const fixed = c.m.fixed[intid] !== 0;
   const val = fixed ? c.m.target[intid]! : raw;
-  if (c.prng.chance(0.3)) c.cpu.mmioWrite(addr + 4, c.prng.next() >>> 0, 4);
-  else c.cpu.mmioWrite(addr, val, c.prng.chance(0.5) ? 8 : 4);
   const live = intid < NR_IRQS;
-  if (live && !fixed) c.m.target[intid] = val & 0xffffff;
+  if (c.prng.chance(0.3)) c.cpu.mmioWrite(addr + 4, c.prng.nextU32(), 4);
+  else {
+    c.cpu.mmioWrite(addr, val, c.prng.chance(0.5) ? 8 : 4);
+    if (live && !fixed) c.m.target[intid] = val & 0xffffff;
+  }
   const want = live ? c.m.target[intid]! : 0;
   const got = c.prng.chance(0.5) ? c.cpu.mmioRead(addr, 8) : c.cpu.mmioRead(addr, 4);
   if (got !== want) mismatch(c, F_ROUTE, intid, want, got);
@@ -285,7 +288,8 @@ function step(c: Ctx): void {
   let intid = pickIntid(c, spis);
   // GICv3: private INTIDs through the redistributor, or (RAZ/WI) through the distributor.
   const viaGicr = v3 && !spis && prng.chance(0.8);
-  const families = v3 ? [F_PRIO, F_GROUP, F_SENABLE, F_CENABLE, F_CFG, F_TARGET, F_GRPMOD, F_ROUTE] : [F_PRIO, F_GROUP, F_SENABLE, F_CENABLE, F_CFG, F_TARGET];
+  // IROUTER is an SPI's: only vCPU 0, whose model has the SPIs, writes it.
+  const families = v3 ? [F_PRIO, F_GROUP, F_SENABLE, F_CENABLE, F_CFG, F_TARGET, F_GRPMOD, ...(c.cpu.id === 0 ? [F_ROUTE] : [])] : [F_PRIO, F_GROUP, F_SENABLE, F_CENABLE, F_CFG, F_TARGET];
   const family = families[prng.int(families.length)]!;
   if (family === F_ROUTE) {
     if (intid < 32) intid = 32 + prng.int(NR_IRQS - 32);
@@ -295,7 +299,7 @@ function step(c: Ctx): void {
   if (viaGicr && family === F_TARGET) return readBack(c, family, intid, viaGicr);
   if (prng.chance(0.1)) return badAccess(c, family, intid, viaGicr);
   const byteReg = family === F_PRIO || family === F_TARGET;
-  write(c, family, intid, viaGicr, byteReg && prng.chance(0.5) ? 1 : 4, prng.next() >>> 0);
+  write(c, family, intid, viaGicr, byteReg && prng.chance(0.5) ? 1 : 4, prng.nextU32());
   readBack(c, family, intid, viaGicr);
 }
 
@@ -316,20 +320,12 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
 }
 
 export function driver(d: DriverCtx, a: ScenarioArgs): void {
-  const finished = (): boolean => Array.from({ length: d.nrVcpus }, (_, v) => Atomics.load(d.ram, DONE + v) === 1).every(Boolean);
-  spiStormDriver(d, a, undefined, finished);
+  spiStormUntilDone(d, a, DONE);
 }
 
 export function check(ram: Int32Array, a: ScenarioArgs): string[] {
-  const out = checkSpiAccounting(ram, a);
-  const vcpus = Atomics.load(ram, SRAM.READY);
-  for (let v = 0; v < vcpus; v++) {
-    if (Atomics.load(ram, DONE + v) !== 1) out.push(`vCPU ${v}: did not finish its ${STEPS} register accesses`);
-    const errors = Atomics.load(ram, ERRORS + v);
-    if (errors === 0) continue;
+  return checkTaskAccounting(ram, a, DONE, `${STEPS} register accesses`, ERRORS, (v, n) => {
     const f = FIRST + 4 * v;
-    const hex = (x: number): string => `0x${(x >>> 0).toString(16)}`;
-    out.push(`vCPU ${v}: ${errors} register read-backs differed from the reference; the first: ${FAMILY[Atomics.load(ram, f)]} INTID ${Atomics.load(ram, f + 1)} read ${hex(Atomics.load(ram, f + 3))}, expected ${hex(Atomics.load(ram, f + 2))}`);
-  }
-  return out;
+    return `${n} register read-backs differed from the reference; the first: ${FAMILY[Atomics.load(ram, f)]} INTID ${Atomics.load(ram, f + 1)} read ${hex32(Atomics.load(ram, f + 3))}, expected ${hex32(Atomics.load(ram, f + 2))}`;
+  });
 }
