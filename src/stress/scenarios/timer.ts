@@ -21,6 +21,8 @@ export const info: ScenarioInfo = {
 };
 
 const VTIMER_PPI = 27;
+/** A device register outside the GIC frames (a KVM_EXIT_MMIO). */
+const USER_MMIO = 0x4000_0000;
 /** Per vCPU: timer interrupts taken. */
 const FIRED = SRAM.SCRATCH;
 /** Per vCPU: interrupts taken before the counter reached CVAL (must stay 0). */
@@ -57,6 +59,9 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
       cpu.enableIrqs();
       spinUntil(cpu, fired, `timer round ${i} while running`);
     }
+    // Now and then an MMIO exit to the VMM: KVM_RUN returns and is entered again, which loads
+    // the timer state afresh (kvm_timer_vcpu_load): the disabled timer must stay quiet.
+    if (prng.chance(0.5)) cpu.mmioRead(USER_MMIO);
     const until = cpu.sysregRead('CNTVCT_EL0') + BigInt(prng.int(20_000));
     while (cpu.sysregRead('CNTVCT_EL0') < until) cpu.relax();
   }
