@@ -70,6 +70,8 @@ const NEST_GO = W + 97;
 const NEST_DONE = W + 98;
 /** The round whose nesting the guest has begun (its SGI 0 taken and kept active). */
 const NEST_READY = W + 99;
+/** 1 + the index (into a.spis) of the nested SPI injected again while active, 0 for none. */
+const NEST_AGAIN = W + 100;
 /** Per vCPU: rounds done. */
 const ROUNDS_DONE = W + 112;
 
@@ -108,6 +110,8 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   let burst = 0;
   let acked = 0;
   let nesting = false;
+  /** The nested SPI whose second instance is expected (outside any burst), or -1. */
+  let again = -1;
   const stack: number[] = [];
   const prng = new Prng(deriveSeed(a.seed, 400 + v));
   cpu.initCpuInterface();
@@ -135,7 +139,8 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
       return;
     }
     const bit = 1 << k;
-    if (acked & bit) fail(c, E_DUPLICATE);
+    if (k === again) again = -1;
+    else if (acked & bit) fail(c, E_DUPLICATE);
     else if (!(burst & bit)) fail(c, E_SPURIOUS);
     else {
       for (let j = 0; j < 32; j++) {
@@ -187,12 +192,18 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     cpu.store(NEST_READY, r + 1);
     spinUntil(cpu, () => cpu.load(NEST_GO) === r + 1, `the nesting of round ${r}`);
     nesting = false;
+    again = cpu.load(NEST_AGAIN) - 1;
+    const second = again;
     // EOImode 0: each EOI drops the highest active priority, so end them newest first, letting
     // the vCPU exit (and prune) between the EOIs now and then.
     while (stack.length) {
       cpu.eoi(stack.pop()!);
       if (prng.chance(0.5)) cpu.mmioRead(cpu.gicdBase);
     }
+    // The one injected again while active is taken again, with no exit of ours to help: its EOI
+    // (outside the LRs, counted) must itself bring the vCPU out to deactivate it and present
+    // the pending instance (EOI maintenance, LRENPIE).
+    if (second >= 0) spinUntil(cpu, () => again < 0, `SPI ${a.spis[second]} again after its EOI (round ${r})`);
     if (cpu.rpr() !== 0xff) fail(cpu, E_RPR);
     cpu.store(NEST_DONE, r + 1);
   }
@@ -245,6 +256,9 @@ export function driver(d: DriverCtx, a: ScenarioArgs): void {
       d.injectCounted(a.spis[k]!);
       if (!d.waitFor(() => Atomics.load(d.ram, NEST_ACKS) > before, `SPI ${a.spis[k]} to preempt on vCPU ${t} (round ${r})`)) return d.stopVm();
     }
+    // The oldest (lowest-priority, the first out of the LRs) once more while it is active.
+    Atomics.store(d.ram, NEST_AGAIN, nested.length ? nested[0]! + 1 : 0);
+    if (nested.length) d.injectCounted(a.spis[nested[0]!]!);
     Atomics.store(d.ram, NEST_GO, r + 1);
     const spis = nested.map((k) => a.spis[k]!);
     if (!d.waitFor(() => Atomics.load(d.ram, NEST_DONE) === r + 1 && d.spisInactive(spis), `the nested SPIs ${spis.join(', ')} of vCPU ${t} to be ended and inactive (round ${r})`)) return d.stopVm();
