@@ -12,8 +12,9 @@
  *    without ending; the driver injects that vCPU's SPIs one at a time in rising priority, each
  *    preempting the last, until three to five are active at once: more than the LRs, so the older active ones leave the LRs (spec §4.3:
  *    active ones are listed first, but there is no room). The guest then ends them, newest
- *    first; the EOIs of the ones no LR holds are counted by the hardware (EOIcount) and must
- *    still deactivate them. Each must then be inactive, the running priority idle again, and
+ *    first; an EOI of one that no LR holds is counted by the hardware (EOIcount) and must still
+ *    deactivate it (in-order EOIs usually get the older ones back into LRs first: each LR EOI
+ *    raises underflow maintenance and a refill). Each must then be inactive, the running priority idle again, and
  *    each is in the next round's burst: one left active would never be taken again.
  *
  * Each vCPU also sends itself SGIs 0 and 1 (at their own priorities) into some bursts.
