@@ -47,6 +47,14 @@ export function spinForever(cpu: GuestCpu): never {
   for (;;) cpu.relax();
 }
 
+/** Spin (taking interrupts) until `done`; bounded, so that a lost interrupt is a fault, not a hang. */
+export function spinUntil(cpu: GuestCpu, done: () => boolean, what: string): void {
+  for (let i = 0; !done(); i++) {
+    if (i > 2_000_000) throw new Error(`vCPU ${cpu.id}: gave up waiting for ${what} (IRQs ${cpu.irqsEnabled ? 'unmasked' : 'masked'}, PMR 0x${cpu.pmr.toString(16)}, RPR 0x${cpu.rpr().toString(16)}, HPPIR ${cpu.hppir()})`);
+    cpu.relax();
+  }
+}
+
 /** Driver: wait for every vCPU's prologue. */
 export function waitReady(d: DriverCtx): boolean {
   return d.waitFor(() => Atomics.load(d.ram, SRAM.READY) >= d.nrVcpus, 'the vCPUs to come up');
@@ -99,6 +107,33 @@ export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () =>
   d.waitFor(() => d.spisQuiet(a.spis) && (!settled || settled()), 'every SPI to be delivered');
   d.stopVm();
 }
+
+/**
+ * Scenarios whose vCPUs each work through a fixed task during the SPI storm, then add 1 at
+ * `done + their index`: the storm's driver, which also waits for every vCPU's task.
+ */
+export function spiStormUntilDone(d: DriverCtx, a: ScenarioArgs, done: number): void {
+  const finished = (): boolean => Array.from({ length: d.nrVcpus }, (_, v) => Atomics.load(d.ram, done + v) === 1).every(Boolean);
+  spiStormDriver(d, a, undefined, finished);
+}
+
+/**
+ * Their check: the storm's SPI accounting, then per vCPU "did not finish `task`" or, with
+ * `errors` guest words (one per vCPU) non-zero, `describe(v, count)`.
+ */
+export function checkTaskAccounting(ram: Int32Array, a: ScenarioArgs, done: number, task: string, errors: number, describe: (v: number, count: number) => string): string[] {
+  const out = checkSpiAccounting(ram, a);
+  const vcpus = Atomics.load(ram, SRAM.READY);
+  for (let v = 0; v < vcpus; v++) {
+    if (Atomics.load(ram, done + v) !== 1) out.push(`vCPU ${v}: did not finish its ${task}`);
+    const n = Atomics.load(ram, errors + v);
+    if (n !== 0) out.push(`vCPU ${v}: ${describe(v, n)}`);
+  }
+  return out;
+}
+
+/** A guest word as 0x hex (unsigned). */
+export const hex32 = (x: number): string => `0x${(x >>> 0).toString(16)}`;
 
 /** Resampling irqfds handed from setup() (main thread) to the driver thread in `args.extra`. */
 interface ResampleWiring {

@@ -34,7 +34,7 @@ import { GICR_CTLR, GICR_IIDR, GICR_INVALLR, GICR_PENDBASER, GICR_PROPBASER, GIC
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
-import { checkSpiAccounting, idleForever, spiStormDriver } from './common.js';
+import { checkSpiAccounting, idleForever, spinUntil, spiStormDriver } from './common.js';
 
 export const info: ScenarioInfo = {
   name: 'guest-regs',
@@ -167,14 +167,6 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     cpu.add(ROUNDS_DONE + cpu.id, 1);
   }
   idleForever(cpu);
-}
-
-/** Spin (taking interrupts) until `done`; bounded, so that a lost interrupt is a fault, not a hang. */
-function spinUntil(cpu: GuestCpu, done: () => boolean, what: string): void {
-  for (let i = 0; !done(); i++) {
-    if (i > 2_000_000) throw new Error(`vCPU ${cpu.id}: gave up waiting for ${what} (IRQs ${cpu.irqsEnabled ? 'unmasked' : 'masked'}, PMR 0x${cpu.pmr.toString(16)}, RPR 0x${cpu.rpr().toString(16)}, HPPIR ${cpu.hppir()})`);
-    cpu.relax();
-  }
 }
 
 function cpuInterface(cpu: GuestCpu, r: number): void {

@@ -1,6 +1,6 @@
 /**
- * Timer: every vCPU re-arms its virtual timer (TVAL from a seeded PRNG) and sleeps in WFI until
- * PPI 27 arrives, then watches its own counter for a while. Exercises the WFI wake-up at expiry
+ * Timer: every vCPU re-arms its virtual timer (TVAL from a seeded PRNG) and sleeps in WFI (or,
+ * every other round on average, spins with interrupts unmasked) until PPI 27 arrives, then watches its own counter for a while. Exercises the WFI wake-up at expiry
  * (a lost one hangs the vCPU), the HW-mapped deactivation and the level re-sampling. In
  * controlled mode the counter is a function of the schedule, so how long a vCPU watches its
  * counter (its number of schedule points) replays exactly.
@@ -10,7 +10,7 @@ import { deriveSeed, Prng } from '../../sched/prng.js';
 import type { DriverCtx } from '../driver-ctx.js';
 import { SRAM } from '../ram.js';
 import type { ScenarioArgs, ScenarioInfo } from '../scenario.js';
-import { spinForever, waitReady } from './common.js';
+import { spinForever, spinUntil, waitReady } from './common.js';
 
 export const info: ScenarioInfo = {
   name: 'timer',
@@ -21,6 +21,8 @@ export const info: ScenarioInfo = {
 };
 
 const VTIMER_PPI = 27;
+/** A device register outside the GIC frames (a KVM_EXIT_MMIO). */
+const USER_MMIO = 0x4000_0000;
 /** Per vCPU: timer interrupts taken. */
 const FIRED = SRAM.SCRATCH;
 /** Per vCPU: interrupts taken before the counter reached CVAL (must stay 0). */
@@ -49,7 +51,17 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
     cpu.sysregWrite('CNTV_TVAL_EL0', 1_000 + prng.int(100_000));
     cval = cpu.sysregRead('CNTV_CVAL_EL0');
     cpu.sysregWrite('CNTV_CTL_EL0', 1);
-    cpu.wfiUntil(() => cpu.load(FIRED + cpu.id) > i);
+    // Asleep in WFI, or running: then the timer's PPI is raised on this very thread, in guest
+    // mode, and only the kick it gives itself (mode := EXITING) makes the vCPU exit to take it.
+    const fired = (): boolean => cpu.load(FIRED + cpu.id) > i;
+    if (prng.chance(0.5)) cpu.wfiUntil(fired);
+    else {
+      cpu.enableIrqs();
+      spinUntil(cpu, fired, `timer round ${i} while running`);
+    }
+    // Now and then an MMIO exit to the VMM: KVM_RUN returns and is entered again, which loads
+    // the timer state afresh (kvm_timer_vcpu_load): the disabled timer must stay quiet.
+    if (prng.chance(0.5)) cpu.mmioRead(USER_MMIO);
     const until = cpu.sysregRead('CNTVCT_EL0') + BigInt(prng.int(20_000));
     while (cpu.sysregRead('CNTVCT_EL0') < until) cpu.relax();
   }
