@@ -13,7 +13,8 @@
  * mainline (its_free_ite does not clear it): its oracle is still the vCPU, so it may remain; a
  * freed one may not, which the LPI refcount audit (audits.ts) reports.
  *
- * `VCPU.prunedAt` is the history seq after the vCPU's last fold and prune (kvm/vcpu-runner.ts).
+ * `VCPU.prunedAt` is the history seq when the vCPU's last fold and prune began (kvm/vcpu-runner.ts):
+ * a change recorded from then on may have come after the prune looked at the entry.
  */
 import { EventKind, type HistoryEvent } from '../record/events.js';
 import { IRQ, VCPU } from '../shm/layouts.js';
@@ -51,7 +52,7 @@ export function apListAudit(h: Host, online: number, events: readonly HistoryEve
       if (t === v) continue;
       const intid = m[b + IRQ.off.intid]!;
       const changed = Math.max(changes.irq.get(intid < VGIC_NR_PRIVATE_IRQS ? `${intid}@${v}` : `${intid}`) ?? -1, changes.dist);
-      if (changed >= pruned) continue; // changed after the last prune: the next one would remove it
+      if (changed >= pruned) continue; // changed since the last prune began: the next one would remove it
       const why = m[b + IRQ.off.active] ? `active, held by vcpu${m[b + IRQ.off.vcpu]}`
         : !m[b + IRQ.off.enabled] ? 'disabled'
         : t < 0 && m[D.enabled] === 0 ? 'pending with the distributor disabled'

@@ -137,8 +137,8 @@ export class VcpuRunner {
       if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
       // kvm_vgic_process_async_update: a DIR trap deactivated an entry of our ap_list.
       if (req & KVM_REQ_VGIC_PROCESS_UPDATE) {
+        this.pruning();
         pruneApList(this.h, this.v);
-        this.pruned();
       }
       // The signal check comes after the requests, as the kernel's entry work looks at
       // signal_pending() after kvm_check_request()s; the state lives in the signal word (a resume
@@ -223,8 +223,8 @@ export class VcpuRunner {
       // EXITING. Without this re-check a kick in between is lost (bug seed noRequestRecheck).
       if (!(h.bugs & BUG.noRequestRecheck) && Atomics.load(m, this.reqIdx) !== 0) {
         Atomics.store(m, this.modeIdx, OUTSIDE_GUEST_MODE);
+        this.pruning();
         if (this.vgic) syncHwstate(h, this.v);
-        this.pruned();
         continue;
       }
       m[this.entriesIdx]!++;
@@ -239,16 +239,18 @@ export class VcpuRunner {
     Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
     schedPoint(SchedPoint.PublishMode, this.v);
     this.m[this.exitsIdx + reason]!++;
+    this.pruning();
     if (this.vgic && (this.m[this.apHeadIdx]! >= 0 || this.m[this.usedLrsIdx] !== 0)) syncHwstate(this.h, this.v);
-    this.pruned();
   }
 
   /**
-   * History runs: everything recorded from now on comes after this fold and prune. The ap_list
+   * History runs: a fold and prune begins; anything recorded before now, it sees. The ap_list
    * quiescence audit (check/ap-list-audit.ts) lets an entry the prune would remove stay only if
-   * its interrupt changed after the vCPU's last prune.
+   * its interrupt changed at or after the start of the vCPU's last prune: a change recorded while
+   * the prune ran may have come after it looked at that entry (the race of a line lowered
+   * during the holder's prune, level-eoi chaos seed 0xc0ffee).
    */
-  private pruned(): void {
+  private pruning(): void {
     if (this.h.hist) this.m[this.vb + VCPU.off.prunedAt] = this.h.hist.nextSeq();
   }
 
