@@ -6,7 +6,9 @@
  *  - no irqfd has an injection or resample in flight;
  *  - each LPI's refcount equals the references that exist: one per ITE mapping it, one per valid
  *    translation-cache entry naming it, one while it is on an ap_list (spec §1.7, §9.5); so an LPI
- *    on an ap_list after it was freed shows too;
+ *    on an ap_list after it was freed shows too; no transient reference is left at rest. A record
+ *    is free exactly when unreferenced (a referenced one names its INTID, a released one none), and
+ *    every ITE and cache entry names an LPI that has a record;
  *  - every eventfd the run used balances: what was added equals what was taken plus what is
  *    left (a count lost or invented by any path shows, whoever lost it);
  *  - every physical line forwarded to the guest is consistent with the guest's view: it names
@@ -54,12 +56,14 @@ export function quiescenceAudit(m: Int32Array, g: VmGeometry, eventfds: readonly
       if (!m[e + ITS_ITE.off.valid]) continue;
       const k = m[e + ITS_ITE.off.lpi]! - LPI_BASE;
       if (k >= 0 && k < MAX_LPIS) ites[k]!++;
+      else out.push(`its${i} ITE ${s} maps INTID ${m[e + ITS_ITE.off.lpi]}, which has no LPI record`);
     }
     for (let s = 0; s < NR_ITS_CACHE; s++) {
       const c = ib + ITS.off.cache + s * ITS_CACHE.size;
       if (!Atomics.load(m, c + ITS_CACHE.off.valid)) continue;
       const k = m[c + ITS_CACHE.off.record]! - g.lpiRecordBase;
       if (k >= 0 && k < MAX_LPIS) cached[k]!++;
+      else out.push(`its${i} translation-cache entry ${s} names record ${m[c + ITS_CACHE.off.record]}, which is no LPI record`);
     }
   }
   for (let k = 0; k < MAX_LPIS; k++) {
@@ -70,6 +74,9 @@ export function quiescenceAudit(m: Int32Array, g: VmGeometry, eventfds: readonly
     if (rc !== refs[k] && out.length < 40) {
       out.push(`LPI ${LPI_BASE + k}: refcount ${rc}, but ${refs[k]} reference(s) exist (${ites[k]} ITE, ${cached[k]} translation-cache, ${onList} ap_list)${rc === 0 && onList ? ': a freed LPI is still on an ap_list' : ''}`);
     }
+    const intid = m[b + IRQ.off.intid]!;
+    if (rc > 0 && intid !== LPI_BASE + k && out.length < 40) out.push(`LPI record ${g.lpiRecordBase + k} has refcount ${rc} but names INTID ${intid}: referenced, yet released`);
+    if (rc === 0 && intid !== 0 && out.length < 40) out.push(`LPI ${intid}: no reference is left, but its record was never released (a put that skipped the release)`);
   }
   return out;
 }

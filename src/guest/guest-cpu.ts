@@ -24,8 +24,9 @@ import { dispatchSgiWords } from '../vgic/sgi-v3.js';
 import { GicDriver } from './gic-driver.js';
 import { schedPoint, SchedPoint } from '../sync/sched.js';
 import { wordWaitHook, yieldHook } from '../sync/wait-hooks.js';
-import { DELIVERY_SAMPLE_EVERY, DeliveryWatch } from '../check/delivery.js';
+import { DeliveryWatch } from '../check/delivery.js';
 import { InvariantError } from '../check/invariants.js';
+import { stopVmNow } from '../vgic/halt.js';
 import { deadlineIdx } from '../kvm/timer/arch-timer.js';
 import { physCounter } from '../kvm/timer/counter.js';
 
@@ -108,14 +109,19 @@ export class GuestCpu {
     if (dl !== Infinity && dl <= physCounter(this.h)) this.r.timerIrq();
     if (this.cif.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
     if (this.irqOn && this.cif.pendHint > 0) this.takeIrq();
-    if (this.delivery && (++this.ticks & (DELIVERY_SAMPLE_EVERY - 1)) === 0) {
-      const bad = this.delivery.sample();
-      if (bad) throw new InvariantError(bad);
+    // An eligible step (in guest mode, IRQs unmasked, not in the handler) after taking what the
+    // CPU interface signalled: whatever is still deliverable has waited one more step.
+    if (this.delivery && this.irqOn) {
+      const bad = this.delivery.step();
+      if (bad) {
+        // Stop the others inside the schedule, so the report's run is the same run again.
+        stopVmNow(this.h, this.nrVcpus);
+        throw new InvariantError(bad);
+      }
     }
   }
 
   private readonly delivery: DeliveryWatch | null;
-  private ticks = 0;
 
   private takeIrq(): void {
     if (deliverableLr(this.h, this.id) < 0) return;

@@ -141,7 +141,10 @@ export class VcpuRunner {
       if (req & KVM_REQ_VM_DEAD) throw new KvmError('EIO', 'VM is dead');
       if (req & KVM_REQ_SLEEP) this.sleepWhilePaused();
       // kvm_vgic_process_async_update: a DIR trap deactivated an entry of our ap_list.
-      if (req & KVM_REQ_VGIC_PROCESS_UPDATE) pruneApList(this.h, this.v);
+      if (req & KVM_REQ_VGIC_PROCESS_UPDATE) {
+        this.pruning();
+        pruneApList(this.h, this.v);
+      }
       // The signal check comes after the requests, as the kernel's entry work looks at
       // signal_pending() after kvm_check_request()s; the state lives in the signal word (a resume
       // that came before we looked has cancelled it).
@@ -243,6 +246,7 @@ export class VcpuRunner {
       // EXITING. Without this re-check a kick in between is lost (bug seed noRequestRecheck).
       if (!(h.bugs & BUG.noRequestRecheck) && Atomics.load(m, this.reqIdx) !== 0) {
         Atomics.store(m, this.modeIdx, OUTSIDE_GUEST_MODE);
+        this.pruning();
         if (this.vgic) syncHwstate(h, this.v);
         quick = false;
         continue;
@@ -259,7 +263,19 @@ export class VcpuRunner {
     Atomics.store(this.m, this.modeIdx, OUTSIDE_GUEST_MODE);
     schedPoint(SchedPoint.PublishMode, this.v);
     this.m[this.exitsIdx + reason]!++;
+    this.pruning();
     if (this.vgic && (this.m[this.apHeadIdx]! >= 0 || this.m[this.usedLrsIdx] !== 0)) syncHwstate(this.h, this.v);
+  }
+
+  /**
+   * History runs: a fold and prune begins; anything recorded before now, it sees. The ap_list
+   * quiescence audit (check/ap-list-audit.ts) lets an entry the prune would remove stay only if
+   * its interrupt changed at or after the start of the vCPU's last prune: a change recorded while
+   * the prune ran may have come after it looked at that entry (the race of a line lowered
+   * during the holder's prune, level-eoi chaos seed 0xc0ffee).
+   */
+  private pruning(): void {
+    if (this.h.hist) this.m[this.vb + VCPU.off.prunedAt] = this.h.hist.nextSeq();
   }
 
   /** An instruction boundary found a kick or a maintenance interrupt: exit and re-enter. */
@@ -329,8 +345,8 @@ export class VcpuRunner {
         // kvm_vcpu_check_block: a pending signal ends the block (KVM_RUN then returns -EINTR).
         if (Atomics.load(m, this.sigIdx) === SIG_PENDING) return;
         const deadline = timerBound ? h.f[dlIdx]! : Infinity;
-        if (wordWaitHook?.(wakeIdx, 0, deadline)) {
-          // Controlled scheduling: blocked until the doorbell rings; no polling, no timed park.
+        if (wordWaitHook && this.parkScheduled(wakeIdx, parkedIdx, deadline)) {
+          // Controlled scheduling: parked until the doorbell rings and a notify wakes us.
         } else if (this.haltPoll(wakeIdx, deadline)) {
           bumpCounter(h, this.v, CTR.wfiPolled);
           this.haltPollNs = Math.min(HALT_POLL_MAX_NS, this.haltPollNs * 2);
@@ -354,6 +370,22 @@ export class VcpuRunner {
       }
     } finally {
       Atomics.store(m, blockedIdx, 0);
+    }
+  }
+
+  /**
+   * Controlled scheduling: park at once (a halt-poll window of zero), with the plain park's
+   * protocol: publish `parked`, re-check the doorbell, wait. Wakers then owe a notify, and the
+   * scheduler's lost wake-up detector sees one that does not come. False if the scheduler no
+   * longer controls this thread (the plain path then runs).
+   */
+  private parkScheduled(wakeIdx: number, parkedIdx: number, deadline: number): boolean {
+    const m = this.m;
+    Atomics.store(m, parkedIdx, 1);
+    try {
+      return Atomics.load(m, wakeIdx) !== 0 || wordWaitHook!(wakeIdx, 0, deadline);
+    } finally {
+      Atomics.store(m, parkedIdx, 0);
     }
   }
 

@@ -66,8 +66,11 @@ export class HistoryWriter {
   private written: number;
   private at: number;
   private readonly end: number;
+  /** Every ring and the seq counter (a detector that reports during the run reads them). */
+  readonly buffers: HistoryBuffers;
 
   constructor(buffers: HistoryBuffers, threadSlot: number) {
+    this.buffers = buffers;
     const sab = buffers.rings[threadSlot];
     if (sab === undefined) throw new RangeError(`history: no ring for thread slot ${threadSlot}`);
     this.ring = new Int32Array(sab);
@@ -76,6 +79,11 @@ export class HistoryWriter {
     this.written = Atomics.load(this.ring, W_INDEX);
     this.at = R_BASE + (this.written % this.capacity) * E_SIZE;
     this.end = R_BASE + this.capacity * E_SIZE;
+  }
+
+  /** The seq the next event (of any thread) will get: "everything recorded so far is below it". */
+  nextSeq(): number {
+    return Atomics.load(this.seq, SEQ_NEXT);
   }
 
   /** Hot path: allocation-free. */

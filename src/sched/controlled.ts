@@ -13,9 +13,25 @@
  * thread costs ~0.2 us, to a parked one 10-35 us).
  *
  * A thread is *enabled* when it is runnable, or blocked on a lock whose word is now free, or
- * blocked on a word that changed (WFI doorbell, pause). No enabled thread while some are blocked
- * is a deadlock (or a lost wake-up): the run fails with that finding and switches to free-running
- * so every thread can be stopped.
+ * blocked on a word (WFI doorbell, pause, signal, injector work) that changed *and* was notified.
+ * No enabled thread while some are blocked is a deadlock: the run fails with that finding and
+ * switches to free-running so every thread can be stopped.
+ *
+ * Lost wake-ups. Every word wait stands for a park in Atomics.wait (the plain run's code parks
+ * there, with a 50 ms slice as its only safety net, after publishing whatever "parked" flag its
+ * wakers look at). A writer that changes the word but forgets the notify costs a plain run one
+ * slice, and nothing ever reports it. Here the notify is what wakes the waiter: this thread's
+ * Atomics.notify is wrapped (install) and marks the waiters of that word whose word has changed.
+ * A word seen changed while its waiter is not notified names its writer (the baton holder: nobody
+ * else ran since the last point); if that writer passes LOST_NOTIFY_POINTS more schedule points
+ * without notifying, or nobody else can run, that is a lost wake-up, found at that step: it is
+ * recorded (the word, the waiter, the writer; readLostWakeup) and the waiter resumes, as a plain
+ * run's would when its slice ends. Going on, rather than failing the run there, keeps the run's
+ * end deterministic, so the report replays. The writer is allowed a few points because every
+ * notifier stores first and notifies after a schedule point or two (kick: store, Wake point,
+ * notify). While a thread outside the schedule runs (a VFIO-like device thread), a changed word
+ * wakes its waiter as it did before and is not judged: that thread's stores and notifies are not
+ * seen, nor is it scheduled, so no step count can be fair to it.
  */
 import { SchedPoint, setSchedHook } from '../sync/sched.js';
 import { polling, setPollEndHook } from './poll-scope.js';
@@ -27,6 +43,7 @@ import { Decision, randomWalk, STRATEGIES, STRATEGY_ORDER, STRATEGY_REPLAY } fro
 import { initOrder, orderWords } from './strategies/order.js';
 import { initPct } from './strategies/pct.js';
 import { replayBase } from './strategies/replay.js';
+import { unchecked } from '../check/lockset/view.js';
 
 export { MAX_PCT_DEPTH, MAX_SCHED_THREADS, SCHED } from './sched-layout.js';
 export { STRATEGY_DEFAULT, STRATEGY_ORDER, STRATEGY_PCT, STRATEGY_RANDOM, STRATEGY_REPLAY } from './strategies/index.js';
@@ -137,6 +154,25 @@ export function describeSched(sab: SharedArrayBuffer, names: readonly string[] =
   return lines.join('\n');
 }
 
+export interface LostWakeup {
+  count: number;
+  step: number;
+  waiter: number;
+  word: number;
+  val: number;
+  /** The writer's slot, -1 if unknown. */
+  writer: number;
+  changedAt: number;
+}
+
+/** The lost wake-ups a run found (the first one in full), or null. */
+export function readLostWakeup(sab: SharedArrayBuffer): LostWakeup | null {
+  const s = new Int32Array(sab);
+  const o = SCHED.off;
+  if (s[o.lostCount] === 0) return null;
+  return { count: s[o.lostCount]!, step: s[o.lostStep]!, waiter: s[o.lostWaiter]!, word: s[o.lostWord]!, val: s[o.lostVal]!, writer: s[o.lostWriter]! - 1, changedAt: s[o.lostChangedAt]! };
+}
+
 /** The recorded switches of a finished run. */
 export function readSchedule(sab: SharedArrayBuffer): { switches: Switch[]; steps: number; preemptions: number; failure: number; failStep: number; divergedAt: number | null; reordered: number; orderLeftAt: number | null } {
   const s = new Int32Array(sab);
@@ -160,6 +196,25 @@ const SPIN_HANDOFF = 300;
 const PARK_SLICE_MS = 50;
 /** Parked slices without a single schedule step, after `stop`, before the holder counts as gone. */
 const STALE_SLICES = 40;
+/** Schedule points a word's writer may pass between its store and its notify (module comment). */
+export const LOST_NOTIFY_POINTS = 4;
+
+/**
+ * This thread's Atomics.notify, wrapped once (the lockset view wraps it too; either order works,
+ * each calls the one it found), telling the installed scheduler thread about each notify.
+ */
+let notifyListener: ((ta: unknown, idx: number, count: number | undefined) => void) | null = null;
+let notifyWrapped = false;
+function wrapNotify(): void {
+  if (notifyWrapped) return;
+  notifyWrapped = true;
+  const A = Atomics as unknown as { notify: (a: unknown, i: number, c?: number) => number };
+  const orig = A.notify;
+  A.notify = function (a: unknown, i: number, c?: number): number {
+    notifyListener?.(a, i, c);
+    return orig.call(Atomics, a, i, c);
+  };
+}
 
 /** One participating thread's side of the scheduler. */
 export class ControlledThread {
@@ -167,18 +222,87 @@ export class ControlledThread {
   private readonly vm: Int32Array;
   private readonly slot: number;
   private readonly stopIdx: number;
+  private readonly vmBuffer: ArrayBufferLike;
   private readonly o = SCHED.off;
 
   /** Filled at each decision for the strategy (one per thread: no allocation per point). */
   private readonly d: Decision;
 
-  constructor(sab: SharedArrayBuffer, vm: Int32Array, slot: number, stopIdx: number) {
+  /**
+   * Whether a thread outside the schedule (a VFIO-like device thread) runs now: it may change a
+   * wait word and notify it where this scheduler cannot see, so such a change is not judged.
+   */
+  private readonly external: () => boolean;
+
+  constructor(sab: SharedArrayBuffer, vm: Int32Array, slot: number, stopIdx: number, external: () => boolean = () => false) {
     if (slot >= MAX_SCHED_THREADS) throw new Error(`thread slot ${slot} beyond the controlled scheduler's ${MAX_SCHED_THREADS}`);
     this.s = new Int32Array(sab);
     this.vm = vm;
+    this.vmBuffer = unchecked(vm).buffer;
+    this.external = external;
     this.slot = slot;
     this.stopIdx = stopIdx;
     this.d = new Decision(this.s, (t) => this.enabled(t));
+  }
+
+  /** An Atomics.notify by this thread: wake (mark) the waiters of that VM word whose word changed. */
+  private noteNotify(ta: unknown, idx: number, count: number | undefined): void {
+    const s = this.s;
+    const o = this.o;
+    if (typeof ta !== 'object' || ta === null) return;
+    if (unchecked(ta as Int32Array).buffer !== this.vmBuffer || Atomics.load(s, o.turn) !== this.slot) return;
+    let left = count === undefined ? Infinity : count;
+    for (let t = 0; t < s[o.nThreads]! && left > 0; t++) {
+      if (s[o.state + t] !== T_WORD || s[o.waitWord + t] !== idx || s[o.notified + t]) continue;
+      // A notify before the store wakes a waiter that finds the word unchanged and parks again.
+      if (Atomics.load(this.vm, idx) === s[o.waitVal + t]) continue;
+      s[o.notified + t] = 1;
+      left--;
+    }
+  }
+
+  /**
+   * At each decision: a waiter whose word changed without a notify names the thread running now
+   * as the writer, and counts that writer's points. Returns a waiter whose notify is lost, or -1.
+   */
+  private watchWords(cur: number, step: number): number {
+    const s = this.s;
+    const o = this.o;
+    for (let t = 0; t < s[o.nThreads]!; t++) {
+      if (s[o.state + t] !== T_WORD || s[o.notified + t] || Atomics.load(this.vm, s[o.waitWord + t]!) === s[o.waitVal + t]) continue;
+      if (this.external()) return -1;
+      if (s[o.changedBy + t] === 0) {
+        s[o.changedBy + t] = cur + 1;
+        s[o.changedAt + t] = step;
+        s[o.writerPoints + t] = 0;
+      } else if (s[o.changedBy + t] === cur + 1 && ++s[o.writerPoints + t]! > LOST_NOTIFY_POINTS) return t;
+    }
+    return -1;
+  }
+
+  /** A waiter whose word changed and was never notified, or -1 (for when nobody else can run). */
+  private unnotifiedWaiter(): number {
+    const s = this.s;
+    const o = this.o;
+    for (let t = 0; t < s[o.nThreads]!; t++) {
+      if (s[o.state + t] === T_WORD && !s[o.notified + t] && Atomics.load(this.vm, s[o.waitWord + t]!) !== s[o.waitVal + t]) return this.external() ? -1 : t;
+    }
+    return -1;
+  }
+
+  /** Record a lost wake-up of waiter t (the first one in full), and let its park slice end. */
+  private lostWakeup(t: number, step: number): void {
+    const s = this.s;
+    const o = this.o;
+    if (s[o.lostCount]!++ === 0) {
+      s[o.lostStep] = step;
+      s[o.lostWaiter] = t;
+      s[o.lostWord] = s[o.waitWord + t]!;
+      s[o.lostVal] = s[o.waitVal + t]!;
+      s[o.lostWriter] = s[o.changedBy + t]!;
+      s[o.lostChangedAt] = s[o.changedAt + t]!;
+    }
+    s[o.notified + t] = 1;
   }
 
   /** Install this thread's hooks (schedule points, lock/word waits, yields). */
@@ -190,12 +314,17 @@ export class ControlledThread {
       lockWait: (w) => this.block(T_LOCK, w, 0),
       wordWait: (idx, val, deadline = Infinity) => {
         if (Atomics.load(this.s, this.o.turn) === FREE) return false;
+        // Atomics.wait returns at once ('not-equal') when the word already differs: no park.
+        if (Atomics.load(this.vm, idx) !== val) return true;
         const until = Math.ceil(deadline / NS_PER_STEP);
         this.block(T_WORD, idx, val, until <= 0x7fffffff ? until : -1);
         return true;
       },
       yield: () => this.yieldTurn(),
+      step: () => this.s[this.o.step]!,
     });
+    wrapNotify();
+    notifyListener = (ta, idx, count) => this.noteNotify(ta, idx, count);
     // An order replay passes the end of a satisfied wait as the point its recording took there
     // (poll-scope.ts); other runs make no decision there, unless they replay an order replay's.
     if (this.s[this.o.pollPoints]) setPollEndHook(() => this.point(SchedPoint.Wake));
@@ -206,6 +335,7 @@ export class ControlledThread {
     setPollEndHook(null);
     setScheduleClock(null);
     setWaitHooks({ lockWait: null, wordWait: null, yield: null });
+    notifyListener = null;
   }
 
   /** Join; the last participant to join starts the run. Returns when it is our turn. */
@@ -242,7 +372,10 @@ export class ControlledThread {
     if (st === T_WORD) {
       const until = s[this.o.waitUntil + t]!;
       if (until >= 0 && s[this.o.step]! + s[this.o.skip]! >= until) return true;
-      return Atomics.load(this.vm, s[this.o.waitWord + t]!) !== s[this.o.waitVal + t] || Atomics.load(this.vm, this.stopIdx) !== 0;
+      // The word changed and a notify woke it (noteNotify checks the change), or a teardown.
+      if (s[this.o.notified + t] !== 0 || Atomics.load(this.vm, this.stopIdx) !== 0) return true;
+      // A thread outside the schedule may have changed it, and notified it unseen: the change wakes.
+      return Atomics.load(this.vm, s[this.o.waitWord + t]!) !== s[this.o.waitVal + t] && this.external();
     }
     return false;
   }
@@ -256,6 +389,8 @@ export class ControlledThread {
     const o = this.o;
     const step = ++s[o.step]!;
     if (step > s[o.maxSteps]!) return this.fail(2, step);
+    const lost = this.watchWords(cur, step);
+    if (lost >= 0) this.lostWakeup(lost, step);
     const n = s[o.nThreads]!;
     let count = 0;
     let lowest = -1;
@@ -268,6 +403,14 @@ export class ControlledThread {
     // Nobody else can run but a thread waits for a timer: time passes (before deciding a yield
     // has nobody to hand to, or that everyone is stuck).
     if (count === 0 && this.skipToTimer()) return this.choose(cur, curCan, excludeCur, kind);
+    if (count === 0) {
+      // Everyone else waits, one of them on a word that changed: its notify was lost.
+      const unwoken = this.unnotifiedWaiter();
+      if (unwoken >= 0) {
+        this.lostWakeup(unwoken, step);
+        return this.choose(cur, curCan, excludeCur, kind);
+      }
+    }
     if (count === 0 && excludeCur) return cur; // a yield with nobody else to run: go on
     if (count === 0) {
       let anyLive = false;
@@ -413,6 +556,8 @@ export class ControlledThread {
     }
     s[this.o.waitWord + this.slot] = word;
     s[this.o.waitVal + this.slot] = val;
+    s[this.o.notified + this.slot] = 0;
+    s[this.o.changedBy + this.slot] = 0;
     s[this.o.waitUntil + this.slot] = until;
     s[this.o.state + this.slot] = kind;
     const next = this.choose(this.slot, false);

@@ -44,6 +44,17 @@ export const SCHED = defineLayout('sched', [
   { name: 'reordered', doc: 'order replay: points passed while a blocked thread held an earlier one' },
   { name: 'pollPoints', doc: '1: the end of each satisfied wait is a schedule point (order replays, and replays of their schedules)' },
   { name: 'orderLeft', doc: 'order replay: 1 + the first step at which a thread passed a point the recording does not have (0: none)' },
+  { name: 'notified', words: MAX_SCHED_THREADS, doc: 'per slot: an Atomics.notify on its wait word arrived since it blocked (word waits are parks: lost wake-up detector)' },
+  { name: 'changedBy', words: MAX_SCHED_THREADS, doc: 'per slot: 1 + the thread that ran when its wait word was first seen changed, 0 not yet' },
+  { name: 'changedAt', words: MAX_SCHED_THREADS, doc: 'per slot: the step at which its wait word was first seen changed' },
+  { name: 'writerPoints', words: MAX_SCHED_THREADS, doc: 'per slot: schedule points its word\'s writer passed since the change, without a notify' },
+  { name: 'lostCount', doc: 'lost wake-ups found (each waiter then resumed as its park slice would have ended)' },
+  { name: 'lostStep', doc: 'the first lost wake-up: the step at which it was found' },
+  { name: 'lostWaiter', doc: 'the first lost wake-up: the waiter slot' },
+  { name: 'lostWord', doc: 'the first lost wake-up: the VM word it waited on' },
+  { name: 'lostVal', doc: 'the first lost wake-up: the value it waited while the word held' },
+  { name: 'lostWriter', doc: 'the first lost wake-up: 1 + the writer slot (0: unknown)' },
+  { name: 'lostChangedAt', doc: 'the first lost wake-up: the step at which the word was seen changed' },
 ]);
 
 /** Words per recorded switch: step, thread, forced. */

@@ -120,6 +120,7 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'npie', prot: VCPU_OWNER, doc: 'mainline: no-pending maintenance (more pending IRQs than LRs) at the last flush' },
   { name: 'lrenpie', prot: VCPU_OWNER, doc: 'mainline: EOIcount maintenance (active IRQs outside the LRs) at the last flush' },
   { name: 'tdir', prot: VCPU_OWNER, doc: 'mainline: ICH_HCR.TDIR, DIR traps (actives outside the LRs, or SPIs in flight)' },
+  { name: 'prunedAt', prot: VCPU_OWNER, doc: 'history runs: the history seq when the last fold and prune began (the ap_list quiescence audit)' },
   { name: 'pmr', prot: vcpuOwnerRacyRead('kvm_vgic_vcpu_pending_irq reads another vCPU\'s saved VMCR (vgic_kick_vcpus): a stale PMR costs one spurious kick or none where its owner re-evaluates at its next entry'), doc: 'VMCR.PMR (8-bit)' },
   { name: 'bpr0', prot: VCPU_OWNER, doc: 'VMCR.BPR0' },
   { name: 'bpr1', prot: VCPU_OWNER, doc: 'VMCR.BPR1' },

@@ -6,18 +6,19 @@
  */
 import { kvmIrqLine } from '../kvm/irq-line.js';
 import { KvmError } from '../uapi/errno.js';
-import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
+import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField } from '../uapi/kvm.js';
 import type { Prng } from '../sched/prng.js';
 import { yieldHook } from '../sync/wait-hooks.js';
 import { pollBegin, pollEnd } from '../sched/poll-scope.js';
 import { D, type Host } from '../vgic/host.js';
-import { kickVcpu, makeRequest } from '../vgic/queue.js';
 import { SRAM } from './ram.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 import { irqRecord } from '../vgic/irq.js';
-import { irqfdOff, irqOff, physOff, vcpuOff } from '../shm/vm-memory.js';
-import { DEV_RUNNING, IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, NR_PHYS_IRQS, PHYS_IRQ, VCPU } from '../shm/layouts.js';
+import { irqfdOff, irqOff, vcpuOff } from '../shm/vm-memory.js';
+import { IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { deviceThreadRuns } from './thread-config.js';
 import { lockIrq, unlockIrq } from '../vgic/locks.js';
+import { stopVmNow } from '../vgic/halt.js';
 import { unchecked } from '../check/lockset/view.js';
 import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
 
@@ -126,7 +127,7 @@ export class DriverCtx {
       }
       if (ok) return true;
       const outOfBudget = this.controlled ? i > this.waitBudget : performance.now() > end;
-      if (!outOfBudget && lonely > 2 && this.deviceThreadRuns()) {
+      if (!outOfBudget && lonely > 2 && deviceThreadRuns(this.h)) {
         // Every scheduled thread is blocked, but a device thread runs outside the scheduler and
         // may still raise a line: not "every other thread is blocked". Give it real time.
         const now = performance.now();
@@ -145,18 +146,6 @@ export class DriverCtx {
     }
   }
 
-  /**
-   * A VFIO-like device thread (workers/device.ts) runs: it raises its lines on its own schedule,
-   * outside the controlled scheduler (the irqfd injector, by contrast, is a scheduled thread).
-   */
-  private deviceThreadRuns(): boolean {
-    const m = this.h.m;
-    for (let i = 0; i < NR_PHYS_IRQS; i++) {
-      const p = physOff(this.h.g, i);
-      if (Atomics.load(m, p + PHYS_IRQ.off.used) !== 0 && Atomics.load(m, p + PHYS_IRQ.off.devState) === DEV_RUNNING) return true;
-    }
-    return false;
-  }
 
   /**
    * Why nothing moves: a vCPU asleep in WFI with a deliverable IRQ on its ap_list and no doorbell
@@ -255,10 +244,6 @@ export class DriverCtx {
 
   /** End the run: raise the stop word and the stop request, and kick every vCPU out. */
   stopVm(): void {
-    Atomics.store(this.h.m, D.stop, 1);
-    for (let v = 0; v < this.nrVcpus; v++) {
-      makeRequest(this.h, v, VGIC_EMU_REQ_STOP);
-      kickVcpu(this.h, v);
-    }
+    stopVmNow(this.h, this.nrVcpus);
   }
 }

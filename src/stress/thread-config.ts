@@ -6,6 +6,8 @@ import type { HistoryBuffers } from '../record/history.js';
 import { installChaos, type ChaosConfig } from '../sched/chaos.js';
 import { ControlledThread } from '../sched/controlled.js';
 import { D, type Host } from '../vgic/host.js';
+import { DEV_RUNNING, NR_PHYS_IRQS, PHYS_IRQ } from '../shm/layouts.js';
+import { physOff } from '../shm/vm-memory.js';
 
 export interface StressThreadConfig {
   history: HistoryBuffers | null;
@@ -33,7 +35,7 @@ export function injectorSchedSlot(vcpus: number): number {
 export function installStressHooks(c: StressThreadConfig | null | undefined, h: Host, schedSlot: number): ControlledThread | null {
   if (!c) return null;
   if (c.sched) {
-    const ct = new ControlledThread(c.sched, h.m, schedSlot, D.stop);
+    const ct = new ControlledThread(c.sched, h.m, schedSlot, D.stop, () => deviceThreadRuns(h));
     ct.install();
     return ct;
   }
@@ -44,4 +46,17 @@ export function installStressHooks(c: StressThreadConfig | null | undefined, h: 
 /** Each scheduler slot's thread, by name (failure reports). */
 export function schedThreadNames(vcpus: number): string[] {
   return ['driver', ...Array.from({ length: vcpus }, (_, i) => `vcpu${i}`), 'irqfd-injector'];
+}
+
+/**
+ * A VFIO-like device thread (workers/device.ts) runs: it raises its lines on its own schedule,
+ * outside the controlled scheduler (the irqfd injector, by contrast, is a scheduled thread).
+ */
+export function deviceThreadRuns(h: Host): boolean {
+  const m = h.m;
+  for (let i = 0; i < NR_PHYS_IRQS; i++) {
+    const p = physOff(h.g, i);
+    if (Atomics.load(m, p + PHYS_IRQ.off.used) !== 0 && Atomics.load(m, p + PHYS_IRQ.off.devState) === DEV_RUNNING) return true;
+  }
+  return false;
 }

@@ -20,12 +20,17 @@ export let wordWaitHook: ((idx: number, val: number, deadline?: number) => boole
  */
 export let yieldHook: (() => boolean) | null = null;
 
+/** The controlled schedule's current step (for detectors' reports), or null outside one. */
+export let scheduleStepHook: (() => number) | null = null;
+
 export function setWaitHooks(h: {
   lockWait: ((w: number) => void) | null;
   wordWait: ((idx: number, val: number, deadline?: number) => boolean) | null;
   yield: (() => boolean) | null;
+  step?: (() => number) | null;
 }): void {
   lockWaitHook = h.lockWait;
   wordWaitHook = h.wordWait;
   yieldHook = h.yield;
+  scheduleStepHook = h.step ?? null;
 }

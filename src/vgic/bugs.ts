@@ -33,6 +33,8 @@ export const BUG = {
   queueNoKick: 1 << 13,
   /** Edge injection stores the pending latch with irq_lock dropped around the store (lockset must report it). */
   unlockedPendingWrite: 1 << 14,
+  /** kvm_vcpu_kick rings a blocked vCPU's doorbell but never notifies it, even when it is parked. */
+  kickNoNotify: 1 << 15,
 } as const;
 
 export type BugName = keyof typeof BUG;
@@ -147,6 +149,12 @@ export const BUG_INFO: readonly BugInfo[] = [
     name: 'unlockedPendingWrite',
     what: 'kvm_vgic_inject_irq drops irq_lock around its store of the edge pending latch: an acknowledgement on a vCPU can clear the latch between the store and the queueing, and the lockset checker reports the unprotected write',
     history: 'every field of struct vgic_irq is written under irq->irq_lock (the locking comment at the top of arch/arm64/kvm/vgic/vgic.c); the seed is the classic lockset violation KCSAN exists to find',
+    scenario: 'spi-storm',
+  },
+  {
+    name: 'kickNoNotify',
+    what: 'kvm_vcpu_kick sets the doorbell of a vCPU blocked in WFI but skips the wake-up of a parked one: the vCPU sleeps on until its park slice runs out (a plain run only loses time, nothing reports it)',
+    history: 'kvm_vcpu_kick -> kvm_vcpu_wake_up -> rcuwait_wake_up: the set-state/check pair of kvm_vcpu_block only works if the waker wakes the sleeper it finds (spec §3.7, §4.9)',
     scenario: 'spi-storm',
   },
 ];

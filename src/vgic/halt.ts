@@ -13,7 +13,7 @@
  * The wait is bounded and watches the VM's stop word: the caller may be a vCPU thread and holds
  * config_lock, and a waiter that never returns would wedge the whole VM.
  */
-import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_SLEEP, OUTSIDE_GUEST_MODE } from '../uapi/kvm.js';
+import { EXITING_GUEST_MODE, IN_GUEST_MODE, KVM_REQ_SLEEP, OUTSIDE_GUEST_MODE, VGIC_EMU_REQ_STOP } from '../uapi/kvm.js';
 import { VCPU } from '../shm/layouts.js';
 import { vcpuOff } from '../shm/vm-memory.js';
 import { TeardownError } from '../sync/lock.js';
@@ -21,7 +21,7 @@ import { schedPoint, SchedPoint } from '../sync/sched.js';
 import { yieldHook } from '../sync/wait-hooks.js';
 import type { Host } from './host.js';
 import { D } from './host.js';
-import { makeRequest } from './queue.js';
+import { kickVcpu, makeRequest } from './queue.js';
 import { BUG } from './bugs.js';
 
 const HALT_TIMEOUT_MS = 2000;
@@ -101,5 +101,20 @@ export function resumeGuest(h: Host): void {
       Atomics.store(m, vb + VCPU.off.wake, 1);
       if (Atomics.load(m, vb + VCPU.off.parked) !== 0) Atomics.notify(m, vb + VCPU.off.wake, 1);
     }
+  }
+}
+
+/**
+ * End the run from inside it (a stress driver at its end, a detector that fired): raise the stop
+ * word, post the stop request and kick every vCPU out. Every step of it is a schedule point or an
+ * atomic store, so under the controlled scheduler the teardown is part of the schedule and a
+ * report replays.
+ */
+export function stopVmNow(h: Host, nrVcpus: number): void {
+  Atomics.store(h.m, D.stop, 1);
+  for (let v = 0; v < nrVcpus; v++) {
+    if (v === h.selfVcpu) continue;
+    makeRequest(h, v, VGIC_EMU_REQ_STOP);
+    kickVcpu(h, v);
   }
 }

@@ -92,6 +92,8 @@ export function kickVcpu(h: Host, v: number): void {
     Atomics.store(m, vb + VCPU.off.wake, 1);
     if (h.hist) h.hist.record(EventKind.WAKE, -1, v, h.t.slot, 0);
     schedPoint(SchedPoint.Wake, v);
+    // Seeded: the doorbell rings, but a parked sleeper is never woken (kickNoNotify).
+    if (h.bugs & BUG.kickNoNotify) return;
     if (Atomics.load(m, vb + VCPU.off.parked) !== 0) Atomics.notify(m, vb + VCPU.off.wake, 1);
     return;
   }

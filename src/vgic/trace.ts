@@ -37,9 +37,12 @@ export function traceIrq(h: Host, r: number, kind: EventKind, a: number, b = 0):
 
 /** vCPU v's CPU-interface controls after a change (VMCR). On v's own thread, or with v stopped. */
 export function traceVmcr(h: Host, v: number): void {
-  const vb = vcpuOff(h.g, v);
-  const m = h.m;
-  h.hist!.record(EventKind.VMCR, -1, v, packVmcr(m[vb + VCPU.off.pmr]!, m[vb + VCPU.off.bpr0]!, m[vb + VCPU.off.bpr1]!, m[vb + VCPU.off.cbpr]!, m[vb + VCPU.off.eoiMode]!, m[vb + VCPU.off.eng0]!, m[vb + VCPU.off.eng1]!), 0);
+  h.hist!.record(EventKind.VMCR, -1, v, vmcrWord(h.m, vcpuOff(h.g, v)), 0);
+}
+
+/** The vCPU record at `vb`'s CPU-interface controls, packed as the VMCR event carries them. */
+export function vmcrWord(m: Int32Array, vb: number): number {
+  return packVmcr(m[vb + VCPU.off.pmr]!, m[vb + VCPU.off.bpr0]!, m[vb + VCPU.off.bpr1]!, m[vb + VCPU.off.cbpr]!, m[vb + VCPU.off.eoiMode]!, m[vb + VCPU.off.eng0]!, m[vb + VCPU.off.eng1]!);
 }
 
 /** LR i of vCPU v (state and, for a v2 SGI, its CPUID), as the LR and FOLD events carry it. */

@@ -11,6 +11,7 @@ import { irqfdOff, irqOff, physOff, vcpuOff } from '../../src/shm/vm-memory.js';
 import { eventfdAudit, eventfdsIn, quiescenceAudit } from '../../src/check/audits.js';
 import { EFD_SEMAPHORE } from '../../src/eventfd/eventfd.js';
 import { irqRecord } from '../../src/vgic/irq.js';
+import { D } from '../../src/vgic/host.js';
 import { buildV3, VmTracker } from '../helpers.js';
 
 const vms = new VmTracker();
@@ -129,44 +130,60 @@ describe('forwarded physical lines', () => {
   });
 });
 
-describe('bounded delivery (sampled)', () => {
-  it('fires for an interrupt deliverable to a vCPU with a free LR that stays out of the LRs; not when it cannot be taken', async () => {
-    const { DeliveryWatch, DELIVERY_BOUND_SAMPLES, stuckDeliverable } = await import('../../src/check/delivery.js');
+describe('LPI records at rest', () => {
+  it('a referenced record names its LPI, an unreferenced one was released', () => {
+    const w = world();
+    const b = irqOff(w.g, w.g.lpiRecordBase + 5);
+    w.m[b + IRQ.off.intid] = LPI_BASE + 5; // unreferenced, never released
+    expect(w.audit()).toEqual([`LPI ${LPI_BASE + 5}: no reference is left, but its record was never released (a put that skipped the release)`]);
+    w.m[b + IRQ.off.intid] = 0;
+    expect(w.audit()).toEqual([]);
+  });
+});
+
+describe('ap_lists and LRs at rest (after every vCPU\'s final prune)', () => {
+  it('keeps only what the kernel\'s prune keeps, unless the interrupt changed after the last prune', async () => {
+    const { apListAudit } = await import('../../src/check/ap-list-audit.js');
+    const { EventKind } = await import('../../src/record/events.js');
     const w = world();
     const h = w.vm.host;
     const vb = vcpuOff(w.g, 0);
-    w.m[vb + VCPU.off.pmr] = 0xff;
-    w.m[vb + VCPU.off.eng1] = 1;
     const r = irqRecord(h, -1, 40);
     const b = irqOff(w.g, r);
-    // Queued on vcpu0's ap_list (a one-entry list), enabled, pending, priority 0xa0, group 1.
-    w.m[b + IRQ.off.enabled] = 1;
+    // SPI 40 pending on vcpu0's ap_list, targeting vcpu0, but disabled; vcpu0 last pruned at seq 10.
     w.m[b + IRQ.off.pendingLatch] = 1;
-    w.m[b + IRQ.off.priority] = 0xa0;
-    w.m[b + IRQ.off.group] = 1;
+    w.m[b + IRQ.off.target] = 0;
     w.m[b + IRQ.off.vcpu] = 0;
-    w.m[b + IRQ.off.next] = -1;
     w.m[vb + VCPU.off.apHead] = r;
     w.m[vb + VCPU.off.apTail] = r;
-    expect(stuckDeliverable(h, 0)).toBe(r);
-    const watch = new DeliveryWatch(h, 0);
-    let msg: string | null = null;
-    for (let i = 0; i < DELIVERY_BOUND_SAMPLES && !msg; i++) msg = watch.sample();
-    expect(msg).toMatch(/^bounded delivery: INTID 40 \(priority 0xa0\) has been deliverable to vcpu0/);
-    // Not deliverable, or not a flush's fault: in an LR, masked by PMR, every LR in use.
+    w.m[vb + VCPU.off.prunedAt] = 10;
+    const disable = { seq: 4, kind: EventKind.ENABLE, intid: 40, vcpu: -1, a: 0, b: 0 };
+    expect(apListAudit(h, 2, [disable])).toEqual([
+      'INTID 40 is on vcpu0\'s ap_list at quiescence, disabled, unchanged since vcpu0\'s last prune (history seq 10; last change #4): the prune should have removed it',
+    ]);
+    // Disabled after the last prune: mainline leaves it there until the next one.
+    expect(apListAudit(h, 2, [{ ...disable, seq: 12 }])).toEqual([]);
+    // Enabled and pending but retargeted: the prune should have migrated it.
+    w.m[b + IRQ.off.enabled] = 1;
+    w.m[D.enabled] = 1;
+    w.m[b + IRQ.off.target] = 1;
+    expect(apListAudit(h, 2, [])).toEqual(['INTID 40 is on vcpu0\'s ap_list at quiescence, targeting vcpu1, unchanged since vcpu0\'s last prune (history seq 10): the prune should have migrated it']);
+    // Active: it stays with its holder whatever its target.
+    w.m[b + IRQ.off.active] = 1;
+    expect(apListAudit(h, 2, [])).toEqual([]);
+    // An LR still in use, a record still marked in an LR: no fold cleared them.
+    w.m[vcpuOff(w.g, 1) + VCPU.off.usedLrs] = 2;
     w.m[b + IRQ.off.onLr] = 1;
-    expect(stuckDeliverable(h, 0)).toBe(-1);
-    w.m[b + IRQ.off.onLr] = 0;
-    w.m[vb + VCPU.off.pmr] = 0x80;
-    expect(stuckDeliverable(h, 0)).toBe(-1);
-    w.m[vb + VCPU.off.pmr] = 0xff;
-    w.m[vb + VCPU.off.usedLrs] = w.m[vb + VCPU.off.nrLr]!;
-    expect(stuckDeliverable(h, 0)).toBe(-1);
+    expect(apListAudit(h, 2, [])).toEqual([
+      'vcpu1 has 2 LR(s) in use at quiescence: its final exit did not fold them',
+      `INTID 40 (record ${r}) is marked in an LR at quiescence: a fold did not clear it`,
+    ]);
     // Leave the VM as it was for teardown.
-    w.m[vb + VCPU.off.usedLrs] = 0;
+    w.m[vcpuOff(w.g, 1) + VCPU.off.usedLrs] = 0;
+    for (const f of ['onLr', 'active', 'enabled', 'pendingLatch'] as const) w.m[b + IRQ.off[f]] = 0;
+    w.m[b + IRQ.off.vcpu] = -1;
     w.m[vb + VCPU.off.apHead] = -1;
     w.m[vb + VCPU.off.apTail] = -1;
-    w.m[b + IRQ.off.vcpu] = -1;
-    w.m[b + IRQ.off.pendingLatch] = 0;
+    w.m[D.enabled] = 0;
   });
 });

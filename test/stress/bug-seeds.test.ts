@@ -40,6 +40,8 @@ const EXPECT: Record<BugName, readonly FindingKind[]> = {
   haltIgnoresEntry: ['stall', 'lost'],
   // A store without its lock: the lockset checker (on in every stress run) reports it.
   unlockedPendingWrite: ['lockset'],
+  // A doorbell rung without the notify its parked sleeper needs: the scheduler's lost wake-up.
+  kickNoNotify: ['lost-wakeup'],
 };
 
 describe('the bug seeds', () => {

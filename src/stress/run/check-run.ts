@@ -8,6 +8,7 @@ import { checkHistory, formatViolation } from '../../check/checker.js';
 import { readHistory, type HistoryBuffers } from '../../record/history.js';
 import { vmStructureProblems } from '../../check/invariants.js';
 import { eventfdsIn, quiescenceAudit } from '../../check/audits.js';
+import { apListAudit } from '../../check/ap-list-audit.js';
 import { takeAccessFindings } from '../../check/lockset/index.js';
 import type { Vm } from '../../kvm/vm.js';
 import { IRQ, LPI_BASE } from '../../shm/layouts.js';
@@ -46,6 +47,9 @@ export function checkRun(vm: Vm, p: RunPlan, mod: ScenarioModule, history: Histo
   // Every thread has stopped: the state must be at rest (no held lock, nothing in flight, LPI
   // refcounts equal to the references that exist, every eventfd balanced). A run cut short may have left a thread
   // stopped mid-section (a fault, a teardown): its audit would only echo that finding.
-  if (!cutShort) for (const prob of quiescenceAudit(h.m, vm.geometry, [...vm.irqfdEventFds(), ...eventfdsIn(args.extra)])) findings.push({ kind: 'audit', message: prob });
+  if (!cutShort) {
+    for (const prob of quiescenceAudit(h.m, vm.geometry, [...vm.irqfdEventFds(), ...eventfdsIn(args.extra)])) findings.push({ kind: 'audit', message: prob });
+    for (const prob of apListAudit(h, vcpus, events)) findings.push({ kind: 'audit', message: prob });
+  }
   return { events, truncated };
 }

@@ -1,5 +1,6 @@
 /** Naming what went wrong in a stress run: error classes, the vCPUs' state, deadlock and livelock kinds. */
-import { EXIT_REASONS, IRQ, VCPU, VCPU_COUNTERS } from '../../shm/layouts.js';
+import { DIST, EXIT_REASONS, IRQ, VCPU, VCPU_COUNTERS } from '../../shm/layouts.js';
+import type { Layout } from '../../shm/layout.js';
 import { irqOff, vcpuOff, type VmGeometry } from '../../shm/vm-memory.js';
 import { LockOrderError } from '../../sync/lockdep.js';
 import { D } from '../../vgic/host.js';
@@ -9,7 +10,11 @@ export function classifyError(e: unknown): Finding {
   const err = e as Error & { vcpu?: number; report?: string };
   const where = err.vcpu !== undefined && err.vcpu >= 0 ? ` on vCPU ${err.vcpu}` : '';
   if (e instanceof LockOrderError) return { kind: 'lock-order', message: `lock order violation${where}`, details: err.report };
-  if (/invariant violated: bounded delivery/.test(err.message)) return { kind: 'bounded-delivery', message: `${err.message}${where}`, details: err.stack };
+  if (/invariant violated: bounded delivery/.test(err.message)) {
+    // The first line says what; the rest (the vCPU's state) goes with the stack.
+    const nl = err.message.indexOf('\n');
+    return { kind: 'bounded-delivery', message: `${nl < 0 ? err.message : err.message.slice(0, nl)}${where}`, details: err.stack };
+  }
   if (/invariant violated/.test(err.message)) return { kind: 'invariant', message: `${err.message}${where}`, details: err.stack };
   return { kind: 'fault', message: `${err.name}: ${err.message}${where}`, details: err.stack };
 }
@@ -49,4 +54,23 @@ export function classifyLivelock(m: Int32Array, g: VmGeometry, n: number): Findi
     if (m[vb + VCPU.off.mode] === 1 && m[vb + VCPU.off.requests] !== 0) return 'lost-kick';
   }
   return 'livelock';
+}
+
+function fieldAt(l: Layout<string>, off: number): string {
+  const f = l.fields.find((x) => off >= x.offset && off < x.offset + x.words);
+  return f ? f.name : `+${off}`;
+}
+
+/** A VM word by what it is (`vcpu0.wake`, `dist.irqfdWork`, `irq record 40.lock`), for reports. */
+export function vmWordName(g: VmGeometry, w: number): string {
+  if (w >= g.distBase && w < g.distBase + DIST.size) return `dist.${fieldAt(DIST, w - g.distBase)}`;
+  if (w >= g.vcpuBase && w < g.vcpuBase + g.maxVcpus * VCPU.size) {
+    const v = Math.floor((w - g.vcpuBase) / VCPU.size);
+    return `vcpu${v}.${fieldAt(VCPU, w - vcpuOff(g, v))}`;
+  }
+  if (w >= g.irqBase && w < g.irqBase + g.nrRecords * IRQ.size) {
+    const r = Math.floor((w - g.irqBase) / IRQ.size);
+    return `irq record ${r}.${fieldAt(IRQ, w - irqOff(g, r))}`;
+  }
+  return `word ${w}`;
 }

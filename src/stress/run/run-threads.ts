@@ -10,11 +10,11 @@ import type { Vm } from '../../kvm/vm.js';
 import { distPath } from '../../kvm/worker-path.js';
 import { reviveRunError } from '../../kvm/run-outcome.js';
 import { Watchdog, waitForGraph } from '../../check/watchdog.js';
-import { describeSched, FAIL_BUDGET, FAIL_DEADLOCK, SCHED } from '../../sched/controlled.js';
+import { describeSched, FAIL_BUDGET, FAIL_DEADLOCK, LOST_NOTIFY_POINTS, readLostWakeup, SCHED, type LostWakeup } from '../../sched/controlled.js';
 import type { DriverOutcome, DriverWorkerApi } from '../../../workers/driver.js';
 import type { Finding } from '../findings.js';
 import { schedThreadNames } from '../thread-config.js';
-import { classifyDeadlock, classifyError, classifyLivelock, vcpuStates } from './diagnostics.js';
+import { classifyDeadlock, classifyError, classifyLivelock, vcpuStates, vmWordName } from './diagnostics.js';
 import type { RunPlan } from './plan.js';
 import type { StressRunOptions } from './types.js';
 
@@ -113,10 +113,20 @@ export async function runThreads(vm: Vm, p: RunPlan, o: StressRunOptions, url: s
     }
   }
   if (controlled) {
+    // A lost wake-up does not stop the run (controlled.ts says why): report it now.
+    const lost = readLostWakeup(sched!);
+    if (lost) findings.push({ kind: 'lost-wakeup', message: lostWakeupMessage(lost, vm.geometry, schedThreadNames(vcpus)) });
     // The scheduler may have failed after the last poll.
     const s = new Int32Array(sched!);
     if (s[SCHED.off.failure] !== 0 && !findings.some((f) => f.kind === 'deadlock' || f.kind === 'livelock' || f.kind === 'lost-wakeup' || f.kind === 'lost-kick')) {
       findings.push({ kind: s[SCHED.off.failure] === FAIL_DEADLOCK ? 'deadlock' : 'livelock', message: `controlled scheduler failure ${s[SCHED.off.failure]} at step ${s[SCHED.off.failStep]}` });
     }
   }
+}
+
+/** The scheduler's lost wake-up: the word, the waiter, the writer. */
+function lostWakeupMessage(l: LostWakeup, g: Parameters<typeof vmWordName>[0], names: readonly string[]): string {
+  const who = (t: number) => names[t] ?? `thread ${t}`;
+  const more = l.count > 1 ? ` (${l.count} lost wake-ups in this run; the first:)` : '';
+  return `lost wake-up${more} at schedule step ${l.step}: ${who(l.waiter)} was parked on ${vmWordName(g, l.word)} (word ${l.word}, waiting while it held ${l.val}); ${l.writer >= 0 ? who(l.writer) : 'a thread outside the schedule'} changed it by step ${l.changedAt} and passed ${LOST_NOTIFY_POINTS} more schedule points (or nobody else could run) without an Atomics.notify: a plain run's waiter sleeps on until its park slice expires`;
 }
