@@ -91,12 +91,26 @@ export async function runThreads(vm: Vm, p: RunPlan, o: StressRunOptions, url: s
     t.schedPoll.unref();
   }
 
-  const bound = timeout(o.timeoutMs ?? 30000);
+  const limitMs = o.timeoutMs ?? 30000;
   const both = Promise.all([runP, driverP]);
-  const first = await Promise.race([both, bound.p]);
-  bound.cancel();
+  // In controlled mode the scheduler itself reports a deadlock (nobody can run) or a livelock (the
+  // step budget spent), so the wall clock is only a safety net: while the schedule still advances,
+  // a run that is merely slow (a loaded machine: gicd-sweep-v2 once took over 30 s under a full
+  // test suite and was reported as a timeout, a false alarm) gets more time, up to 4x the limit.
+  const stepWord = controlled ? new Int32Array(sched!) : null;
+  let first: unknown;
+  for (let waited = 0, lastStep = -1; ; ) {
+    const bound = timeout(limitMs);
+    first = await Promise.race([both, bound.p]);
+    bound.cancel();
+    waited += limitMs;
+    if (first !== 'timeout' || !stepWord || waited >= 4 * limitMs) break;
+    const step = Atomics.load(stepWord, SCHED.off.step);
+    if (step === lastStep) break;
+    lastStep = step;
+  }
   if (first === 'timeout') {
-    findings.push({ kind: 'timeout', message: `the run did not finish within ${o.timeoutMs ?? 30000} ms`, details: waitForGraph(h.m, vm.geometry) + '\n' + vcpuStates(h.m, vm.geometry, vcpus) });
+    findings.push({ kind: 'timeout', message: `the run did not finish within ${limitMs} ms${stepWord ? ' (controlled: and its schedule stopped advancing, or 4x that passed)' : ''}`, details: waitForGraph(h.m, vm.geometry) + '\n' + vcpuStates(h.m, vm.geometry, vcpus) });
     vm.stopAll();
     if (sched) new Int32Array(sched)[SCHED.off.turn] = -2;
     await Promise.race([both, timeout(3000).p]);
