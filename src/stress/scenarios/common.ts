@@ -104,7 +104,9 @@ export function spiStormDriver(d: DriverCtx, a: ScenarioArgs, afterStorm?: () =>
     const done = (): boolean => Atomics.load(d.ram, SRAM.ACKS + x) > ax && (y === x || Atomics.load(d.ram, SRAM.ACKS + y) > ay);
     if (!d.waitFor(done, `SPIs ${x} and ${y} (ping ${i}) to be acknowledged`)) return d.stopVm();
   }
-  d.waitFor(() => d.spisQuiet(a.spis) && (!settled || settled()), 'every SPI to be delivered');
+  // The scenario's own condition first: what it waits for (every vCPU done) ends any new pending
+  // state, so the quiet check after it cannot be overtaken (see guest-regs' settled()).
+  d.waitFor(() => (!settled || settled()) && d.spisQuiet(a.spis), 'every SPI to be delivered');
   d.stopVm();
 }
 

@@ -228,11 +228,14 @@ function sgiPendClear(cpu: GuestCpu): void {
 
 export function driver(d: DriverCtx, a: ScenarioArgs): void {
   // Stop once every vCPU's rounds are done and no SGI is pending any more.
+  // Every vCPU's rounds first, then the pending state: a vCPU sends SGIs only before its last
+  // ROUNDS_DONE, so once all of them are seen no SGI can appear any more. Checked per vCPU in one
+  // pass (vCPU 0's SGI quiet, then vCPU 1's rounds done), vCPU 1's last broadcast could land on
+  // vCPU 0 between the two reads, and the stop then left it pending: a false "lost" (guest-regs
+  // chaos seed 0xc0ffee).
   const settled = (): boolean => {
-    for (let v = 0; v < d.nrVcpus; v++) {
-      if (Atomics.load(d.ram, ROUNDS_DONE + v) !== ROUNDS) return false;
-      if (!d.privateQuiet(v, SGI) || !d.privateQuiet(v, SGI_PEND)) return false;
-    }
+    for (let v = 0; v < d.nrVcpus; v++) if (Atomics.load(d.ram, ROUNDS_DONE + v) !== ROUNDS) return false;
+    for (let v = 0; v < d.nrVcpus; v++) if (!d.privateQuiet(v, SGI) || !d.privateQuiet(v, SGI_PEND)) return false;
     return d.spisQuiet(Array.from({ length: d.nrVcpus }, (_, v) => OWN + v));
   };
   spiStormDriver(d, a, undefined, settled);
