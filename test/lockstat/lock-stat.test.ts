@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { acquire, release, setLockClock, SPIN_LIMIT_SPINLOCK, tryAcquire } from '../../src/sync/lock.js';
 import { LockClass } from '../../src/sync/lock-classes.js';
 import { LockSite } from '../../src/sync/lock-sites.js';
-import { readLockStats, resetLockStats, type LockClassStats, type LockStatsSource } from '../../src/sync/lock-stat-read.js';
+import { LOCK_STAT_POINTS, readLockStats, resetLockStats, type LockClassStats, type LockStatsSource } from '../../src/sync/lock-stat-read.js';
 import { makeSyncThread, statsBaseOf, statsBufferSize, type LockStatsMode, type SyncThread } from '../../src/sync/thread.js';
 import { setWaitHooks } from '../../src/sync/wait-hooks.js';
 import { within } from '../helpers.js';
@@ -191,7 +191,12 @@ describe('lock_stat: real threads on a real lock', () => {
     expect(r.conBounces).toBeLessThanOrEqual(r.contentions);
     // Every contention has one point (waiter site = the contender's slot, holder = another's or
     // its own earlier acquisition) and one instance (slot % 2).
-    expect(r.points.reduce((x, p) => x + p.contentions, 0)).toBe(r.contentions);
+    // Up to 3 x 3 (waiter, holder) pairs, of which the report keeps the LOCK_STAT_POINTS most
+    // contended: the sum is exact only when nothing was cut (a contender that waited on its own
+    // earlier acquisition makes the ninth pair, now and then).
+    const pointSum = r.points.reduce((x, p) => x + p.contentions, 0);
+    if (r.points.length < LOCK_STAT_POINTS) expect(pointSum).toBe(r.contentions);
+    else expect(pointSum).toBeLessThanOrEqual(r.contentions);
     expect(r.instances!.reduce((x, p) => x + p.contentions, 0)).toBe(r.contentions);
     if (mode === 'timed') {
       expect(r.waitHistogram!.reduce((x, y) => x + y, 0)).toBe(r.contentions);
