@@ -42,7 +42,9 @@ const SPIS = [...LINE_SPIS, ...IRQFD_SPIS];
 /** The injector's pause (ms) after a pass that found no credit free. */
 const BACKOFF_MS = 0.05;
 const backoff = new Int32Array(new SharedArrayBuffer(4));
-const STALL_MS = 10_000;
+// A no-progress bound (a lost interrupt stalls the credits): sized, like concurrency.test.ts, for a
+// loaded 2-core machine.
+const STALL_MS = 15_000;
 const TEST_MS = 240_000;
 
 interface Storm {
