@@ -72,7 +72,7 @@ export function runSeed(campaignSeed: number, i: number): number {
 export async function confirmed(r: StressRunReport, again: () => Promise<StressRunReport>): Promise<StressRunReport> {
   if (r.ok || r.mode !== 'controlled' || r.strategy === 'replay') return r;
   const b = await again();
-  return { ...r, confirmed: b.historyHash === r.historyHash };
+  return { ...r, confirmed: b.decidedHash === r.decidedHash };
 }
 
 /**

@@ -14,13 +14,15 @@ import { D, type Host } from '../vgic/host.js';
 import { SRAM } from './ram.js';
 import { vgicItsInjectMsi } from '../vgic/its/translate.js';
 import { irqRecord } from '../vgic/irq.js';
-import { irqfdOff, irqOff, vcpuOff } from '../shm/vm-memory.js';
-import { IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, VCPU } from '../shm/layouts.js';
+import { irqfdOff, irqOff, physOff, vcpuOff } from '../shm/vm-memory.js';
+import { IRQ, IRQFD, LR, LR_ACTIVE, LR_PENDING, NR_PHYS_IRQS, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED, VCPU } from '../shm/layouts.js';
 import { deviceThreadRuns } from './thread-config.js';
 import { lockIrq, unlockIrq } from '../vgic/locks.js';
 import { stopVmNow } from '../vgic/halt.js';
 import { unchecked } from '../check/lockset/view.js';
 import { lrOff, vcpuHasPendingIrq } from '../vgic/lr.js';
+
+const PIRQ_BITS: readonly [number, string][] = [[PIRQ_FWD, 'fwd'], [PIRQ_MASKED, 'masked'], [PIRQ_USER_MASKED, 'user-masked'], [PIRQ_ACTIVE, 'active']];
 
 const nap = new Int32Array(new SharedArrayBuffer(4));
 /** How long a driver whose scheduled peers are all blocked waits for a running device thread. */
@@ -167,7 +169,26 @@ export class DriverCtx {
       else if (mode === IN_GUEST_MODE && req !== 0) out.push(`vcpu${v} runs in guest mode with requests 0x${req.toString(16)} unserved (lost kick)`);
       else out.push(`vcpu${v}: mode ${mode} requests 0x${req.toString(16)} blocked ${blocked} ap_list ${queued ? this.describeApList(v) : 'empty'}`);
     }
-    return out.join('; ');
+    const lines = this.describePhysLines();
+    return out.join('; ') + (lines ? `; ${lines}` : '');
+  }
+
+  /**
+   * The physical lines a VFIO-like device owns: its counters and state bits. A device thread runs
+   * outside the scheduler, so when a run waits on one this says which event is still outstanding.
+   */
+  private describePhysLines(): string {
+    const m = this.h.m;
+    const items: string[] = [];
+    for (let i = 0; i < NR_PHYS_IRQS; i++) {
+      const p = physOff(this.h.g, i);
+      if (Atomics.load(m, p + PHYS_IRQ.off.used) === 0) continue;
+      const s = Atomics.load(m, p + PHYS_IRQ.off.state);
+      const bits = PIRQ_BITS.filter(([bit]) => s & bit).map(([, name]) => name).join('|') || '-';
+      const c = (f: 'raised' | 'signalled' | 'serviced'): number => Atomics.load(m, p + PHYS_IRQ.off[f]);
+      items.push(`line ${i} (${m[p + PHYS_IRQ.off.level] ? 'level' : 'edge'}) ${bits} raised ${c('raised')} signalled ${c('signalled')} serviced ${c('serviced')}`);
+    }
+    return items.length ? `device thread ${deviceThreadRuns(this.h) ? 'running' : 'not running'}: ${items.join(', ')}` : '';
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { createVm } from '../kvm/vm.js';
+import { D } from '../vgic/host.js';
 import { createHistory } from '../record/history.js';
 import { EXTRA_THREAD_SLOTS } from '../shm/vm-memory.js';
 import type { Finding } from './findings.js';
@@ -49,7 +50,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     await runThreads(vm, p, o, url, sched, findings, threads);
     const { events, truncated } = checkRun(vm, p, mod, history, findings);
     const id = { scenario: mod.info.name, scenarioRef: builtin ? o.scenario : fileURLToPath(url), scenarioHash: scenarioHash(url, builtin) };
-    return runReport(o, p, id, sched, recording, findings, events, truncated, performance.now() - t0);
+    return runReport(o, p, id, sched, recording, findings, events, truncated, performance.now() - t0, Atomics.load(vm.host.m, D.stopSeq));
   } finally {
     stopRunThreads(threads);
     await vm.destroy();

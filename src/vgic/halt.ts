@@ -111,7 +111,12 @@ export function resumeGuest(h: Host): void {
  * report replays.
  */
 export function stopVmNow(h: Host, nrVcpus: number): void {
-  Atomics.store(h.m, D.stop, 1);
+  // Where the decided part of the run ends. Once the stop word is up, the other threads' ways out
+  // (a second stopVmNow by the driver, vCPUs leaving the scheduler, teardown errors) interleave by
+  // real time, so a failing run's history after this point differs from one run to the next
+  // (seen: the KICKs of two stopVmNow calls in either order). A report's replay check compares
+  // the history up to here.
+  if (Atomics.compareExchange(h.m, D.stop, 0, 1) === 0 && h.hist) Atomics.store(h.m, D.stopSeq, h.hist.nextSeq() + 1);
   for (let v = 0; v < nrVcpus; v++) {
     if (v === h.selfVcpu) continue;
     makeRequest(h, v, VGIC_EMU_REQ_STOP);

@@ -77,7 +77,7 @@ describe('replay of a written schedule', () => {
     expect(replayed.findings[0]!.kind).toBe(failing.findings[0]!.kind);
     expect(replayed.schedule!.hash).toBe(sch.hash);
     expect(replayed.schedule!.switches).toEqual(sch.switches);
-    expect(replayed.historyHash).toBe(failing.historyHash);
+    expect(replayed.decidedHash).toBe(failing.decidedHash);
   });
 
   it('a file of another format or version is refused with a clear error', () => {

@@ -14,7 +14,7 @@ export interface RunIdentity {
   scenarioHash: string | null;
 }
 
-export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sched: SharedArrayBuffer | null, recording: SharedArrayBuffer | null, findings: Finding[], events: HistoryEvent[], truncated: boolean, durationMs: number): StressRunReport {
+export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sched: SharedArrayBuffer | null, recording: SharedArrayBuffer | null, findings: Finding[], events: HistoryEvent[], truncated: boolean, durationMs: number, stopSeq: number): StressRunReport {
   const sch = sched ? readSchedule(sched) : null;
   return {
     ...id,
@@ -32,6 +32,7 @@ export function runReport(o: StressRunOptions, p: RunPlan, id: RunIdentity, sche
     events: events.length,
     truncated,
     historyHash: historyHash(events),
+    decidedHash: stopSeq > 0 ? historyHash(events.filter((e) => e.seq < stopSeq - 1)) : historyHash(events),
     signature: historySignature(events),
     schedule: sch ? { steps: sch.steps, preemptions: sch.preemptions, switches: sch.switches, hash: scheduleHash(sch.switches) } : null,
     divergedAt: o.replay && sch ? sch.divergedAt : null,

@@ -68,6 +68,12 @@ export interface StressRunReport {
   events: number;
   truncated: boolean;
   historyHash: string;
+  /**
+   * The hash of the history up to the first in-run stop (stopVmNow: a detector that fired, or the
+   * driver at its end), the part the schedule decides; the whole history's when nothing stopped
+   * the run from inside. What a replay check compares.
+   */
+  decidedHash: string;
   schedule: { steps: number; preemptions: number; switches: Switch[]; hash: string } | null;
   /** The lifecycle transitions the history shows (signature.ts): what this run covered. */
   signature: number[];
@@ -79,7 +85,7 @@ export interface StressRunReport {
   divergedAt: number | null;
   /**
    * Set by a campaign on a controlled failure it ran twice: true when the second run gave the same
-   * history, false when it did not (the report is unconfirmed: it does not replay).
+   * history up to the stop (`decidedHash`), false when it did not (the report is unconfirmed: it does not replay).
    */
   confirmed?: boolean;
   history?: HistoryEvent[];
