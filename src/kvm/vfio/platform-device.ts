@@ -6,7 +6,7 @@
 import { accessRecycled } from '../../check/lockset/index.js';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { EventFd } from '../../eventfd/eventfd.js';
-import { DEV_EXITED, NR_PHYS_IRQS, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED } from '../../shm/layouts.js';
+import { DEV_EXITED, DEV_RUNNING, NR_PHYS_IRQS, PHYS_INTID_BASE, PHYS_IRQ, PIRQ_ACTIVE, PIRQ_FWD, PIRQ_MASKED, PIRQ_USER_MASKED } from '../../shm/layouts.js';
 import { deviceSlot, physOff } from '../../shm/vm-memory.js';
 import type { Host } from '../../vgic/host.js';
 import { bellOf, ringDevice } from '../../vgic/phys-irq.js';
@@ -71,7 +71,14 @@ export interface VfioBypassProducer extends IrqBypassProducer {
   readonly vfio: { host: Host; line: number };
 }
 
+/** How long a running device thread may take to apply a control message. */
 const CONTROL_TIMEOUT_MS = 5000;
+/**
+ * How long a device thread may take to start (load its modules, map the VM) before its first
+ * control message counts as lost. Far longer: on a loaded 2-core machine (load average 20) a
+ * worker's start took more than 5 s, and the first VFIO_DEVICE_SET_IRQS failed with ETIMEDOUT.
+ */
+const START_TIMEOUT_MS = 60_000;
 let nextGen = 0;
 
 /** Per VM: which device thread slots are taken. */
@@ -339,11 +346,19 @@ export class VfioPlatformDevice {
     this.port.postMessage(c);
     const want = ++this.ctlSent;
     ringDevice(m, bellOf(this.h, p0));
-    const deadline = performance.now() + CONTROL_TIMEOUT_MS;
+    // The running bound counts from when the thread was seen running, not from the post.
+    let since = performance.now();
+    let started = Atomics.load(m, p0 + PHYS_IRQ.off.devState) === DEV_RUNNING;
     for (let a = Atomics.load(m, ack); a < want; a = Atomics.load(m, ack)) {
-      if (!this.workerError && Atomics.load(m, p0 + PHYS_IRQ.off.devState) === DEV_EXITED) this.workerError = deviceDied(this.name, 'its thread exited');
+      const state = Atomics.load(m, p0 + PHYS_IRQ.off.devState);
+      if (!this.workerError && state === DEV_EXITED) this.workerError = deviceDied(this.name, 'its thread exited');
       if (this.workerError) throw this.workerError;
-      if (performance.now() > deadline) kvmErr('ETIMEDOUT', `${this.name}: the device thread did not take a control message within ${CONTROL_TIMEOUT_MS} ms`);
+      if (state === DEV_RUNNING && !started) {
+        started = true;
+        since = performance.now();
+      }
+      const bound = started ? CONTROL_TIMEOUT_MS : START_TIMEOUT_MS;
+      if (performance.now() - since > bound) kvmErr('ETIMEDOUT', `${this.name}: the device thread did not ${state === DEV_RUNNING ? 'take a control message' : 'start'} within ${bound} ms`);
       Atomics.wait(m, ack, a, 20);
     }
   }
