@@ -8,6 +8,7 @@
  * It then builds a wait-for graph (who holds what, who waits on what, each vCPU's mode and
  * requests), reports it, and stops the VM instead of letting it hang.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { lockHolderSlot } from '../sync/lock.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
@@ -27,7 +28,28 @@ export interface WatchdogOptions {
   boundMs?: number;
   /** Sampling period (ms). Default 50. */
   periodMs?: number;
+  /**
+   * Factor (>= 1) the bound is stretched by, read at every sample. Default: the machine's
+   * one-minute load average per core (machineLoadFactor). Tests pass a constant.
+   */
+  loadFactor?: () => number;
+  /** Clock (ms). Default performance.now; tests drive sample() with their own. */
+  now?: () => number;
 }
+
+/**
+ * Runnable threads per core, at least 1. Why the bound stretches with it: every condition the
+ * watchdog reports is "nothing happened for the bound", and on an oversubscribed machine (load 38
+ * on 2 cores: a campaign next to a test suite) the thread that would end the condition (the lock
+ * holder, the waker, the vCPU about to see its request) may simply not be on a core for a second.
+ * A fixed 1 s bound reported lr-overflow-v2 (chaos, seed 0x63) as stuck on a lock there, on the
+ * correct model. A real hang persists however long we wait, so waiting longer loses nothing;
+ * the cap keeps a hang's report (at most 10x the bound) ahead of a run's own time limit.
+ */
+export function machineLoadFactor(): number {
+  return Math.min(MAX_LOAD_FACTOR, Math.max(1, loadavg()[0]! / availableParallelism()));
+}
+const MAX_LOAD_FACTOR = 10;
 
 interface LockRef {
   word: number;
@@ -125,6 +147,8 @@ function lockCycle(m: Int32Array, g: VmGeometry): number[] | null {
 export class Watchdog {
   private timer: NodeJS.Timeout | null = null;
   private readonly since = new Map<string, number>();
+  /** The bound in force at the current sample (boundMs stretched by the load factor). */
+  private boundNow = 0;
   finding: WatchdogFinding | null = null;
 
   /** The raw array: the watchdog samples without locks on purpose (not a lockset violation). */
@@ -158,14 +182,22 @@ export class Watchdog {
       this.since.set(key, now);
       return false;
     }
-    return now - t >= (this.opts.boundMs ?? 1000);
+    return now - t >= this.boundNow;
+  }
+
+  /** "1000 ms", or "3400 ms (bound 1000 ms x load factor 3.4)" when the load stretched it. */
+  private boundText(): string {
+    const base = this.opts.boundMs ?? 1000;
+    const ms = Math.round(this.boundNow);
+    return ms === base ? `${base} ms` : `${ms} ms (bound ${base} ms x load factor ${(this.boundNow / base).toFixed(1)})`;
   }
 
   sample(): void {
     if (this.finding) return;
     const m = this.m;
     const g = this.g;
-    const now = performance.now();
+    const now = this.opts.now ? this.opts.now() : performance.now();
+    this.boundNow = (this.opts.boundMs ?? 1000) * Math.max(1, (this.opts.loadFactor ?? machineLoadFactor)());
     const seen = new Set<string>();
     const online = m[g.distBase + DIST.off.onlineVcpus]!;
     let f: WatchdogFinding | null = null;
@@ -174,12 +206,12 @@ export class Watchdog {
       if (Atomics.load(m, vb + VCPU.off.blocked)) {
         const intid = deliverableOnList(m, g, v);
         if (intid >= 0 && this.persist(`wfi${v}:${intid}`, now, seen)) {
-          f = { kind: 'wfi-lost-wakeup', message: `vcpu${v} blocked in WFI for over ${this.opts.boundMs ?? 1000} ms while INTID ${intid} is deliverable on its ap_list`, waitFor: '' };
+          f = { kind: 'wfi-lost-wakeup', message: `vcpu${v} blocked in WFI for over ${this.boundText()} while INTID ${intid} is deliverable on its ap_list`, waitFor: '' };
         }
       }
       if (Atomics.load(m, vb + VCPU.off.mode) === 1 && Atomics.load(m, vb + VCPU.off.requests) !== 0) {
         if (this.persist(`kick${v}`, now, seen)) {
-          f = { kind: 'lost-kick', message: `vcpu${v} stayed in IN_GUEST_MODE with requests 0x${Atomics.load(m, vb + VCPU.off.requests).toString(16)} pending for over ${this.opts.boundMs ?? 1000} ms (a kick was lost)`, waitFor: '' };
+          f = { kind: 'lost-kick', message: `vcpu${v} stayed in IN_GUEST_MODE with requests 0x${Atomics.load(m, vb + VCPU.off.requests).toString(16)} pending for over ${this.boundText()} (a kick was lost)`, waitFor: '' };
         }
       }
     }
@@ -189,13 +221,18 @@ export class Watchdog {
     }
     for (let s = 0; s < g.threadSlots && !f; s++) {
       const w = Atomics.load(m, g.distBase + DIST.off.waitingOn + s);
-      if (w && this.persist(`lock${s}:${w}`, now, seen)) {
+      // The lock's owner word (holder, last taker, call site) is part of the condition: a lock
+      // that changed hands since the last sample is contended, not stuck (an unfair lock can
+      // make one waiter lose many hand-offs in a row on a loaded machine), so the wait starts
+      // over. A stuck holder or a deadlock leaves the word as it is. (w is the lock word + 1,
+      // which is where the owner word lives.)
+      if (w && this.persist(`lock${s}:${w}:${Atomics.load(m, w)}`, now, seen)) {
         // The first waiter of a deadlock parks before the second, so its own wait can reach the
         // bound before the cycle has: name the cycle if there is one now.
         const cyc = lockCycle(m, g);
         f = cyc
           ? { kind: 'deadlock', message: `deadlock: ${cyc.map((x) => slotName(x, g.maxVcpus)).join(' -> ')} -> ${slotName(cyc[0]!, g.maxVcpus)}`, waitFor: '' }
-          : { kind: 'stuck-on-lock', message: `${slotName(s, g.maxVcpus)} parked on a lock for over ${this.opts.boundMs ?? 1000} ms`, waitFor: '' };
+          : { kind: 'stuck-on-lock', message: `${slotName(s, g.maxVcpus)} parked on a lock held by the same holder for over ${this.boundText()}`, waitFor: '' };
       }
     }
     for (const k of [...this.since.keys()]) if (!seen.has(k)) this.since.delete(k);

@@ -182,4 +182,69 @@ describe('the watchdog', () => {
     const r = await within(c.done, 5000, 'the waiter to take the released lock');
     expect(r.state, r.message).toBe('acquired');
   });
+
+  describe('its bound on a loaded machine', () => {
+    // sample() is driven by hand with a fake clock over a real VM's memory: the states below
+    // (a thread marked parked on a lock word, the word's owner) are written directly, so the
+    // timing is exact. The real-thread cases are the tests above.
+    const PARKED_SLOT = 3;
+    function parkedOn(v: Vm, holderSlot: number, site: number): void {
+      const m = v.host.m;
+      const word = v.geometry.distBase + DIST.off.configLock;
+      Atomics.store(m, word, 2);
+      Atomics.store(m, word + 1, (holderSlot + 1) | ((holderSlot + 1) << 8) | (site << 16));
+      Atomics.store(m, v.geometry.distBase + DIST.off.waitingOn + PARKED_SLOT, word + 1);
+    }
+    function manual(v: Vm, boundMs: number, load: number): { dog: Watchdog; at: (ms: number) => WatchdogFinding | null } {
+      let t = 0;
+      let found: WatchdogFinding | null = null;
+      const dog = new Watchdog(v.host.m, v.geometry, (f) => (found = f), { boundMs, loadFactor: () => load, now: () => t });
+      return { dog, at: (ms) => ((t = ms), dog.sample(), found) };
+    }
+    afterEach(() => {
+      if (!vm) return;
+      // Undo the hand-written state so destroy() sees free locks.
+      Atomics.store(vm.host.m, vm.geometry.distBase + DIST.off.configLock, 0);
+      Atomics.store(vm.host.m, vm.geometry.distBase + DIST.off.configLock + 1, 0);
+      Atomics.store(vm.host.m, vm.geometry.distBase + DIST.off.waitingOn + PARKED_SLOT, 0);
+    });
+
+    it('stretches by the load factor, and says so', () => {
+      vm = createVm({ maxVcpus: 2, lockdep: false });
+      parkedOn(vm, 0, 5);
+      const { at } = manual(vm, 100, 4);
+      expect(at(0)).toBeNull();
+      expect(at(150)).toBeNull(); // past the 100 ms bound, within 100 x 4
+      expect(at(399)).toBeNull();
+      const f = at(400);
+      expect(f?.kind).toBe('stuck-on-lock');
+      expect(f?.message).toMatch(/thread3 parked on a lock held by the same holder for over 400 ms \(bound 100 ms x load factor 4\.0\)/);
+    });
+
+    it('an idle machine keeps the plain bound', () => {
+      vm = createVm({ maxVcpus: 2, lockdep: false });
+      parkedOn(vm, 0, 5);
+      const { at } = manual(vm, 100, 0.3);
+      expect(at(0)).toBeNull();
+      expect(at(99)).toBeNull();
+      expect(at(100)?.message).toMatch(/for over 100 ms$/);
+    });
+
+    it('a lock that changed hands between samples is contention, not a stuck holder: the wait starts over', () => {
+      vm = createVm({ maxVcpus: 2, lockdep: false });
+      const { at } = manual(vm, 100, 1);
+      parkedOn(vm, 0, 5);
+      expect(at(0)).toBeNull();
+      expect(at(60)).toBeNull();
+      parkedOn(vm, 1, 7); // another holder took it meanwhile
+      expect(at(120)).toBeNull(); // 120 ms parked, but only 0 ms behind this holder
+      expect(at(200)).toBeNull();
+      parkedOn(vm, 1, 9); // the same thread again, from another call site
+      expect(at(260)).toBeNull();
+      const f = at(360); // 100 ms behind one unchanged owner
+      expect(f?.kind).toBe('stuck-on-lock');
+      expect(f?.waitFor).toMatch(/thread3\s+holds \[\] waits for config_lock held by vcpu0/);
+    });
+  });
 });
+
