@@ -10,7 +10,8 @@
  *    is free exactly when unreferenced (a referenced one names its INTID, a released one none), and
  *    every ITE and cache entry names an LPI that has a record;
  *  - every eventfd the run used balances: what was added equals what was taken plus what is
- *    left (a count lost or invented by any path shows, whoever lost it);
+ *    left (a count lost or invented by any path shows, whoever lost it), and none of its waits
+ *    counted a lost wake-up (eventfd/layout.ts park());
  *  - every physical line forwarded to the guest is consistent with the guest's view: it names
  *    an SPI that is HW-mapped back to it, and while it is active the guest still holds the
  *    interrupt (pending or active), or nothing will ever deactivate it.
@@ -96,7 +97,7 @@ export function eventfdsIn(value: unknown, path = 'extra', out: { name: string; 
   return out;
 }
 
-/** Every eventfd balances (added = taken + left), each audited once (by token). */
+/** Every eventfd balances (added = taken + left) and lost no wake-up, each audited once (by token). */
 export function eventfdAudit(fds: readonly { name: string; fd: EventFd }[]): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
@@ -105,6 +106,7 @@ export function eventfdAudit(fds: readonly { name: string; fd: EventFd }[]): str
     seen.add(fd.token);
     const t = fd.totals();
     if (!t.balanced) out.push(`eventfd ${name}: ${t.added} added but ${t.taken} taken and ${fd.value} left at quiescence (mod 2^32): a count was lost or invented`);
+    if (t.lostWakes) out.push(`eventfd ${name}: lost wake-up: ${t.lostWakes} wait(s) found the eventfd ready when their park slice ran out, and no wake came within the grace period (a waker published without waking; the kernel's waiter would sleep for good)`);
   }
   return out;
 }

@@ -8,8 +8,8 @@
  * It then builds a wait-for graph (who holds what, who waits on what, each vCPU's mode and
  * requests), reports it, and stops the VM instead of letting it hang.
  */
-import { availableParallelism, loadavg } from 'node:os';
 import { lockHolderSlot } from '../sync/lock.js';
+import { machineLoadFactor } from '../sync/load-factor.js';
 import { DIST, IRQ, VCPU } from '../shm/layouts.js';
 import { irqOff, vcpuOff, type VmGeometry } from '../shm/vm-memory.js';
 import { LockClass, lockClassName } from '../sync/lock-classes.js';
@@ -30,26 +30,13 @@ export interface WatchdogOptions {
   periodMs?: number;
   /**
    * Factor (>= 1) the bound is stretched by, read at every sample. Default: the machine's
-   * one-minute load average per core (machineLoadFactor). Tests pass a constant.
+   * one-minute load average per core (sync/load-factor.ts: why). Tests pass a constant.
    */
   loadFactor?: () => number;
   /** Clock (ms). Default performance.now; tests drive sample() with their own. */
   now?: () => number;
 }
 
-/**
- * Runnable threads per core, at least 1. Why the bound stretches with it: every condition the
- * watchdog reports is "nothing happened for the bound", and on an oversubscribed machine (load 38
- * on 2 cores: a campaign next to a test suite) the thread that would end the condition (the lock
- * holder, the waker, the vCPU about to see its request) may simply not be on a core for a second.
- * A fixed 1 s bound reported lr-overflow-v2 (chaos, seed 0x63) as stuck on a lock there, on the
- * correct model. A real hang persists however long we wait, so waiting longer loses nothing;
- * the cap keeps a hang's report (at most 10x the bound) ahead of a run's own time limit.
- */
-export function machineLoadFactor(): number {
-  return Math.min(MAX_LOAD_FACTOR, Math.max(1, loadavg()[0]! / availableParallelism()));
-}
-const MAX_LOAD_FACTOR = 10;
 
 interface LockRef {
   word: number;

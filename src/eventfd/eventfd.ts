@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { KvmError } from '../uapi/errno.js';
 import {
-  EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_ADDED, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT, W_TAKEN,
+  EVENTFD_SAB_BYTES, F_CLOSED, U64_COUNT, U64_TOKEN, W_ADDED, W_FLAGS, W_MAGIC, W_RD_SEQ, W_RD_WAIT, W_WR_SEQ, W_WR_WAIT, W_TAKEN, W_LOST_WAKES,
   EVENTFD_MAGIC, W_BIND_COOKIE, W_BIND_OWNER, W_WORK, park, parkAsync, wakeAll,
 } from './layout.js';
 import { dispatchWakeup } from './wakeup.js';
@@ -137,12 +137,14 @@ export class EventFd {
   /**
    * Running totals of what was added to and taken from the count, modulo 2^32 (for audits).
    * `balanced` says whether added - taken equals the count: true whenever no write or read is in
-   * flight (check/audits.ts asserts it at quiescence).
+   * flight (check/audits.ts asserts it at quiescence). `lostWakes`: waits that found their
+   * condition true when their slice ran out and were not woken even after a grace period
+   * (layout.ts park()); 0 unless a waker forgot to wake.
    */
-  totals(): { added: number; taken: number; balanced: boolean } {
+  totals(): { added: number; taken: number; balanced: boolean; lostWakes: number } {
     const added = Atomics.load(this.i32, W_ADDED);
     const taken = Atomics.load(this.i32, W_TAKEN);
-    return { added: added >>> 0, taken: taken >>> 0, balanced: ((added - taken) | 0) === low32(this.value) };
+    return { added: added >>> 0, taken: taken >>> 0, balanced: ((added - taken) | 0) === low32(this.value), lostWakes: Atomics.load(this.i32, W_LOST_WAKES) };
   }
 
   /** Threads (or pending async waits) currently registered to park, for tests and reports. */

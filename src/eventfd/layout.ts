@@ -30,7 +30,12 @@
  *                     count changed, so once nothing is in flight added - taken = count (mod
  *                     2^32): the quiescence audit (check/audits.ts) finds a lost or invented count
  *                     from that, whatever path lost it.
+ *   i32[15] lostWakes waits that ran out with their condition already true and got no wake even
+ *                     after a grace period (park(): a waker that published but never woke).
+ *                     The quiescence audit reports any.
  */
+import { machineLoadFactor } from '../sync/load-factor.js';
+
 export const EVENTFD_SAB_BYTES = 64;
 
 export const U64_COUNT = 0;
@@ -47,6 +52,7 @@ export const W_BIND_COOKIE = 11;
 export const W_WORK = 12;
 export const W_ADDED = 13;
 export const W_TAKEN = 14;
+export const W_LOST_WAKES = 15;
 
 /** 'EFD1' */
 export const EVENTFD_MAGIC = 0x45464431;
@@ -89,10 +95,27 @@ export function park(i32: Int32Array, seqW: number, waitW: number, ready: () => 
   try {
     const s = Atomics.load(i32, seqW);
     if (ready()) return;
-    Atomics.wait(i32, seqW, s, Math.min(PARK_SLICE_MS, Math.max(0, timeoutMs)));
+    const ms = Math.min(PARK_SLICE_MS, Math.max(0, timeoutMs));
+    if (Atomics.wait(i32, seqW, s, ms) === 'timed-out' && ms > 0 && ready()) {
+      // Still registered, so a waker that published must still bump seq: wait for that.
+      if (Atomics.wait(i32, seqW, s, lostWakeGraceMs()) === 'timed-out' && ready()) Atomics.add(i32, W_LOST_WAKES, 1);
+    }
   } finally {
     Atomics.sub(i32, waitW, 1);
   }
+}
+
+/**
+ * The lost-wake-up detector's grace (ms). A slice that runs out with the condition already true
+ * is either a waker caught between its publish and its seq bump (it saw us registered, so the
+ * bump is coming: we wait for it, still registered) or a waker that never woke us, which the
+ * slice would otherwise hide as 50 ms of latency where the kernel's waiter would sleep for good
+ * (the mutant that drops wakeAfterAdd's wake-up survived every campaign for that reason). Only
+ * this rare path pays for it; stretched by the machine's load (sync/load-factor.ts).
+ */
+const LOST_WAKE_GRACE_MS = 1000;
+function lostWakeGraceMs(): number {
+  return LOST_WAKE_GRACE_MS * machineLoadFactor();
 }
 
 /** park() for the event loop: the same protocol with Atomics.waitAsync. */
@@ -103,8 +126,13 @@ export async function parkAsync(
   try {
     const s = Atomics.load(i32, seqW);
     if (ready()) return;
-    const r = waitAsync(i32, seqW, s, Math.min(PARK_SLICE_MS, Math.max(0, timeoutMs)));
-    if (r.async) await r.value;
+    const ms = Math.min(PARK_SLICE_MS, Math.max(0, timeoutMs));
+    const r = waitAsync(i32, seqW, s, ms);
+    if ((r.async ? await r.value : r.value) === 'timed-out' && ms > 0 && ready()) {
+      // As in park(): the grace for a waker between its publish and its seq bump.
+      const g = waitAsync(i32, seqW, s, lostWakeGraceMs());
+      if ((g.async ? await g.value : g.value) === 'timed-out' && ready()) Atomics.add(i32, W_LOST_WAKES, 1);
+    }
   } finally {
     Atomics.sub(i32, waitW, 1);
   }

@@ -9,6 +9,7 @@ import { KvmError } from '../uapi/errno.js';
 import { IN_GUEST_MODE, KVM_ARM_IRQ_TYPE_PPI, KVM_ARM_IRQ_TYPE_SPI, kvmIrqLineField } from '../uapi/kvm.js';
 import type { Prng } from '../sched/prng.js';
 import { yieldHook } from '../sync/wait-hooks.js';
+import type { EventFd } from '../eventfd/eventfd.js';
 import { pollBegin, pollEnd } from '../sched/poll-scope.js';
 import { D, type Host } from '../vgic/host.js';
 import { SRAM } from './ram.js';
@@ -109,6 +110,21 @@ export class DriverCtx {
     if (yieldHook) return yieldHook();
     if ((n & 63) === 63) Atomics.wait(nap, 0, 0, 0.05);
     return true;
+  }
+
+  /**
+   * Chaos mode: sleep until `fd` is readable, at most `ms`, as a device thread polls its
+   * eventfd; controlled mode returns at once (nothing may block outside the scheduler). False,
+   * with a lost wake-up recorded, if the wait caught a signal that woke nobody (eventfd/layout.ts
+   * park(): found ready when its slice ran out, and no wake within the grace period).
+   */
+  sleepOn(fd: EventFd, name: string, ms: number): boolean {
+    if (this.controlled) return true;
+    const before = fd.totals().lostWakes;
+    fd.waitReadable(ms);
+    if (fd.totals().lostWakes === before) return true;
+    this.stalls.push(`lost wake-up: eventfd ${name} was signalled while the driver slept on it and the signal woke nobody; ${this.diagnose()}`);
+    return false;
   }
 
   /**

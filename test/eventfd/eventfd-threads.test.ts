@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EventFd, EFD_SEMAPHORE, EVENTFD_MAX } from '../../src/eventfd/eventfd.js';
+import { eventfdAudit } from '../../src/check/audits.js';
 
 const WORKER_URL = new URL('./eventfd-worker.mjs', import.meta.url);
 const DIST_MODULE = new URL('../../dist/src/eventfd/eventfd.js', import.meta.url);
@@ -179,6 +180,7 @@ describe('eventfd across threads: no lost or duplicated counts', () => {
     expect(r.errno).toBeUndefined();
     expect(r.sum).toBe('100000');
     expect(fd.value).toBe(0n); // nothing left over: no duplicated counts either
+    expect(fd.totals().lostWakes).toBe(0); // no false alarm of the lost-wake detector
   });
 
   it('semaphore mode: 2 writers x 50 000, 2 readers taking 1 each: 100 000 reads in all', async () => {
@@ -195,6 +197,7 @@ describe('eventfd across threads: no lost or duplicated counts', () => {
       expect(r.sum).toBe(String(r.reads)); // every semaphore read returned exactly 1
     }
     expect(rs.reduce((a, r) => a + r.reads!, 0)).toBe(100_000);
+    expect(fd.totals().lostWakes).toBe(0);
   });
 
   it('writers blocked at the limit hand off through reads: 2 x 2000 writes of 2^64-2', async () => {
@@ -211,5 +214,44 @@ describe('eventfd across threads: no lost or duplicated counts', () => {
     expect(r.sum).toBe(String(total));
     expect(r.reads).toBe(4000);
     expect(r.values).toEqual([String(EVENTFD_MAX)]);
+    expect(fd.totals().lostWakes).toBe(0);
+  });
+});
+
+describe('eventfd across threads: the lost-wake detector', () => {
+  /** The bug under test: a waker that publishes the count and never wakes (no seq bump, no notify). */
+  function publishWithoutWake(fd: EventFd, n: bigint): void {
+    Atomics.add(new BigUint64Array(fd.share().sab, 0, 1), 0, n);
+  }
+
+  it('a blocking read in a worker whose count was published without a wake-up: it still returns, and the wait is counted and audited', async () => {
+    const fd = new EventFd(0, 0);
+    const r = spawn('read', fd);
+    await until(readersParked(fd), T, 'the worker to park in read()');
+    publishWithoutWake(fd, 3n);
+    // The reader comes back after its slice and the grace (1 s x the machine's load factor, at most 10 s).
+    expect(await within(r.result, 30_000, 'the read after its slice and grace')).toEqual({ type: 'result', value: '3' });
+    expect(fd.totals().lostWakes).toBe(1);
+    expect(eventfdAudit([{ name: 'rfd', fd }]).join('\n')).toMatch(/eventfd rfd: lost wake-up: 1 wait\(s\) found the eventfd ready/);
+  });
+
+  it('the same for an event-loop wait (waitReadableAsync: Atomics.waitAsync)', async () => {
+    const fd = new EventFd(0, 0);
+    const p = fd.waitReadableAsync(60_000);
+    await until(readersParked(fd), T, 'the async wait to register');
+    publishWithoutWake(fd, 1n);
+    expect(await within(p, 30_000, 'the async wait after its slice and grace')).toBe(true);
+    expect(fd.totals().lostWakes).toBe(1);
+  });
+
+  it('a correct write during the wait is no lost wake-up, and neither is a wait that simply times out', async () => {
+    const fd = new EventFd(0, 0);
+    expect(fd.waitReadable(120)).toBe(false); // three slices, nothing written
+    const r = spawn('read', fd);
+    await until(readersParked(fd), T, 'the worker to park in read()');
+    fd.write(2n);
+    expect(await within(r.result, T, 'the woken read')).toEqual({ type: 'result', value: '2' });
+    expect(fd.totals().lostWakes).toBe(0);
+    expect(eventfdAudit([{ name: 'fd', fd }])).toEqual([]);
   });
 });

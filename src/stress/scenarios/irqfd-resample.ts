@@ -4,7 +4,9 @@
  * acknowledges and EOIs; the vCPU folding that EOI lowers the line and signals the resamplefd
  * (spec §8.5), and only then may the device assert again. Several SPIs are in flight at once, so
  * resamples on different vCPUs race with new assertions. The checker requires exactly one
- * RESAMPLE per deactivation; the accounting requires one acknowledgement per assertion.
+ * RESAMPLE per deactivation; the accounting requires one acknowledgement per assertion. In chaos
+ * mode the driver sleeps on a resamplefd when it has nothing to do, so a resample that wakes
+ * nobody shows as a lost wake-up.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import type { Vm } from '../../kvm/vm.js';
@@ -23,6 +25,8 @@ export const info: ScenarioInfo = {
 };
 
 const CONFIGURED = SRAM.SCRATCH;
+/** How long the chaos-mode driver sleeps on one resamplefd before it looks at the others. */
+const RESAMPLE_POLL_MS = 5;
 
 export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   if (cpu.id === 0) {
@@ -59,7 +63,13 @@ export function driver(d: DriverCtx, a: ScenarioArgs): void {
         fds[i]!.write(1n);
       }
     }
-    if (!progress && !d.waitFor(() => rfds.some((r, i) => busy[i] && r.value !== 0n) || (raised < a.iterations && busy.some((b) => !b)), 'a resample')) return d.stopVm();
+    if (progress) continue;
+    // Chaos mode: sleep on a resamplefd, as a device thread polls it, so that a resample whose
+    // signal wakes nobody is caught (eventfd/layout.ts park(): the lost-wake detector, reported
+    // by the quiescence audit). Controlled mode must not block outside the scheduler.
+    const first = busy.indexOf(true);
+    if (first >= 0 && !d.sleepOn(rfds[first]!, `resamplefd of SPI ${a.spis[first]}`, RESAMPLE_POLL_MS)) return d.stopVm();
+    if (!d.waitFor(() => rfds.some((r, i) => busy[i] && r.value !== 0n) || (raised < a.iterations && busy.some((b) => !b)), 'a resample')) return d.stopVm();
   }
   d.waitFor(() => d.spisQuiet(a.spis), 'every level SPI to settle');
   d.stopVm();
