@@ -252,6 +252,25 @@ export class DriverCtx {
   }
 
   /**
+   * The SPIs of `spis` that are pending (latched) but on no vCPU's ap_list: what enabling the
+   * distributor does not rescan (spec §4.9: the oracle returned no vCPU while it was off, and a
+   * listed one was pruned). Under each IRQ's lock, as every ap_list membership change is.
+   */
+  pendingUnqueued(spis: readonly number[]): number[] {
+    const h = this.h;
+    const out: number[] = [];
+    for (const s of spis) {
+      const r = irqRecord(h, -1, s);
+      if (r < 0) continue;
+      const b = irqOff(h.g, r);
+      lockIrq(h, r);
+      if (h.m[b + IRQ.off.pendingLatch] !== 0 && h.m[b + IRQ.off.vcpu]! < 0) out.push(s);
+      unlockIrq(h, r);
+    }
+    return out;
+  }
+
+  /**
    * Record r (INTID intid) is not pending: no latch, no high level line, in no LR as pending.
    * With `active`: not active either, in the record or in an LR.
    */

@@ -43,7 +43,8 @@ export function vcpuStates(checked: Int32Array, g: VmGeometry, n: number): strin
 }
 
 /** Everyone blocked: a vCPU asleep in WFI with a deliverable IRQ queued is a lost wake-up. */
-export function classifyDeadlock(m: Int32Array, g: VmGeometry, n: number): Finding['kind'] {
+export function classifyDeadlock(checked: Int32Array, g: VmGeometry, n: number): Finding['kind'] {
+  const m = unchecked(checked); // a diagnostic snapshot, as vcpuStates: not the model's access
   for (let v = 0; v < n; v++) {
     const vb = vcpuOff(g, v);
     if (m[vb + VCPU.off.blocked] && m[vb + VCPU.off.apHead]! >= 0 && m[D.enabled]) return 'lost-wakeup';
@@ -52,7 +53,8 @@ export function classifyDeadlock(m: Int32Array, g: VmGeometry, n: number): Findi
 }
 
 /** Out of steps with a vCPU in guest mode holding an unserved request: the kick was lost. */
-export function classifyLivelock(m: Int32Array, g: VmGeometry, n: number): Finding['kind'] {
+export function classifyLivelock(checked: Int32Array, g: VmGeometry, n: number): Finding['kind'] {
+  const m = unchecked(checked); // a diagnostic snapshot, as vcpuStates: not the model's access
   for (let v = 0; v < n; v++) {
     const vb = vcpuOff(g, v);
     if (m[vb + VCPU.off.mode] === 1 && m[vb + VCPU.off.requests] !== 0) return 'lost-kick';
