@@ -161,7 +161,24 @@ export class ItsDevice implements KvmDevice {
   private ctrl(a: number): void {
     const h = this.h;
     if (a === KVM_DEV_ARM_VGIC_CTRL_INIT) {
-      Atomics.store(h.m, this.b + ITS.off.initialized, 1);
+      // Under kvm->lock and its_lock, the locks vgic_its_ctrl holds for the CTRL group (mainline's
+      // CTRL_INIT itself has nothing left to set and returns first; this model keeps the flag
+      // the frame lookup tests). The store ran with no lock at all, so a CTRL_INIT from one VMM
+      // thread raced an ADDR set or a RESET/RESTORE of the same ITS from another (all under
+      // kvm->lock), while vCPUs already look the frame up lock-free (translate.ts).
+      // `initialized` is declared init(kvm->lock); the lockset checker reported the unlocked
+      // write once a vCPU was online.
+      lockKvm(h);
+      try {
+        lockIts(h, this.index);
+        try {
+          Atomics.store(h.m, this.b + ITS.off.initialized, 1);
+        } finally {
+          unlockIts(h, this.index);
+        }
+      } finally {
+        unlockKvm(h);
+      }
       return;
     }
     if (a !== KVM_DEV_ARM_ITS_CTRL_RESET && a !== KVM_DEV_ARM_ITS_SAVE_TABLES && a !== KVM_DEV_ARM_ITS_RESTORE_TABLES) {

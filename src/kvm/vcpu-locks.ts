@@ -7,9 +7,11 @@ import { kvmErr } from '../uapi/errno.js';
 import type { Host } from '../vgic/host.js';
 import { dw } from '../vgic/host.js';
 import { LockSite } from '../sync/lock-sites.js';
-import { lockConfig, lockKvm, tryLockVcpuMutex, unlockConfig, unlockKvm, unlockVcpuMutex } from '../vgic/locks.js';
+import { assertKvmLocked, lockConfig, lockKvm, tryLockVcpuMutex, unlockConfig, unlockKvm, unlockVcpuMutex } from '../vgic/locks.js';
 
+/** kvm_trylock_all_vcpus: the caller holds kvm->lock, which keeps online_vcpus from growing meanwhile. */
 export function lockAllVcpus(h: Host): void {
+  assertKvmLocked(h, 'lock_all_vcpus');
   const n = h.m[dw(h, 'onlineVcpus')]!;
   for (let v = 0; v < n; v++) {
     if (!tryLockVcpuMutex(h, v, LockSite.Userspace)) {

@@ -288,7 +288,9 @@ export class VcpuRunner {
   runnable(): boolean {
     const m = this.m;
     if (Atomics.load(m, this.vb + VCPU.off.pause)) return false;
-    if (m[this.vb + VCPU.off.irqLine] || m[this.vb + VCPU.off.fiqLine]) return true;
+    // KVM_IRQ_LINE's CPU lines are set by the VMM thread with Atomics.exchange while this vCPU
+    // runs; a plain load here raced it (declared ATOMIC, so the lockset checker's rule too).
+    if (Atomics.load(m, this.vb + VCPU.off.irqLine) || Atomics.load(m, this.vb + VCPU.off.fiqLine)) return true;
     if (!Atomics.load(m, D.initialized)) return false;
     return vcpuHasPendingIrq(this.h, this.v);
   }

@@ -3,7 +3,7 @@
  * ([state, owner], see sync/lock.ts).
  */
 import { vmLayout } from './layout.js';
-import { ATOMIC, atomicRacyRead, initUnder, locked, lockedRacyRead, STATS, VCPU_OWNER, vcpuOwnerRacyRead, type Protection } from './protection.js';
+import { ATOMIC, atomicRacyRead, initUnder, locked, lockedEitherRacyRead, lockedRacyRead, STATS, VCPU_OWNER, vcpuOwnerRacyRead, type Protection } from './protection.js';
 
 const IRQ_LOCKED = locked('irq_lock');
 const ITS_LOCKED = locked('its_lock');
@@ -14,8 +14,14 @@ const ITS_LOCKED = locked('its_lock');
  * ITS lock. A read sees the old or the new value of one aligned word, never a mix.
  */
 const ITS_REG_READ = 'ITS register reads take no ITS lock (vgic_mmio_read_its_*; vgic_its_attr_regs_access holds kvm->lock and every vCPU instead)';
-const CMD_REG = lockedRacyRead(ITS_REG_READ, 'cmd_lock');
-const BASER_REG = lockedRacyRead(ITS_REG_READ, 'its_lock');
+/**
+ * The guest writes the command-queue registers under cmd_lock (vgic_mmio_write_its_cbaser /
+ * _cwriter); userspace writes them with no ITS lock but holding kvm->lock and every vCPU's mutex
+ * (vgic_its_attr_regs_access restoring CBASER/CWRITER/CREADR, vgic_its_reset under
+ * vgic_its_ctrl), which excludes the guest: every MMIO comes from a vCPU inside KVM_RUN.
+ */
+const USERSPACE_ALL_VCPUS = ['kvm->lock', 'all vcpu->mutex'] as const;
+const CMD_REG = lockedEitherRacyRead(ITS_REG_READ, ['cmd_lock'], USERSPACE_ALL_VCPUS);
 /** Fixed once configured: set under config_lock (vgic configuration) or kvm->lock (vCPU/VM creation). */
 const CONFIG_INIT = initUnder('config_lock');
 const KVM_INIT = initUnder('kvm->lock');
@@ -321,17 +327,22 @@ export const ITS = vmLayout('vgic_its', [
   { name: 'itsLock', kind: 'lock', words: 2, doc: 'its->its_lock (mutex): devices, ITEs, collections, translation' },
   { name: 'created', prot: KVM_INIT, doc: '1 once KVM_CREATE_DEVICE made it' },
   { name: 'initialized', prot: KVM_INIT, doc: 'its CTRL_INIT was done (it is registered at its frame)' },
-  // Written under cmd_lock (vgic_mmio_write_its_ctlr), read under its_lock by the MSI path.
-  { name: 'enabled', prot: lockedRacyRead('vgic_its_trigger_msi reads it holding its_lock, not cmd_lock, as the kernel does: a translation racing a disable ends as if before or after it, and the disable then invalidates the cache', 'cmd_lock'), doc: 'GITS_CTLR.Enabled' },
+  // Written under cmd_lock (vgic_mmio_write_its_ctlr) or by vgic_its_reset with every vCPU
+  // locked (no cmd_lock, as CMD_REG); read under its_lock by the MSI path.
+  { name: 'enabled', prot: lockedEitherRacyRead('vgic_its_trigger_msi reads it holding its_lock, not cmd_lock, as the kernel does: a translation racing a disable ends as if before or after it, and the disable then invalidates the cache', ['cmd_lock'], USERSPACE_ALL_VCPUS), doc: 'GITS_CTLR.Enabled' },
   { name: 'abiRev', prot: KVM_INIT, doc: 'table ABI revision (GITS_IIDR.Revision)' },
   { name: 'cbaserLo', prot: CMD_REG, doc: 'GITS_CBASER [31:0]' },
   { name: 'cbaserHi', prot: CMD_REG, doc: 'GITS_CBASER [63:32]' },
   { name: 'creadr', prot: CMD_REG, doc: 'GITS_CREADR offset' },
   { name: 'cwriter', prot: CMD_REG, doc: 'GITS_CWRITER offset' },
-  { name: 'baser0Lo', prot: BASER_REG, doc: 'GITS_BASER0 (device table) [31:0]' },
-  { name: 'baser0Hi', prot: BASER_REG, doc: 'GITS_BASER0 [63:32]' },
-  { name: 'baser1Lo', prot: BASER_REG, doc: 'GITS_BASER1 (collection table) [31:0]' },
-  { name: 'baser1Hi', prot: BASER_REG, doc: 'GITS_BASER1 [63:32]' },
+  // Every access is an Atomics load or store of one half (reg64/setReg64). No ITS lock orders the
+  // writes: vgic_mmio_write_its_baser stores the register with none (its_lock only around
+  // freeing the table when Valid goes), as do the userspace restore (every vCPU locked) and
+  // vgic_its_reset (its_lock).
+  { name: 'baser0Lo', prot: ATOMIC, doc: 'GITS_BASER0 (device table) [31:0]' },
+  { name: 'baser0Hi', prot: ATOMIC, doc: 'GITS_BASER0 [63:32]' },
+  { name: 'baser1Lo', prot: ATOMIC, doc: 'GITS_BASER1 (collection table) [31:0]' },
+  { name: 'baser1Hi', prot: ATOMIC, doc: 'GITS_BASER1 [63:32]' },
   { name: 'cacheHand', prot: ITS_LOCKED, doc: 'next translation-cache slot to replace (round robin)' },
   { name: 'base', prot: KVM_INIT, kind: 'f64', doc: 'frame base (128 KiB), -1 = undefined' },
   { name: 'devices', elem: ITS_DEVICE, words: NR_ITS_DEVICES * ITS_DEVICE.size, doc: 'device table' },

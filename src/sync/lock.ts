@@ -15,7 +15,7 @@
  * Every park is bounded: the waiter wakes every PARK_SLICE_MS to look at the VM's stop word, so a
  * teardown (or a watchdog that found a deadlock) always gets the thread back.
  */
-import { lockdepAcquire } from './lockdep.js';
+import { LockNotHeldError, lockdepAcquire } from './lockdep.js';
 import { LockClass } from './lock-classes.js';
 import { schedPoint, SchedPoint } from './sched.js';
 import type { SyncThread } from './thread.js';
@@ -281,6 +281,15 @@ function lockTimeInc(st: Float64Array, i: number, ns: number): void {
 /** True if this thread holds the lock at word `w` (owner word check; exact for the caller itself). */
 export function holds(t: SyncThread, w: number): boolean {
   return (t.m[w + 1]! & OWNER_HOLDER_MASK) === t.slot + 1;
+}
+
+/**
+ * lockdep_assert_held: throw LockNotHeldError unless this thread holds the lock at `w` (class
+ * `cls`, instance `sub`, for the report). Only in checking mode (`on`: lockdep or lockset
+ * checking), as the kernel's assertion compiles away without CONFIG_LOCKDEP.
+ */
+export function assertHeld(t: SyncThread, on: boolean, w: number, cls: LockClass, sub: number, where: string): void {
+  if (on && !holds(t, w)) throw new LockNotHeldError(t, cls, sub, where);
 }
 
 /**

@@ -20,6 +20,19 @@ export class LockOrderError extends Error {
   }
 }
 
+/**
+ * lockdep_assert_held failed: a function that documents "caller holds X" ran without X. Thrown
+ * at the call, so the stack names the caller that forgot the lock.
+ */
+export class LockNotHeldError extends Error {
+  constructor(t: SyncThread, cls: LockClass, sub: number, where: string) {
+    const held: string[] = [];
+    for (let i = 0; i < Math.min(t.depth, t.heldClass.length); i++) held.push(lockLabel(t.heldClass[i]!, t.heldSub[i]!));
+    super(`WARNING: lockdep_assert_held(${lockLabel(cls, sub)}) failed in ${where}: ${t.name} does not hold it (holding [${held.join(', ')}])`);
+    this.name = 'LockNotHeldError';
+  }
+}
+
 /** Thread names by slot, so reports can say "vcpu1" rather than "slot 2". */
 export function slotName(slot: number, nrVcpuSlots: number): string {
   if (slot === 0) return 'main';

@@ -11,7 +11,7 @@ import { BUG } from './bugs.js';
 import type { Host } from './host.js';
 import { D, dw } from './host.js';
 import { EDGE, LEVEL, resetRecord } from './irq.js';
-import { lockConfig, tryLockConfig, unlockConfig } from './locks.js';
+import { assertConfigLocked, lockConfig, tryLockConfig, unlockConfig } from './locks.js';
 import { vgicV3CheckBase } from './rdist.js';
 
 export const NR_SPIS_DEFAULT = 256 - 32;
@@ -51,6 +51,7 @@ export function resetCpuInterface(h: Host, v: number): void {
 
 /** vgic_init. Caller holds config_lock. */
 export function vgicInit(h: Host): void {
+  assertConfigLocked(h, 'vgic_init');
   const m = h.m;
   if (Atomics.load(m, dw(h, 'initialized'))) return;
   // A vCPU creation in flight (created != online): refuse rather than miss its private IRQs (§12.13).

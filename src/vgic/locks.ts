@@ -6,7 +6,7 @@
  */
 import { DIST, IRQ, ITS, VCPU } from '../shm/layouts.js';
 import { irqOff, itsOff, vcpuOff } from '../shm/vm-memory.js';
-import { acquire, release, SPIN_LIMIT_MUTEX, SPIN_LIMIT_SPINLOCK, tryAcquire } from '../sync/lock.js';
+import { acquire, assertHeld, release, SPIN_LIMIT_MUTEX, SPIN_LIMIT_SPINLOCK, tryAcquire } from '../sync/lock.js';
 import { LockClass } from '../sync/lock-classes.js';
 import { LockSite } from '../sync/lock-sites.js';
 import type { Host } from './host.js';
@@ -60,6 +60,19 @@ export function tryLockVcpuMutex(h: Host, v: number, site: LockSite = LockSite.O
 }
 export function unlockVcpuMutex(h: Host, v: number): void {
   release(h.t, vcpuOff(h.g, v) + VCPU.off.mutex, LockClass.VcpuMutex);
+}
+
+/** Checking mode (lockdep or lockset checking): the lockdep_assert_held assertions are live. */
+function asserting(h: Host): boolean {
+  return h.t.lockdep || !!h.cfg.checkAccess;
+}
+/** lockdep_assert_held(&kvm->lock); `where` names the function for the report. */
+export function assertKvmLocked(h: Host, where: string): void {
+  assertHeld(h.t, asserting(h), h.g.distBase + DIST.off.kvmLock, LockClass.KvmLock, -1, where);
+}
+/** lockdep_assert_held(&kvm->arch.config_lock). */
+export function assertConfigLocked(h: Host, where: string): void {
+  assertHeld(h.t, asserting(h), h.g.distBase + DIST.off.configLock, LockClass.ConfigLock, -1, where);
 }
 
 /** Helper for paths that run a body under one lock pair and must release on throw. */

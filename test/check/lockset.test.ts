@@ -6,20 +6,16 @@
  * only (initialisation) is not checked until a second thread touches it, so the main thread
  * touches every word first.
  */
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createVm, guestFromFunction, type GuestCpu, type Vm } from '../../src/index.js';
 import { accessViolations, AccessViolationError, isChecked, type AccessViolation } from '../../src/check/lockset/index.js';
 import { describeLayout } from '../../src/shm/layout.js';
 import { DIST, IRQ, IRQFD, ITS, PHYS_IRQ, ROUTE, VCPU } from '../../src/shm/layouts.js';
 import { driverSlot, irqOff, vcpuOff } from '../../src/shm/vm-memory.js';
+import { inWorker } from './lockset-steps.js';
 import { makeHost } from '../../src/vgic/host.js';
 import { lockIrq, unlockIrq } from '../../src/vgic/locks.js';
 import { build, expectErrno, runAll, within } from '../helpers.js';
-
-const WORKER_URL = new URL('./lockset-worker.mjs', import.meta.url);
-
-type Step = { op: 'write' | 'atomic'; word: number; value: number } | { op: 'read'; word: number } | { op: 'lockIrq' | 'unlockIrq'; r: number } | { op: 'lockMutex' | 'unlockMutex'; v: number };
 
 let vms: Vm[] = [];
 afterEach(async () => {
@@ -37,22 +33,6 @@ function checkedVm(locking: 'fine' | 'global' = 'fine'): Vm {
 /** Record of SPI `intid` and the word of its field. */
 const spi = (vm: Vm, intid: number): number => vm.geometry.spiRecordBase + intid - 32;
 const irqWord = (vm: Vm, intid: number, f: keyof typeof IRQ.off): number => irqOff(vm.geometry, spi(vm, intid)) + IRQ.off[f];
-
-/** Main touches each word first (so it is shared once the worker does), then the worker runs `steps`. */
-async function inWorker(vm: Vm, touch: readonly number[], steps: readonly Step[]): Promise<void> {
-  for (const w of touch) void Atomics.load(vm.host.m, w);
-  const ti = vm.threadInit();
-  const worker = new Worker(WORKER_URL, { workerData: { buffers: ti.buffers, cfg: ti.cfg, slot: driverSlot(vm.geometry), steps } });
-  try {
-    const msg = await within(new Promise<{ done?: true; error?: string }>((res, rej) => {
-      worker.once('message', res);
-      worker.once('error', rej);
-    }), 10_000, 'the lockset worker');
-    expect(msg.error).toBeUndefined();
-  } finally {
-    await worker.terminate();
-  }
-}
 
 function reports(vm: Vm): readonly AccessViolation[] {
   return accessViolations(vm.host)!.reports;

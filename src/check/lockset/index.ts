@@ -9,7 +9,7 @@ import type { Finding } from '../../stress/findings.js';
 import type { VmGeometry } from '../../shm/vm-memory.js';
 import type { SyncThread } from '../../sync/thread.js';
 import type { Host, SharedVmConfig } from '../../vgic/host.js';
-import type { AccessCtx } from './check.js';
+import { freshState, type AccessCtx } from './check.js';
 import { regionTable } from './regions.js';
 import { formatViolation, readReports, reportSink, resetAccessState, type AccessViolations } from './reports.js';
 import { checkedView } from './view.js';
@@ -34,12 +34,14 @@ export function checkedViews(g: VmGeometry, cfg: SharedVmConfig, access: SharedA
 
 /**
  * A record is (re)allocated: the kernel would kzalloc a fresh one (an SPI table at vgic_init, an
- * LPI, a device's line); nobody else can reach it until it is published, so its words start
- * exclusive to this thread again (Eraser's state of new memory). Init paths only; free when off.
+ * LPI, an ITE, a device's line, a vCPU); nobody else can reach it until it is published, so its
+ * words become FRESH for this thread: its initialisation is not checked at all (not even the
+ * writes check.ts checks while a vCPU is online), until another thread touches a word, which
+ * makes it shared and checked again. Init paths only; free when off.
  */
 export function accessRecycled(h: Host, first: number, words: number): void {
   if (!h.buf.access) return;
-  new Int32Array(h.buf.access, 0, h.g.stateWords).fill(h.t.slot + 1, first, first + words);
+  new Int32Array(h.buf.access, 0, h.g.stateWords).fill(freshState(h.t.slot), first, first + words);
 }
 
 /** Every violation recorded so far on any thread of the VM (null: checking is off). */

@@ -29,6 +29,8 @@ export interface LockReq {
   readonly abs: number;
   /** irq_lock / ap_list_lock: dist->lock stands for it in `locking: 'global'`. */
   readonly vgicLock: boolean;
+  /** `all vcpu->mutex`: every online vCPU's mutex (lock_all_vcpus). */
+  readonly allVcpus: boolean;
 }
 
 export interface FieldInfo {
@@ -43,7 +45,17 @@ export interface FieldInfo {
   readonly rule: Rule;
   /** Lock rules: the locks, in declaration order (writes hold all, reads any). Seqlock/init: the writers. */
   readonly locks: readonly LockReq[];
+  /** Lock rules: the alternative set a write may hold instead (Protection.orLocks), or empty. */
+  readonly orLocks: readonly LockReq[];
   readonly racyRead: boolean;
+  /**
+   * A write is checked even while the word is exclusive to one thread, once other threads can
+   * reach the record (a vCPU is online): the field is guarded by a sleeping lock (kvm->lock,
+   * config_lock, vcpu->mutex, its_lock, cmd_lock) or by owner(vcpu), whose writers are mostly the
+   * VMM thread alone, so Eraser's "second thread" never comes and a write that forgot the lock
+   * would never be seen.
+   */
+  readonly checkWrites: boolean;
 }
 
 export interface RegionTable {
@@ -59,6 +71,7 @@ const CLASS_OF: Record<LockName, LockClass> = {
   'irq_lock': LockClass.IrqLock,
   'ap_list_lock': LockClass.ApListLock,
   'vcpu->mutex': LockClass.VcpuMutex,
+  'all vcpu->mutex': LockClass.VcpuMutex,
   'kvm->lock': LockClass.KvmLock,
   'config_lock': LockClass.ConfigLock,
   'its_lock': LockClass.ItsLock,
@@ -68,7 +81,7 @@ const CLASS_OF: Record<LockName, LockClass> = {
 
 function resolveLock(name: LockName, top: Layout<string>, g: VmGeometry): LockReq {
   const cls = CLASS_OF[name];
-  const mk = (rel: number, abs: number): LockReq => ({ name, cls, rel, abs, vgicLock: name === 'irq_lock' || name === 'ap_list_lock' });
+  const mk = (rel: number, abs: number): LockReq => ({ name, cls, rel, abs, vgicLock: name === 'irq_lock' || name === 'ap_list_lock', allVcpus: name === 'all vcpu->mutex' });
   switch (name) {
     case 'kvm->lock': return mk(-1, g.distBase + DIST.off.kvmLock);
     case 'config_lock': return mk(-1, g.distBase + DIST.off.configLock);
@@ -82,6 +95,8 @@ function resolveLock(name: LockName, top: Layout<string>, g: VmGeometry): LockRe
       // vCPU writes, as KVM_SET_ONE_REG writes the VM's counter offset), like ap_list_lock in an
       // IRQ record.
       return mk(top === VCPU ? VCPU.off.mutex : -1, -1);
+    case 'all vcpu->mutex':
+      return mk(-1, -1);
     case 'its_lock':
     case 'cmd_lock':
       if (top !== ITS) throw new Error(`lockset: ${top.name} names ${name} outside an ITS record`);
@@ -98,6 +113,13 @@ function ruleOf(p: Protection): Rule {
     case 'init': return Rule.Init;
     case 'stats': return Rule.Stats;
   }
+}
+
+/** The sleeping locks: a field they guard is written mostly by the VMM thread (FieldInfo.checkWrites). */
+const MUTEX_CLASSES: ReadonlySet<LockClass> = new Set([LockClass.KvmLock, LockClass.ConfigLock, LockClass.VcpuMutex, LockClass.ItsLock, LockClass.ItsCmdLock]);
+
+function checksWrites(rule: Rule, locks: readonly LockReq[]): boolean {
+  return rule === Rule.OwnerVcpu || locks.some((l) => MUTEX_CLASSES.has(l.cls));
 }
 
 function locksOf(p: Protection): readonly LockName[] {
@@ -123,10 +145,13 @@ function buildTable(g: VmGeometry): RegionTable {
     const add = (name: string, prot: Protection | undefined, parent: FieldInfo['parent'], offset: number, words: number): void => {
       if (!prot) throw new Error(`lockset: ${top.name}.${name} declares no protection`);
       const id = fields.length;
+      const rule = ruleOf(prot);
+      const locks = locksOf(prot).map((n) => resolveLock(n, top, g));
+      const orLocks = (prot.by === 'lock' ? prot.orLocks ?? [] : []).map((n) => resolveLock(n, top, g));
       fields.push({
-        id, top, segStart: start, parent, name, prot, rule: ruleOf(prot),
-        locks: locksOf(prot).map((n) => resolveLock(n, top, g)),
+        id, top, segStart: start, parent, name, prot, rule, locks, orLocks,
         racyRead: 'racyRead' in prot && !!prot.racyRead,
+        checkWrites: checksWrites(rule, [...locks, ...orLocks]),
       });
       ids.push({ id, offset, words });
     };
