@@ -115,7 +115,9 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'parked', prot: ATOMIC, doc: '1 while asleep in Atomics.wait on `wake`' },
   { name: 'pause', prot: ATOMIC, doc: 'kvm_arm_halt_guest: paused' },
   { name: 'signal', prot: ATOMIC, doc: 'signal for the vCPU thread: 0 none, 1 pending, 2 KVM_RUN returned -EINTR and the thread waits in userspace for resume (SIG_*)' },
-  { name: 'ranOnce', prot: VCPU_OWNER, doc: 'has entered KVM_RUN once' },
+  // The kernel's KVM_ARCH_FLAG_HAS_RAN_ONCE, set under config_lock (kvm_arch_vcpu_run_pid_change)
+  // and tested with test_bit: per vCPU here, by its own thread, still under config_lock.
+  { name: 'ranOnce', prot: lockedRacyRead('kvm_vm_has_ran_once is a test_bit without the lock; the vCPU re-reads its own flag at each KVM_RUN, and vgic_create reads it holding config_lock', 'config_lock'), doc: 'has entered KVM_RUN once' },
   { name: 'vcpuId', prot: KVM_INIT, doc: "vcpu_id: the id userspace chose at KVM_CREATE_VCPU (this record's index is vcpu_idx, the creation order)" },
   { name: 'mpidr', prot: KVM_INIT, doc: 'affinity Aff2.Aff1.Aff0, from vcpu_id (reset_mpidr)' },
   { name: 'irqLine', prot: ATOMIC, doc: 'KVM_IRQ_LINE CPU type: virtual IRQ line' },
