@@ -173,7 +173,7 @@ export const DIST = vmLayout('vgic_dist', [
   // Writes are Atomics everywhere; v3 also takes config_lock (vgic_mmio_write_v3_misc), v2 does
   // not (vgic_mmio_write_v2_misc): so the rule is 'atomic', not config_lock.
   { name: 'enabled', prot: atomicRacyRead('the pending oracle reads dist->enabled without a lock (vgic_target_oracle, vgic_kick_vcpus): enabling kicks every vCPU with work queued, so a stale 0 is redone'), doc: 'distributor enable (GICD_CTLR)' },
-  { name: 'activeSpis', prot: ATOMIC, doc: 'mainline: SPIs in flight (dist->active_spis); non-zero sets TDIR everywhere' },
+  { name: 'activeSpis', prot: atomicRacyRead('the flush reads it plainly, as the kernel\'s atomic_read() in vgic_v3_configure_hcr is a plain load: only a hint for TDIR; the 0 -> 1 change kicks every vCPU after a request (kickAllVcpus), so a stale 0 is re-read at the re-flush, and a stale non-zero costs one needless DIR trap'), doc: 'mainline: SPIs in flight (dist->active_spis); non-zero sets TDIR everywhere' },
   { name: 'nrSpis', prot: CONFIG_INIT, doc: 'number of SPIs (NR_IRQS - 32), 0 until chosen' },
   { name: 'implRev', prot: CONFIG_INIT, doc: 'GICD_IIDR revision' },
   { name: 'v2GroupsUserWritable', prot: CONFIG_INIT, doc: 'IIDR was written by userspace (v2)' },
