@@ -101,7 +101,7 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'apHead', prot: lockedRacyRead('list_empty() peeks (vgic_flush_hwstate, kvm_vgic_sync_hwstate bail out without the lock): an injector links, then kicks, so the vCPU looks again', 'ap_list_lock'), doc: 'ap_list head record index, -1 if empty' },
   { name: 'apTail', prot: locked('ap_list_lock'), doc: 'ap_list tail record index, -1 if empty' },
   { name: 'created', prot: KVM_INIT, doc: '1 once KVM_CREATE_VCPU finished' },
-  { name: 'mode', prot: ATOMIC, doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
+  { name: 'mode', prot: atomicRacyRead('the guest instruction boundary polls it plainly (GuestCpu.b): the CPU taking the kick IPI; a stale IN_GUEST_MODE delays the exit to a later boundary, and the exit re-reads nothing through it'), doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
   { name: 'entering', prot: ATOMIC, doc: '1 from the request check before a flush until IN_GUEST_MODE (halt waits for it)' },
   { name: 'requests', prot: ATOMIC, doc: 'KVM_REQ_* bitmap' },
   { name: 'blocked', prot: ATOMIC, doc: '1 while in kvm_vcpu_block (WFI)' },
