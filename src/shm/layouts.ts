@@ -165,7 +165,7 @@ export const DIST = vmLayout('vgic_dist', [
   { name: 'distLock', kind: 'lock', words: 2, doc: "2014 design's dist->lock; used in locking: 'global'" },
   { name: 'stop', prot: ATOMIC, doc: 'teardown: non-zero once the VM is being destroyed' },
   { name: 'stopSeq', prot: ATOMIC, doc: 'history seq + 1 at the first stopVmNow (0: none): where the part of a run its schedule decides ends' },
-  { name: 'dead', prot: atomicRacyRead('kvm->vm_dead is read plainly at KVM_RUN entry, as kvm_vcpu_ioctl does: a stale 0 lets one more call in, which teardown stops anyway'), doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
+  { name: 'dead', prot: atomicRacyRead('kvm->vm_dead is read plainly at KVM_RUN entry and at every VM or vCPU ioctl (checkVmUsable, KVM_IRQ_LINE), as kvm_vcpu_ioctl and kvm_vm_ioctl do: a stale 0 lets one more call in, which teardown stops anyway'), doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
   { name: 'model', prot: CONFIG_INIT, doc: '0 = none, 2 = GICv2, 3 = GICv3' },
   { name: 'inKernel', prot: CONFIG_INIT, doc: 'a vgic device was created' },
   { name: 'initialized', prot: CONFIG_INIT, doc: 'vgic_init done' },
