@@ -51,7 +51,39 @@ export interface ThroughputResult {
   samples: number[];
   /** Interrupts injected (and acknowledged) in all measured windows. */
   total: number;
+  /**
+   * vCPU work per acknowledged interrupt over the measured windows, all vCPUs summed: what a
+   * change in interrupts/s is made of (fewer exits per interrupt, or cheaper ones).
+   */
+  perIrq?: PerIrq;
   error?: string;
+}
+
+/** Counters of all vCPUs over the measured windows, divided by the interrupts acknowledged. */
+export interface PerIrq {
+  /** Guest entries (KVM_RUN inner-loop entries, each one flush). */
+  entries: number;
+  /** Exits for a kick (mode flipped to EXITING by an injector): the kicks that landed. */
+  kicks: number;
+  /** Exits for a maintenance interrupt. */
+  maintenance: number;
+  /** Exits of every reason (kicks, maintenance, trapped MMIO/sysregs, WFI ...). */
+  exits: number;
+  /** WFI exits (WFI guests: each is one block, polled or parked). */
+  wfi: number;
+}
+
+function counterTotals(vm: Vm): PerIrq {
+  const t: PerIrq = { entries: 0, kicks: 0, maintenance: 0, exits: 0, wfi: 0 };
+  for (const v of vm.vcpus) {
+    const s = v.stats();
+    t.entries += s.entries;
+    t.kicks += s.exits.irq;
+    t.maintenance += s.exits.maintenance;
+    t.exits += Object.values(s.exits).reduce((a, b) => a + b, 0);
+    t.wfi += s.exits.wfi;
+  }
+  return t;
 }
 
 export interface LatencyResult {
@@ -142,8 +174,10 @@ export async function throughput(source: Source, wait: Wait, vcpus: number, seco
       } else fds[i]!.write(1n);
     };
     const sent = new Int32Array(IN_FLIGHT);
+    let c0: PerIrq | null = null;
     // Warm-up window, then `reps` measured windows; the credit rule holds across them.
     for (let r = 0; r <= reps; r++) {
+      if (r === 1) c0 = counterTotals(vm);
       const ack0 = ackIdx.reduce((s, k) => s + Atomics.load(ram, k), 0);
       const t0 = performance.now();
       const end = t0 + seconds * 1000;
@@ -173,6 +207,12 @@ export async function throughput(source: Source, wait: Wait, vcpus: number, seco
         res.samples.push(acked / dt);
         res.total += acked;
       }
+    }
+    // Read before the drain below, as close to the last window's end as the acks were.
+    const c1 = counterTotals(vm);
+    if (c0 && res.total > 0) {
+      const k = Object.keys(c1) as (keyof PerIrq)[];
+      res.perIrq = Object.fromEntries(k.map((n) => [n, (c1[n] - c0![n]) / res.total])) as unknown as PerIrq;
     }
     // Exact accounting: every injection was acknowledged once, none twice.
     try {

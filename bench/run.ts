@@ -98,6 +98,11 @@ say(table(['source', 'guests', 'vCPUs', 'interrupts/s (median)', 'windows', 'ns 
   r.perSecond ? ns(1e9 / r.perSecond) : '-', r.perSecond ? ratio(1e9 / r.perSecond / base.busyPoll.ns) : '-', r.oversubscribed ? 'oversubscribed' : '',
 ])));
 for (const r of dp) if (r.error) say(`FAILED throughput ${r.source}/${r.wait}/${r.vcpus}: ${r.error}`);
+// Issue 11 (c): what one interrupt costs the vCPUs, so that a change in interrupts/s can be explained.
+say('Per acknowledged interrupt, all vCPUs, measured windows: guest entries, exits for a kick (the kicks that landed), for maintenance, for WFI, and of any reason.');
+say(table(['source', 'guests', 'vCPUs', 'entries', 'kick exits', 'maint exits', 'wfi exits', 'all exits'], dp.filter((r) => r.perIrq).map((r) => [
+  r.source, r.wait, String(r.vcpus), ...[r.perIrq!.entries, r.perIrq!.kicks, r.perIrq!.maintenance, r.perIrq!.wfi, r.perIrq!.exits].map((x) => x.toFixed(2)),
+])));
 const wake = await wakeLatency(quick ? 300 : 1000);
 const lat: LatencyResult[] = [];
 for (const n of ['fast-running', 'fast-wfi', 'slow-worker'] as const) lat.push(await irqfdLatency(n, quick ? 500 : 2000));

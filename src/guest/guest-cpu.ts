@@ -107,7 +107,11 @@ export class GuestCpu {
     // The architected timer's output raises the host PPI (one compare while no timer is armed).
     const dl = this.f[this.dlIdx]!;
     if (dl !== Infinity && dl <= physCounter(this.h)) this.r.timerIrq();
-    if (this.cif.maint || Atomics.load(this.m, this.modeIdx) !== IN_GUEST_MODE) this.r.exitForInterrupt();
+    // A plain load: this is the CPU noticing the kick's IPI, not a kernel access, and nothing read
+    // after it depends on it (the exit publishes OUTSIDE_GUEST_MODE and reads requests with
+    // Atomics). A stale IN_GUEST_MODE only takes the IPI at a later boundary, as a late IPI would;
+    // the Atomics call it replaces was a builtin call at every guest instruction (layouts.ts, mode).
+    if (this.cif.maint || this.m[this.modeIdx] !== IN_GUEST_MODE) this.r.exitForInterrupt();
     if (this.irqOn && this.cif.pendHint > 0) this.takeIrq();
     // An eligible step (in guest mode, IRQs unmasked, not in the handler) after taking what the
     // CPU interface signalled: whatever is still deliverable has waited one more step.

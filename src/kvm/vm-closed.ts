@@ -18,5 +18,6 @@ export function markVmClosed(h: Host): void {
 /** EBADF once destroyed, EIO once dead; `call` names the ioctl or method in the message. */
 export function checkVmUsable(h: Host, call: string): void {
   if (closed.has(h)) kvmErr('EBADF', `${call}: the VM was destroyed (vm.destroy())`);
-  if (Atomics.load(h.m, D.dead)) kvmErr('EIO', `${call}: the VM is dead`);
+  // Plain read, as kvm_vm_ioctl reads kvm->vm_dead (DIST.dead's racy read): every ioctl passes here.
+  if (h.m[D.dead]) kvmErr('EIO', `${call}: the VM is dead`);
 }

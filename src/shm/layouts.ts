@@ -107,7 +107,7 @@ export const VCPU = vmLayout('vcpu', [
   { name: 'apHead', prot: lockedRacyRead('list_empty() peeks (vgic_flush_hwstate, kvm_vgic_sync_hwstate bail out without the lock): an injector links, then kicks, so the vCPU looks again', 'ap_list_lock'), doc: 'ap_list head record index, -1 if empty' },
   { name: 'apTail', prot: locked('ap_list_lock'), doc: 'ap_list tail record index, -1 if empty' },
   { name: 'created', prot: KVM_INIT, doc: '1 once KVM_CREATE_VCPU finished' },
-  { name: 'mode', prot: ATOMIC, doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
+  { name: 'mode', prot: atomicRacyRead('the guest instruction boundary polls it plainly (GuestCpu.b): the CPU taking the kick IPI; a stale IN_GUEST_MODE delays the exit to a later boundary, and the exit re-reads nothing through it'), doc: 'OUTSIDE / IN_GUEST / EXITING_GUEST_MODE (Dekker pair with requests)' },
   { name: 'entering', prot: ATOMIC, doc: '1 from the request check before a flush until IN_GUEST_MODE (halt waits for it)' },
   { name: 'requests', prot: ATOMIC, doc: 'KVM_REQ_* bitmap' },
   { name: 'blocked', prot: ATOMIC, doc: '1 while in kvm_vcpu_block (WFI)' },
@@ -173,7 +173,7 @@ export const DIST = vmLayout('vgic_dist', [
   { name: 'distLock', kind: 'lock', words: 2, doc: "2014 design's dist->lock; used in locking: 'global'" },
   { name: 'stop', prot: ATOMIC, doc: 'teardown: non-zero once the VM is being destroyed' },
   { name: 'stopSeq', prot: ATOMIC, doc: 'history seq + 1 at the first stopVmNow (0: none): where the part of a run its schedule decides ends' },
-  { name: 'dead', prot: atomicRacyRead('kvm->vm_dead is read plainly at KVM_RUN entry, as kvm_vcpu_ioctl does: a stale 0 lets one more call in, which teardown stops anyway'), doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
+  { name: 'dead', prot: atomicRacyRead('kvm->vm_dead is read plainly at KVM_RUN entry and at every VM or vCPU ioctl (checkVmUsable, KVM_IRQ_LINE), as kvm_vcpu_ioctl and kvm_vm_ioctl do: a stale 0 lets one more call in, which teardown stops anyway'), doc: 'KVM_REQ_VM_DEAD was raised: every ioctl fails with EIO' },
   { name: 'model', prot: CONFIG_INIT, doc: '0 = none, 2 = GICv2, 3 = GICv3' },
   { name: 'inKernel', prot: CONFIG_INIT, doc: 'a vgic device was created' },
   { name: 'initialized', prot: CONFIG_INIT, doc: 'vgic_init done' },
@@ -181,7 +181,7 @@ export const DIST = vmLayout('vgic_dist', [
   // Writes are Atomics everywhere; v3 also takes config_lock (vgic_mmio_write_v3_misc), v2 does
   // not (vgic_mmio_write_v2_misc): so the rule is 'atomic', not config_lock.
   { name: 'enabled', prot: atomicRacyRead('the pending oracle reads dist->enabled without a lock (vgic_target_oracle, vgic_kick_vcpus): enabling kicks every vCPU with work queued, so a stale 0 is redone'), doc: 'distributor enable (GICD_CTLR)' },
-  { name: 'activeSpis', prot: ATOMIC, doc: 'mainline: SPIs in flight (dist->active_spis); non-zero sets TDIR everywhere' },
+  { name: 'activeSpis', prot: atomicRacyRead('the flush reads it plainly, as the kernel\'s atomic_read() in vgic_v3_configure_hcr is a plain load: only a hint for TDIR; the 0 -> 1 change kicks every vCPU after a request (kickAllVcpus), so a stale 0 is re-read at the re-flush, and a stale non-zero costs one needless DIR trap'), doc: 'mainline: SPIs in flight (dist->active_spis); non-zero sets TDIR everywhere' },
   { name: 'nrSpis', prot: CONFIG_INIT, doc: 'number of SPIs (NR_IRQS - 32), 0 until chosen' },
   { name: 'implRev', prot: CONFIG_INIT, doc: 'GICD_IIDR revision' },
   { name: 'v2GroupsUserWritable', prot: CONFIG_INIT, doc: 'IIDR was written by userspace (v2)' },

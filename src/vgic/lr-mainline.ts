@@ -51,7 +51,8 @@ export function flushEmptyMainline(m: Int32Array, vb: number): number {
   m[vb + VCPU.off.uie] = 0;
   m[vb + VCPU.off.npie] = 0;
   m[vb + VCPU.off.lrenpie] = 0;
-  m[vb + VCPU.off.tdir] = Atomics.load(m, D.activeSpis) !== 0 ? 1 : 0;
+  // Plain load (atomic_read): a hint, racy by design (layouts.ts, DIST.activeSpis).
+  m[vb + VCPU.off.tdir] = m[D.activeSpis] !== 0 ? 1 : 0;
   return 0;
 }
 
@@ -107,7 +108,7 @@ export function flushLrsMainline(h: Host, v: number): number {
   m[vb + VCPU.off.uie] = outside ? 1 : 0;
   m[vb + VCPU.off.npie] = nrPend > nrLr ? 1 : 0;
   m[vb + VCPU.off.lrenpie] = activeOutside ? 1 : 0;
-  m[vb + VCPU.off.tdir] = activeOutside || Atomics.load(m, D.activeSpis) !== 0 ? 1 : 0;
+  m[vb + VCPU.off.tdir] = activeOutside || m[D.activeSpis] !== 0 ? 1 : 0;
   unlockApList(h, v);
   return count;
 }
