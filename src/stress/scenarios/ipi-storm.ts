@@ -1,7 +1,8 @@
 /**
  * IPI storm: every vCPU sends SGIs to the others and spins (in guest mode, never exiting on its
- * own) until each is acknowledged. Each sender uses its own SGI number, so the credit per
- * (sender, target) pair is exact. Many injectors, no voluntary exits: a lost kick hangs a sender.
+ * own) until each is acknowledged, to one target or, one time in four, to all the others at once
+ * (the broadcast form). Each sender uses its own SGI number, so the credit per (sender, target)
+ * pair is exact. Many injectors, no voluntary exits: a lost kick hangs a sender.
  */
 import type { GuestCpu } from '../../guest/guest-cpu.js';
 import { deriveSeed, Prng } from '../../sched/prng.js';
@@ -26,14 +27,19 @@ export function guest(cpu: GuestCpu, a: ScenarioArgs): void {
   const prng = new Prng(deriveSeed(a.seed, 100 + cpu.id));
   while (cpu.load(SRAM.READY) < n) cpu.relax();
   const sent = new Array<number>(n).fill(0);
+  const others = Array.from({ length: n }, (_, t) => t).filter((t) => t !== cpu.id);
   for (let i = 0; i < a.iterations && n > 1; i++) {
-    let t = prng.int(n - 1);
-    if (t >= cpu.id) t++;
+    // One in four is a broadcast to every other vCPU (ICC_SGI1R_EL1.IRM, GICD_SGIR's
+    // TargetListFilter "all but self"), the rest go to one target.
+    const broadcast = prng.chance(0.25);
+    const targets = broadcast ? others : [others[prng.int(others.length)]!];
     const sgi = cpu.id & 15;
-    sent[t]!++;
-    cpu.add(SRAM.SGI_SENT + 16 * t + sgi, 1);
-    cpu.sendSgi(sgi, [t]);
-    while (cpu.load(SRAM.SGI_ACKS + 16 * t + sgi) < sent[t]!) cpu.relax();
+    for (const t of targets) {
+      sent[t]!++;
+      cpu.add(SRAM.SGI_SENT + 16 * t + sgi, 1);
+    }
+    cpu.sendSgi(sgi, broadcast ? 'others' : targets);
+    for (const t of targets) while (cpu.load(SRAM.SGI_ACKS + 16 * t + sgi) < sent[t]!) cpu.relax();
   }
   cpu.add(DONE, 1);
   spinForever(cpu);
