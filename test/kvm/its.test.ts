@@ -436,8 +436,23 @@ function injectorFailure(vm: Vm): Error | null {
 /**
  * Every LPI record is consistent with the ITS tables: no negative count, a count of 0 means freed
  * (intid 0), and with nothing pending or queued the count is exactly ITEs + cache entries.
+ *
+ * At rest, so polled (bounded): a barrier's sentinel is counted by the guest's handler at IAR,
+ * while its vCPU may still be folding it, and the fold holds a reference of its own for the while
+ * (vgic_get_vcpu_irq): the full suite under load once saw "refcount 4, expected 3" there. A leaked
+ * or missing reference persists and fails with the last state.
  */
-function checkLpiRecords(vm: Vm): void {
+async function checkLpiRecords(vm: Vm): Promise<void> {
+  let bad = lpiRecordProblems(vm);
+  const deadline = Date.now() + T;
+  while (bad.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1));
+    bad = lpiRecordProblems(vm);
+  }
+  expect(bad, bad.slice(0, 20).join('\n')).toEqual([]);
+}
+
+function lpiRecordProblems(vm: Vm): string[] {
   const iteRefs = new Map<number, number>();
   for (const e of ites(vm)) iteRefs.set(e.intid, (iteRefs.get(e.intid) ?? 0) + 1);
   const cacheRefs = new Map<number, number>();
@@ -457,7 +472,7 @@ function checkLpiRecords(vm: Vm): void {
   for (const c of cacheEntries(vm)) {
     if (map.get(key(c.devid, c.ev)) !== c.intid) bad.push(`cache (${c.devid}, ${c.ev}) -> LPI ${c.intid}, but the ITE maps ${map.get(key(c.devid, c.ev)) ?? 'nothing'}`);
   }
-  expect(bad, bad.slice(0, 20).join('\n')).toEqual([]);
+  return bad;
 }
 
 interface WorkerResult {
@@ -793,7 +808,7 @@ describe('ITS commands against live LPIs', () => {
     await t.barrier(0);
     expect(t.acks(A)).toBe(1);
     expect(t.acks(A + 20)).toBe(1);
-    checkLpiRecords(vm);
+    await checkLpiRecords(vm);
     expect(run.error).toBeUndefined();
   });
 
@@ -819,7 +834,7 @@ describe('ITS commands against live LPIs', () => {
     await waitFor(() => lpiRec(vm, B).refcount === 0 && lpiRec(vm, B).intid === 0, T, `LPI ${B}'s record to be freed after the prune (now ${JSON.stringify(lpiRec(vm, B))})`, run);
     await t.barrier(1);
     expect(t.acks(B)).toBe(1);
-    checkLpiRecords(vm);
+    await checkLpiRecords(vm);
     expect(run.error).toBeUndefined();
   });
 
@@ -880,7 +895,7 @@ describe('ITS commands against live LPIs', () => {
     await t.barrier(0);
     await t.barrier(1);
     expect(t.lpiAcksOn(0) + t.lpiAcksOn(1), 'no other LPI was delivered').toBe(4);
-    checkLpiRecords(vm);
+    await checkLpiRecords(vm);
     expect(run.error).toBeUndefined();
   });
 
@@ -927,7 +942,7 @@ describe('ITS commands against live LPIs', () => {
     await waitIrqfd(vm, fd, (c) => c.fastInjections + c.slowInjections === 2, 'the irqfd counts', run);
     expect(irqfdInfo(vm, fd)).toMatchObject({ consumed: 4, dropped: 2 });
     expect(t.lpiAcksOn(1)).toBe(4);
-    checkLpiRecords(vm);
+    await checkLpiRecords(vm);
     expect(run.error).toBeUndefined();
   });
 
@@ -951,7 +966,7 @@ describe('ITS commands against live LPIs', () => {
     await creditMsi(t, 1, 1, B, 'after EnableLPIs was set again');
     expect(t.acks(B)).toBe(before + 1);
     await waitFor(() => lpiRec(vm, B).vcpu === -1, T, `LPI ${B} to be pruned`, run);
-    checkLpiRecords(vm);
+    await checkLpiRecords(vm);
     expect(run.error).toBeUndefined();
   });
 });
@@ -1165,7 +1180,7 @@ describe('ITS concurrency with real threads', () => {
     expect(s1.delivered + s1.dropped).toBe(s1.sent);
     expect(t.vcpuAcks(0) + t.vcpuAcks(1), 'per-vCPU acks add up').toBe(poolAcks(0) + poolAcks(1) + poolAcks(2));
     // LPI records: none negative, every unreferenced one freed, the rest exactly ITEs + cache.
-    checkLpiRecords(vm);
+    await checkLpiRecords(vm);
     // The final mapping: each event maps its stream's current INTID.
     const m = new Map(ites(vm).map((e) => [key(e.devid, e.ev), e.intid]));
     for (const [s, st] of S.entries()) expect(m.get(key(st.devid, st.ev)), `${st.name}: mapped INTID`).toBe(intidOf(s));
